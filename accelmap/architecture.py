@@ -1,0 +1,344 @@
+"""Architectures: storage levels from DRAM inward, a PE mesh, and a compute unit.
+
+Read from Timeloop v0.3 ``subtree`` YAML with the Accelergy ERT (energy per action) and ART
+(area) tables. Without an ERT/ART, energies and areas come from
+:mod:`accelmap.energy_table`, which scales with capacity, width and technology node.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from accelmap.errors import AccelmapError
+from accelmap.yamlio import load_yaml
+
+_COMPUTE_CLASSES = ("intmac", "fpmac", "mac", "compute", "bitwise", "adder")
+_INSTANCES = re.compile(r"^(?P<base>.*)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
+
+
+@dataclass(frozen=True)
+class StorageLevel:
+    """One storage level. Capacities in words, bandwidths in words/cycle per instance.
+
+    ``read_energy``/``write_energy`` are pJ per access of one block (``block_size`` words);
+    ``area`` is um^2 per instance. ``None`` capacity or bandwidth means unlimited.
+    """
+
+    name: str
+    cls: str
+    capacity: int | None
+    word_bits: int
+    block_size: int
+    instances: int
+    mesh_x: int
+    read_bw: float | None
+    write_bw: float | None
+    read_energy: float
+    write_energy: float
+    area: float
+    path: str = ""
+    energy_source: str = "ERT"
+
+    @property
+    def mesh_y(self) -> int:
+        return self.instances // self.mesh_x
+
+
+@dataclass(frozen=True)
+class ComputeUnit:
+    name: str
+    cls: str
+    instances: int
+    mesh_x: int
+    energy: float  # pJ per MAC (Accelergy mac_random)
+    area: float  # um^2 per instance
+    word_bits: int = 16
+    path: str = ""
+
+    @property
+    def mesh_y(self) -> int:
+        return self.instances // self.mesh_x
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    levels: tuple[StorageLevel, ...]  # outermost (DRAM) first
+    compute: ComputeUnit
+    technology_nm: float = 45.0
+    clock_ghz: float = 1.0
+
+    def level_index(self, name: str) -> int:
+        for i, lv in enumerate(self.levels):
+            if lv.name == name:
+                return i
+        raise AccelmapError(f"unknown storage level '{name}'; expected one of {[lv.name for lv in self.levels]}")
+
+    @property
+    def level_names(self) -> tuple[str, ...]:
+        return tuple(lv.name for lv in self.levels)
+
+    def fanout(self, i: int) -> tuple[int, int]:
+        """(X, Y) fanout from level ``i`` to the next level in (or to the compute units)."""
+        inner = self.levels[i + 1] if i + 1 < len(self.levels) else self.compute
+        outer = self.levels[i]
+        fx = max(1, inner.mesh_x // max(1, outer.mesh_x))
+        fy = max(1, inner.mesh_y // max(1, outer.mesh_y))
+        return fx, fy
+
+    @property
+    def area_um2(self) -> float:
+        return sum(lv.area * lv.instances for lv in self.levels) + self.compute.area * self.compute.instances
+
+    def with_level(self, name: str, **changes: Any) -> "Architecture":
+        i = self.level_index(name)
+        levels = list(self.levels)
+        levels[i] = replace(levels[i], **changes)
+        return replace(self, levels=tuple(levels))
+
+
+# ---- Accelergy tables --------------------------------------------------------------------
+
+def _table_key(path: str) -> str:
+    return path.split(".")[-1]
+
+
+def read_ert(path: str | Path | None) -> dict[str, dict[str, float]]:
+    """Component path -> action -> energy (pJ), the max over argument variants."""
+    if path is None:
+        return {}
+    src = str(path)
+    doc = load_yaml(path)
+    ert = doc.get("ERT") if isinstance(doc, dict) else None
+    if not isinstance(ert, dict) or not isinstance(ert.get("tables"), list):
+        raise AccelmapError("expected an 'ERT' mapping with a 'tables' list", file=src, field="ERT.tables")
+    out: dict[str, dict[str, float]] = {}
+    for i, table in enumerate(ert["tables"]):
+        name = table.get("name")
+        if not name:
+            raise AccelmapError("missing component name", file=src, field=f"ERT.tables[{i}].name")
+        acts: dict[str, float] = {}
+        for a in table.get("actions", []) or []:
+            e = float(a.get("energy", 0.0))
+            acts[a["name"]] = max(acts.get(a["name"], e), e)
+        out[name] = acts
+    return out
+
+
+def read_art(path: str | Path | None) -> dict[str, float]:
+    if path is None:
+        return {}
+    src = str(path)
+    doc = load_yaml(path)
+    art = doc.get("ART") if isinstance(doc, dict) else None
+    if not isinstance(art, dict) or not isinstance(art.get("tables"), list):
+        raise AccelmapError("expected an 'ART' mapping with a 'tables' list", file=src, field="ART.tables")
+    return {t["name"]: float(t.get("area", 0.0)) for t in art["tables"]}
+
+
+def _lookup(table: dict, path: str):
+    if path in table:
+        return table[path]
+    key = _table_key(path)
+    for name, v in table.items():
+        if _table_key(name) == key:
+            return v
+    return None
+
+
+# ---- Timeloop v0.3 subtree YAML --------------------------------------------------------------
+
+def _positive_int(value: Any, src: str, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value <= 0:
+        raise AccelmapError(f"expected a positive integer, got {value!r}", file=src, field=field)
+    return int(value)
+
+
+def read_architecture(path: str | Path, ert: str | Path | None = None, art: str | Path | None = None,
+                      name: str | None = None) -> Architecture:
+    src = str(path)
+    doc = load_yaml(path)
+    return architecture_from_dict(doc, src, name or Path(path).stem, read_ert(ert), read_art(art))
+
+
+def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = None,
+                           art: dict | None = None) -> Architecture:
+    ert = ert or {}
+    art = art or {}
+    arch = doc.get("architecture") if isinstance(doc, dict) else None
+    if not isinstance(arch, dict):
+        raise AccelmapError("missing required field; expected an 'architecture' mapping", file=src,
+                            field="architecture")
+    if "subtree" not in arch:
+        raise AccelmapError("missing required field; expected a Timeloop v0.3 'subtree' list", file=src,
+                            field="architecture.subtree")
+    flat: list[tuple[str, dict, int, dict, str]] = []  # (name, component, instances, inherited attrs, path)
+
+    def walk(nodes: Any, prefix: str, mult: int, inherited: dict, fpath: str) -> None:
+        if not isinstance(nodes, list):
+            raise AccelmapError("expected a list of subtree nodes", file=src, field=fpath)
+        for i, node in enumerate(nodes):
+            npath = f"{fpath}[{i}]"
+            if not isinstance(node, dict) or "name" not in node:
+                raise AccelmapError("missing required field; expected a node name", file=src, field=f"{npath}.name")
+            nname = str(node["name"])
+            m = _INSTANCES.match(nname)
+            count = int(m["hi"]) - int(m["lo"]) + 1 if m else 1
+            attrs = dict(inherited)
+            attrs.update(node.get("attributes", {}) or {})
+            here = f"{prefix}.{nname}" if prefix else nname
+            for j, comp in enumerate(node.get("local", []) or []):
+                cpath = f"{npath}.local[{j}]"
+                if not isinstance(comp, dict) or "name" not in comp:
+                    raise AccelmapError("missing required field; expected a component name", file=src,
+                                        field=f"{cpath}.name")
+                if "class" not in comp:
+                    raise AccelmapError("missing required field; expected a component class", file=src,
+                                        field=f"{cpath}.class")
+                cm = _INSTANCES.match(str(comp["name"]))
+                ccount = int(cm["hi"]) - int(cm["lo"]) + 1 if cm else 1
+                cattrs = dict(attrs)
+                cattrs.update(comp.get("attributes", {}) or {})
+                flat.append((cm["base"] if cm else str(comp["name"]), comp, mult * count * ccount, cattrs,
+                             f"{here}.{comp['name']}", cpath))
+            walk(node.get("subtree", []) or [], here, mult * count, attrs, f"{npath}.subtree")
+
+    walk(arch["subtree"], "", 1, {}, "architecture.subtree")
+
+    levels: list[StorageLevel] = []
+    compute: ComputeUnit | None = None
+    from accelmap import energy_table as et
+
+    tech = 45.0
+    for cname, comp, inst, attrs, path, cpath in flat:
+        cls = str(comp["class"])
+        t = attrs.get("technology", "45nm")
+        tech_nm = float(str(t).lower().replace("nm", "")) if t is not None else 45.0
+        tech = tech_nm
+        mesh_x = attrs.get("meshX")
+        mesh_x = _positive_int(mesh_x, src, f"{cpath}.attributes.meshX") if mesh_x is not None else inst
+        if inst % mesh_x:
+            raise AccelmapError(f"meshX={mesh_x} does not divide the {inst} instances", file=src,
+                                field=f"{cpath}.attributes.meshX")
+        actions = _lookup(ert, path) or {}
+        area = _lookup(art, path)
+        if any(k in cls.lower() for k in _COMPUTE_CLASSES):
+            bits = int(attrs.get("datawidth", attrs.get("word-bits", 16)))
+            energy = actions.get("mac_random", actions.get("compute", actions.get("mac")))
+            if energy is None:
+                energy = float(et.mac_energy(bits, tech_nm))
+            if area is None:
+                area = float(et.mac_area(bits, tech_nm))
+            compute = ComputeUnit(cname, cls, inst, mesh_x, float(energy), float(area), bits, path)
+            continue
+        if compute is not None:
+            raise AccelmapError("storage level below the compute unit; the compute unit must be innermost",
+                                file=src, field=f"{cpath}")
+        word_bits = _positive_int(attrs.get("word-bits", attrs.get("datawidth", 16)), src,
+                                  f"{cpath}.attributes.word-bits")
+        block = _positive_int(attrs.get("block-size", 1), src, f"{cpath}.attributes.block-size")
+        is_dram = cls.upper() == "DRAM" or "dram" in cls.lower()
+        capacity: int | None = None
+        if not is_dram:
+            depth = attrs.get("memory_depth", attrs.get("depth"))
+            width = attrs.get("memory_width", attrs.get("width", word_bits * block))
+            if depth is None:
+                entries = attrs.get("entries", attrs.get("size"))
+                if entries is None:
+                    raise AccelmapError("missing required field; expected memory_depth (rows) for a storage level",
+                                        file=src, field=f"{cpath}.attributes.memory_depth")
+                capacity = _positive_int(entries, src, f"{cpath}.attributes.entries")
+            else:
+                depth = _positive_int(depth, src, f"{cpath}.attributes.memory_depth")
+                width = _positive_int(width, src, f"{cpath}.attributes.memory_width")
+                capacity = depth * width // word_bits
+        rbw = attrs.get("read_bandwidth")
+        wbw = attrs.get("write_bandwidth")
+        for label, v in (("read_bandwidth", rbw), ("write_bandwidth", wbw)):
+            if v is not None and (not isinstance(v, (int, float)) or v <= 0):
+                raise AccelmapError(f"expected a positive number of words/cycle, got {v!r}", file=src,
+                                    field=f"{cpath}.attributes.{label}")
+        source = "ERT"
+        if "read" in actions:
+            r_e = actions["read"]
+            w_e = actions.get("write", r_e)
+        else:
+            source = "table"
+            if is_dram:
+                r_e, w_e = et.dram_energy(word_bits, block, str(attrs.get("type", "LPDDR4")))
+            elif capacity is not None and capacity * word_bits <= 4096 * 8 and "sram" not in cls.lower():
+                r_e, w_e = et.regfile_energy(capacity, word_bits, block, tech_nm)
+            else:
+                r_e, w_e = et.sram_energy(capacity, word_bits, block, tech_nm, int(attrs.get("n_banks", 1)))
+        if area is None:
+            if is_dram:
+                area = 0.0
+            elif capacity is not None and capacity * word_bits <= 4096 * 8 and "sram" not in cls.lower():
+                area = et.regfile_area(capacity, word_bits, tech_nm)
+            else:
+                area = et.sram_area(capacity, word_bits, tech_nm, int(attrs.get("n_banks", 1)))
+        levels.append(StorageLevel(cname, cls, capacity, word_bits, block, inst, mesh_x,
+                                   float(rbw) if rbw is not None else None,
+                                   float(wbw) if wbw is not None else None,
+                                   float(r_e), float(w_e), float(area), path, source))
+    if compute is None:
+        raise AccelmapError("no compute unit; expected a component of class intmac (or another MAC class)",
+                            file=src, field="architecture.subtree")
+    if not levels:
+        raise AccelmapError("no storage level; expected at least a DRAM level", file=src,
+                            field="architecture.subtree")
+    for i in range(len(levels)):
+        outer = levels[i]
+        inner = levels[i + 1] if i + 1 < len(levels) else compute
+        if inner.instances % outer.instances:
+            raise AccelmapError(f"{inner.name} has {inner.instances} instances, not a multiple of "
+                                f"{outer.name}'s {outer.instances}", file=src, field="architecture.subtree")
+    return Architecture(name, tuple(levels), compute, tech)
+
+
+# ---- presets ------------------------------------------------------------------------------
+
+def _preset_dir():
+    return resources.files("accelmap") / "data" / "presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir()
+                  if p.name.endswith(".yaml") and p.name.count(".") == 1)
+
+
+def preset_files(name: str) -> tuple[Path, Path | None, Path | None]:
+    d = _preset_dir()
+    arch = d / f"{name}.yaml"
+    if not arch.is_file():
+        raise AccelmapError(f"unknown architecture preset '{name}'; expected one of {list_presets()} "
+                            f"or a path to an architecture YAML file", field="arch")
+    ert = d / f"{name}.ERT.yaml"
+    art = d / f"{name}.ART.yaml"
+    return Path(str(arch)), Path(str(ert)) if ert.is_file() else None, Path(str(art)) if art.is_file() else None
+
+
+def preset(name: str) -> Architecture:
+    arch, ert, art = preset_files(name)
+    return read_architecture(arch, ert, art, name=name)
+
+
+def preset_constraints(name: str) -> Path | None:
+    p = _preset_dir() / f"{name}.constraints.yaml"
+    return Path(str(p)) if p.is_file() else None
+
+
+def load_architecture(spec: str, ert: str | None = None, art: str | None = None) -> Architecture:
+    """A preset name or a path to a Timeloop architecture YAML (with optional ERT/ART)."""
+    if spec.endswith((".yaml", ".yml")) or "/" in spec or Path(spec).exists():
+        return read_architecture(spec, ert, art)
+    if ert or art:
+        # A preset with a user-supplied table: use the preset's file with the given tables.
+        a, _, _ = preset_files(spec)
+        return read_architecture(a, ert, art, name=spec)
+    return preset(spec)

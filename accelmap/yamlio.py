@@ -1,0 +1,51 @@
+"""Safe YAML loading that turns every failure into an :class:`AccelmapError`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from accelmap.errors import AccelmapError
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read one YAML document with the safe loader; name the file on any failure."""
+    p = Path(path)
+    if not p.exists():
+        raise AccelmapError("file not found", file=str(p))
+    if p.is_dir():
+        raise AccelmapError("expected a YAML file, got a directory", file=str(p))
+    try:
+        text = p.read_text()
+    except OSError as exc:  # permission, encoding
+        raise AccelmapError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
+    return parse_yaml(text, source=str(p))
+
+
+def parse_yaml(text: str, source: str = "<string>") -> Any:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise AccelmapError(f"YAML syntax error{where}: {problem}", file=source) from None
+    if data is None:
+        raise AccelmapError("the file is empty; expected a YAML mapping", file=source)
+    return data
+
+
+def require(mapping: Any, key: str, source: str, field_path: str, expected: str) -> Any:
+    """Fetch ``mapping[key]`` or raise naming the field and what was expected."""
+    if not isinstance(mapping, dict):
+        raise AccelmapError(f"expected a mapping with '{key}'", file=source, field=field_path)
+    if key not in mapping:
+        full = f"{field_path}.{key}" if field_path else key
+        raise AccelmapError(f"missing required field; expected {expected}", file=source, field=full)
+    return mapping[key]
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
