@@ -104,6 +104,13 @@ class Architecture:
 
 # ---- Accelergy tables --------------------------------------------------------------------
 
+def _table():
+    # Imported on first use: architectures with full ERT/ART tables never need it.
+    from accelmap import energy_table
+
+    return energy_table
+
+
 def _table_key(path: str) -> str:
     return path.split(".")[-1]
 
@@ -177,7 +184,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
     if "subtree" not in arch:
         raise AccelmapError("missing required field; expected a Timeloop v0.3 'subtree' list", file=src,
                             field="architecture.subtree")
-    flat: list[tuple[str, dict, int, dict, str]] = []  # (name, component, instances, inherited attrs, path)
+    flat: list[tuple[str, dict, int, dict, str, str]] = []  # name, component, instances, attrs, path, field
 
     def walk(nodes: Any, prefix: str, mult: int, inherited: dict, fpath: str) -> None:
         if not isinstance(nodes, list):
@@ -212,8 +219,6 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
 
     levels: list[StorageLevel] = []
     compute: ComputeUnit | None = None
-    from accelmap import energy_table as et
-
     tech = 45.0
     for cname, comp, inst, attrs, path, cpath in flat:
         cls = str(comp["class"])
@@ -231,9 +236,9 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
             bits = int(attrs.get("datawidth", attrs.get("word-bits", 16)))
             energy = actions.get("mac_random", actions.get("compute", actions.get("mac")))
             if energy is None:
-                energy = float(et.mac_energy(bits, tech_nm))
+                energy = float(_table().mac_energy(bits, tech_nm))
             if area is None:
-                area = float(et.mac_area(bits, tech_nm))
+                area = float(_table().mac_area(bits, tech_nm))
             compute = ComputeUnit(cname, cls, inst, mesh_x, float(energy), float(area), bits, path)
             continue
         if compute is not None:
@@ -264,6 +269,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                 raise AccelmapError(f"expected a positive number of words/cycle, got {v!r}", file=src,
                                     field=f"{cpath}.attributes.{label}")
         source = "ERT"
+        et = _table() if ("read" not in actions or area is None) else None
         if "read" in actions:
             r_e = actions["read"]
             w_e = actions.get("write", r_e)

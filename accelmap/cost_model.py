@@ -384,7 +384,6 @@ class CostModel:
         l0c = l0.clamp(min=0)
         D = fs.shape[-1]
         idx = l0c[..., None].expand(B, T, L, D)
-        g = lambda x: torch.gather(x[:, None].expand(B, T, L, D), 2, idx[:, :, :1].expand(B, T, 1, D).repeat(1, 1, L, 1) if False else idx)  # noqa: E731
         fs0 = torch.gather(fs[:, None].expand(B, T, L, D), 2, idx)  # [B, T, Lb, D] factors at l0
         so0 = torch.gather(spatial_order[:, None].expand(B, T, L, D), 2, idx)
         st0 = torch.gather(step_s[:, None].expand(B, T, L, D), 2, idx)
@@ -396,19 +395,32 @@ class CostModel:
         pick = lambda d: torch.gather(a_all, 3, d[..., None, None].expand(B, T, L, 1, R)).squeeze(3)  # noqa: E731
         a0 = pick(d0)
         f0 = torch.gather(fs0, 3, d0[..., None]).squeeze(-1)
-        # product of the factors of the spatial loops inside each loop
+        # Product of the factors of the spatial loops inside each loop: the linear PE index is
+        # mixed radix over the spatial loops, cut into rows of the mesh's X size.
         inner_prod = torch.where(live[..., None, :] & (so0[..., None, :] > so0[..., :, None]),
                                  fs0[..., None, :], torch.ones_like(fs0[..., None, :])).prod(-1)  # [B, T, Lb, D]
         hx = torch.gather(hw.fanout[:, 0].to(dt)[None, None].expand(B, T, L), 2, l0c)
-        row = live & (inner_prod == hx[..., None]) & (inner_prod > 1.5)
+        # The vertical neighbour (+- one row) moves the loop whose span first exceeds a row by
+        # r = row / (its inner product) steps, when that is a whole number.
+        spans_row = live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
+        r_k = hx[..., None] / inner_prod
+        row = spans_row & (torch.remainder(hx[..., None], inner_prod) == 0)
         has_k = row.any(-1)
         dk = row.to(torch.int64).argmax(-1)
         ak = pick(dk)
         fk = torch.gather(fs0, 3, dk[..., None]).squeeze(-1)
-        tjx = tj
-        mh = (tjx == a0[:, :, :, None]).all(-1) | (tjx == -a0[:, :, :, None]).all(-1)
-        mv = ((tjx == ak[:, :, :, None]).all(-1) | (tjx == -ak[:, :, :, None]).all(-1)) & has_k[..., None]
-        mf = 1 - (1 - mh.to(dt) * ((f0 - 1) / f0)[..., None]) * (1 - mv.to(dt) * ((fk - 1) / fk)[..., None])
+        rk = torch.gather(r_k, 3, dk[..., None]).squeeze(-1)
+
+        def frac(a, f, r, ok):
+            """Share of PEs whose neighbour r steps along a loop held this step's delta last step."""
+            plus = (tj == (r[..., None] * a)[:, :, :, None]).all(-1) & ok[..., None]
+            minus = (tj == (-r[..., None] * a)[:, :, :, None]).all(-1) & ok[..., None]
+            one = ((f - r).clamp(min=0) / f)[..., None]
+            both = (torch.minimum(f, 2 * (f - r)).clamp(min=0) / f)[..., None]
+            return torch.where(plus & minus, both, torch.where(plus | minus, one, torch.zeros_like(one)))
+
+        ones = torch.ones_like(f0)
+        mf = 1 - (1 - frac(a0, f0, ones, f0 > 1.5)) * (1 - frac(ak, fk, rk, has_k))
         # Which steps can use links, with their delta size.
         jidx = torch.arange(tj.shape[3], device=dev)
         is_m = (jidx[None, None, :] == m_b[:, :, None])[:, None] & has_m[:, None, :, None]  # [B, 1, Lb, J]
