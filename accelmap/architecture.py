@@ -277,14 +277,14 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
             source = "table"
             if is_dram:
                 r_e, w_e = et.dram_energy(word_bits, block, str(attrs.get("type", "LPDDR4")))
-            elif capacity is not None and capacity * word_bits <= 4096 * 8 and "sram" not in cls.lower():
+            elif capacity is not None and capacity <= 512 and "sram" not in cls.lower():
                 r_e, w_e = et.regfile_energy(capacity, word_bits, block, tech_nm)
             else:
                 r_e, w_e = et.sram_energy(capacity, word_bits, block, tech_nm, int(attrs.get("n_banks", 1)))
         if area is None:
             if is_dram:
                 area = 0.0
-            elif capacity is not None and capacity * word_bits <= 4096 * 8 and "sram" not in cls.lower():
+            elif capacity is not None and capacity <= 512 and "sram" not in cls.lower():
                 area = et.regfile_area(capacity, word_bits, tech_nm)
             else:
                 area = et.sram_area(capacity, word_bits, tech_nm, int(attrs.get("n_banks", 1)))

@@ -146,296 +146,293 @@ class CostModel:
         D, T, L = len(workload.dims), len(workload.tensors), len(arch.levels)
         R = max(len(t.ranks) for t in workload.tensors)
         self.D, self.T, self.L, self.R = D, T, L, R
-        coef = torch.zeros(T, R, D, dtype=dtype)
+        coef = torch.zeros(T, R, D, dtype=torch.float64)
         d1 = torch.zeros(T, R, dtype=torch.int64)
         d2 = torch.zeros(T, R, dtype=torch.int64)
-        c1 = torch.zeros(T, R, dtype=dtype)
-        c2 = torch.zeros(T, R, dtype=dtype)
+        c1 = torch.zeros(T, R, dtype=torch.float64)
+        c2 = torch.zeros(T, R, dtype=torch.float64)
+        live = torch.zeros(T, R, dtype=torch.bool)
+        # A translation of a tile is compared by one scalar key: ranks packed in mixed radix,
+        # radix 2*extent+1 so negative steps fit. Keys are linear in the loop steps, so a
+        # loop's key is step * key_coef[t, d].
+        key_coef = torch.zeros(T, D, dtype=torch.float64)
+        bound = workload.bound
         for ti, t in enumerate(workload.tensors):
+            radix = 1.0
             for ri, rank in enumerate(t.ranks):
                 if len(rank) > 2:
                     raise AccelmapError(f"tensor {t.name}: a rank with more than two dimensions is not supported")
+                live[ti, ri] = True
                 for k, (d, c) in enumerate(rank):
                     di = workload.dims.index(d)
                     coef[ti, ri, di] += c
+                    key_coef[ti, di] += c * radix
                     (d1 if k == 0 else d2)[ti, ri] = di
                     (c1 if k == 0 else c2)[ti, ri] = c
+                radix *= 2 * workload.rank_extent(rank, bound) + 1
+            if radix >= 2.0 ** 52:
+                raise AccelmapError(f"tensor {t.name} is too large for exact translation keys")
         dev = self.device
-        self.coef = coef.to(dev)
+        self.coef = coef.to(dev, dtype)
+        self.rank_live = live.to(dev)
+        self.key_coef = key_coef.to(dev)
         self.rank_d1, self.rank_d2 = d1.to(dev), d2.to(dev)
-        self.rank_c1, self.rank_c2 = c1.to(dev), c2.to(dev)
+        self.rank_c1, self.rank_c2 = c1.to(dev, dtype), c2.to(dev, dtype)
         self.read_write = torch.tensor([t.read_write for t in workload.tensors], device=dev)
         self.bounds = torch.tensor(workload.bounds, dtype=dtype, device=dev)
         self.macs = float(workload.macs)
         self.hw = Hardware.from_arch(arch, dtype, dev)
+        # Dims of bound 1 never make a non-trivial loop; leaving them out of the flattened
+        # loop list shrinks the hot tensors (N=1 in every CNN layer, R=S=1 in pointwise ones).
+        self.loop_dims = torch.tensor([i for i, b in enumerate(workload.bounds) if b > 1] or [0], device=dev)
 
     # ---- public entry points ------------------------------------------------------------------
     def __call__(self, batch: MappingBatch, hw: Hardware | None = None) -> Costs:
         b = batch.to(self.device)
-        ft = b.temporal.to(self.dtype)
-        fs = b.spatial.to(self.dtype)
-        return self._evaluate(ft, fs, b.order, b.keep, hw or self.hw, exact=True, spatial_order=b.spatial_order)
+        return self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
+                              b.spatial_order, hw or self.hw, True)
 
     def relaxed(self, log_temporal: torch.Tensor, log_spatial: torch.Tensor, order: torch.Tensor,
-                keep: torch.Tensor, hw: Hardware | None = None) -> Costs:
+                keep: torch.Tensor, hw: Hardware | None = None, spatial_order: torch.Tensor | None = None) -> Costs:
         """Continuous entry point: log-space factors [B, L, D] and [B, L, D, 2].
 
         Differentiable in the factors and in every tensor of ``hw`` (capacities, energies,
-        fanouts, areas). No rounding to blocks or cycles, so objectives are smooth.
+        fanouts, areas). No rounding to blocks or cycles, so objectives are smooth; the
+        reuse structure (which loops are trivial, which translations coincide) is piecewise
+        constant and carries no gradient.
         """
-        return self._evaluate(log_temporal.exp(), log_spatial.exp(), order.to(self.device), keep.to(self.device),
-                              hw or self.hw, exact=False)
+        order = order.to(self.device)
+        if spatial_order is None:
+            spatial_order = MappingBatch(log_temporal, order, log_spatial, keep).spatial_order
+        return self._evaluate(log_temporal.exp(), log_spatial.exp(), order, keep.to(self.device),
+                              spatial_order.to(self.device), hw or self.hw, False)
 
     # ---- the model -----------------------------------------------------------------------------
     def _evaluate(self, ft: torch.Tensor, fs2: torch.Tensor, order: torch.Tensor, keep: torch.Tensor,
-                  hw: Hardware, exact: bool, spatial_order: torch.Tensor | None = None) -> Costs:
+                  sorder: torch.Tensor, hw: Hardware, exact: bool) -> Costs:
         B, L, D = ft.shape
-        T, R = self.T, self.R
-        dt = ft.dtype
-        dev = ft.device
+        act = self.loop_dims
+        DA = act.shape[0]
+        T, R, J = self.T, self.R, L * DA
+        dt, dev = ft.dtype, ft.device
+        f64 = torch.float64
         coef = self.coef.to(dt)
+        lvl = torch.arange(L, device=dev)
+        jidx = torch.arange(J, device=dev)
+        ends = (lvl + 1) * DA - 1  # last loop above keeper b = 1..L (b = L is the MAC)
+        is_mac = lvl == L - 1  # in "child" indexing k = b - 1
+        big_thr = 1.5 if exact else 1.0 + 1e-9
+
         fs = fs2[..., 0] * fs2[..., 1]  # [B, L, D]
         f = ft * fs
-        # ext[l, d]: extent of dim d spanned by levels >= l; ext[L] = 1 (a single MAC).
-        ext = torch.flip(torch.cumprod(torch.flip(f, [1]), 1), [1])
-        extp = torch.cat([ext, torch.ones(B, 1, D, dtype=dt, device=dev)], 1)  # [B, L+1, D]
-        step_t = fs * extp[:, 1:]  # stride (in dim units) of the temporal loop of d at level l
-        step_s = extp[:, 1:]  # stride of the spatial loop of d below level l
+        # extp[l, d]: extent of dim d spanned by levels >= l; extp[L] = 1 (one MAC).
+        extp = torch.cat([torch.flip(torch.cumprod(torch.flip(f, [1]), 1), [1]),
+                          torch.ones(B, 1, D, dtype=dt, device=dev)], 1)  # [B, L+1, D]
+        step_t = fs * extp[:, 1:]  # stride of the temporal loop of d at level l, in units of d
 
-        # Tile boxes per level (and the MAC): E[b, t, l, r] = sum_d coef (ext - 1) + 1.
-        box = torch.einsum("trd,bld->btlr", coef, extp - 1) + (coef.abs().sum(-1) > 0).to(dt)[None, :, None, :]
-        box = torch.where((coef.abs().sum(-1) > 0)[None, :, None, :], box, torch.ones_like(box))
+        # Tile boxes per level and the MAC: box[b, t, l, r] = sum_d coef (ext - 1) + 1.
+        box = torch.einsum("trd,bld->btlr", coef, extp - 1) + 1
+        box = torch.where(self.rank_live[None, :, None, :], box, torch.ones_like(box))
         full = box.prod(-1)  # [B, T, L+1]
+        box_b, full_b = box[:, :, 1:], full[:, :, 1:]
 
-        # Flattened temporal loops, outermost first: J = L * D.
-        pos = torch.argsort(order, dim=-1)  # dims of level l from outermost to innermost
-        n = torch.gather(ft, 2, pos).reshape(B, L * D)
-        st = torch.gather(step_t, 2, pos).reshape(B, L * D)
-        dimj = pos.reshape(B, L * D)
-        J = L * D
-        coefj = coef[:, :, dimj].permute(2, 0, 3, 1)  # [B, T, J, R]
-        u = coefj * st[:, None, :, None]  # translation when loop j advances by one
-        big = n > 1.5 if exact else n > 1.0 + 1e-9
-        um = u * big[:, None, :, None].to(dt)
-        ucum = torch.cumsum(um, 2)  # [B, T, J, R] inclusive
-        # weights: c_j = (n_j - 1) * prod_{i<j} n_i ; N_b = prod_{j < bD} n_j
+        # Temporal loops flattened outermost first (J = L*D).
+        pos = act[torch.argsort(order[:, :, act], dim=-1)]  # active dims of each level, outermost first
+        n = torch.gather(ft, 2, pos).reshape(B, J)
+        st = torch.gather(step_t, 2, pos).reshape(B, J)
+        dimj = pos.reshape(B, J)
+        big = n > big_thr
         nprod = torch.cumprod(n, 1)
-        nexcl = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), nprod[:, :-1]], 1)
-        cj = (n - 1) * nexcl  # [B, J]
-        jidx = torch.arange(J, device=dev)
-        lastbig = torch.cummax(torch.where(big, jidx, torch.full_like(jidx, -1).expand(B, J)), 1).values  # [B, J]
+        cj = (n - 1) * torch.cat([torch.ones(B, 1, dtype=dt, device=dev), nprod[:, :-1]], 1)  # leaf weights
+        n_b = nprod[:, ends]  # [B, Lb] temporal iterations above each keeper
 
-        # For every keeper level b = 1..L (b = L is the MAC), loops above it are j < b*D.
-        ends = torch.arange(1, L + 1, device=dev) * D - 1  # [Lb]
-        cu_b = ucum[:, :, ends]  # [B, T, Lb, R]
-        tj = u[:, :, None] - (cu_b[:, :, :, None] - ucum[:, :, None])  # [B, T, Lb, J, R]
-        m_b = lastbig[:, ends]  # [B, Lb]
+        # Translation keys. Loop j's step moves a tile by kap_j; the step into a leaf where j
+        # advances (and the non-trivial loops inside it fall back from 1 to 0) moves it by
+        # g_j - kc_b, and that equals the innermost loop m's move iff g_j == h_b.
+        kap = self.key_coef[:, dimj].permute(1, 0, 2) * st.to(f64)[:, None]  # [B, T, J]
+        kcum = torch.cumsum(kap * big[:, None].to(f64), 2)
+        g = kap + kcum
+        lastbig = torch.cummax(torch.where(big, jidx, torch.full_like(jidx, -1).expand(B, J)), 1).values
+        m_b = lastbig[:, ends]  # [B, Lb] innermost non-trivial loop above b
         has_m = m_b >= 0
-        m_idx = m_b.clamp(min=0)
-        tm = torch.gather(u, 2, m_idx[:, None, :, None].expand(B, T, L, R))  # [B, T, Lb, R]
-        above = jidx[None, :] <= ends[:, None]  # [Lb, J]
-        same = (tj == tm[:, :, :, None]).all(-1) & above[None, None] & big[:, None, None, :]
-        se = (same.to(dt) * cj[:, None, None, :]).sum(-1)  # [B, T, Lb]
-        se = torch.where(has_m[:, None, :], se, torch.zeros_like(se))
-        n_b = nprod[:, ends]  # [B, Lb] (temporal iterations above b)
+        mi = m_b.clamp(min=0)
+        kc_b = kcum[:, :, ends]  # [B, T, Lb]
+        h = torch.gather(kap, 2, mi[:, None].expand(B, T, L)) + kc_b
+        wmask = (jidx[None, :] <= ends[:, None])[None] & big[:, None, :]  # [B, Lb, J]
+        same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
+        se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
+        se = torch.where(has_m[:, None] & ~is_mac[None, None], se, torch.zeros_like(se))
 
-        box_b = box[:, :, 1:]  # [B, T, Lb, R]
-        full_b = full[:, :, 1:]
-        overlap = (box_b - tm.abs()).clamp(min=0).prod(-1)
-        delta_m = full_b - overlap
-        is_mac = torch.arange(1, L + 1, device=dev) == L
-        se = torch.where(is_mac[None, None], torch.zeros_like(se), se)
-        deltas = full_b * (n_b[:, None] - se) + delta_m * se  # [B, T, Lb] per instance
+        # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
+        d_m = torch.gather(dimj, 1, mi)
+        st_m = torch.where(has_m, torch.gather(st, 1, mi), torch.zeros_like(n_b))
+        tm = coef[:, :, d_m].permute(2, 0, 3, 1) * st_m[:, None, :, None]  # [B, T, Lb, R]
+        delta_m = full_b - (box_b - tm.abs()).clamp(min=0).prod(-1)
+        deltas = full_b * (n_b[:, None] - se) + delta_m * se  # [B, T, Lb] per child instance
 
-        # Parent keeper of each level b: the nearest outer level that keeps the tensor.
-        keepf = keep.permute(0, 2, 1)  # [B, T, L]
-        lvl = torch.arange(L, device=dev)
-        kept_idx = torch.where(keepf, lvl, torch.full_like(lvl, -1).expand(B, T, L))
-        kept_prefix = torch.cummax(kept_idx, 2).values  # last keeper at or above l
-        parent = kept_prefix  # [B, T, Lb]: the last keeper among levels < b is kept_prefix[b - 1]
-        between = (lvl[None, None, None, :] >= parent[..., None]) & (lvl[None, None, None, :] < (lvl + 1)[None, None, :, None])
-        fsb = fs[:, None, None]  # [B, 1, 1, L, D]
-        sp_f = torch.where(between[..., None], fsb, torch.ones_like(fsb)).prod(3)  # [B, T, Lb, D]
-        inf = torch.tensor(math.inf, dtype=dt, device=dev)
-        has_sp = between[..., None] & (fsb > 1.0 + 1e-9)
-        alpha = torch.where(has_sp, step_s[:, None, None], inf).amin(3)  # [B, T, Lb, D]
-        alpha = torch.where(torch.isinf(alpha), torch.zeros_like(alpha), alpha)
+        # Spatial loops between each child b and its parent keeper p.
+        keep_t = keep.permute(0, 2, 1)  # [B, T, L]
+        parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
+        pc = parent.clamp(min=0)
+        spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod below < i
+        denom = torch.gather(spc[:, None].expand(B, T, L + 1, D), 2, pc[..., None].expand(B, T, L, D))
+        sp_f = spc[:, None, 1:] / denom  # [B, T, Lb, D] spatial factor of d between p and b
+        last_sp = torch.cummax(torch.where(fs > 1.5, lvl[:, None], torch.full_like(lvl[:, None], -1)).expand(B, L, D), 1).values
+        alpha = torch.gather(extp, 1, (last_sp + 1).clamp(max=L))  # [B, Lb, D] offset of neighbouring children
 
-        # Timeloop multicasts only *identical* deltas: children whose tiles partially overlap
-        # (halos) are each sent their own copy. Per rank, the children's offsets are
-        # i*a1 + j*a2 (two dims project onto one rank, e.g. P and R); the number of distinct
-        # offsets is F1*F2 minus the pairs that coincide with a shifted pair.
+        # Timeloop multicasts only *identical* deltas; children whose tiles merely overlap get
+        # their own copies. Per rank, children sit at offsets i*a1 + j*a2; the number of
+        # distinct offsets is F1*F2 minus the pairs that coincide with a shifted pair.
         def rank_gen(didx, cvec):
-            a = torch.gather(alpha, 3, didx[None, :, None, :].expand(B, T, L, R)) * cvec[None, :, None, :]
+            a = alpha[:, :, didx].permute(0, 2, 1, 3) * cvec[None, :, None, :]  # [B, T, Lb, R]
             fct = torch.gather(sp_f, 3, didx[None, :, None, :].expand(B, T, L, R))
-            fct = torch.where(cvec[None, :, None, :] > 0, fct, torch.ones_like(fct))
-            return a, fct
+            return a, torch.where(cvec[None, :, None, :] > 0, fct, torch.ones_like(fct))
 
         a1, f1 = rank_gen(self.rank_d1, self.rank_c1.to(dt))
         a2, f2 = rank_gen(self.rank_d2, self.rank_c2.to(dt))
         with torch.no_grad():
             i1 = torch.round(a1).clamp(min=1).to(torch.int64)
             i2 = torch.round(a2).clamp(min=1).to(torch.int64)
-            g = torch.gcd(i1, i2)
-            p = (i1 // g).to(dt)
-            q = (i2 // g).to(dt)
-        distinct = (f1 * f2 - (f1 - q).clamp(min=0) * (f2 - p).clamp(min=0)).prod(-1)  # [B, T, Lb]
-        unions = deltas * distinct  # [B, T, Lb] accesses per parent instance
-        peer = torch.zeros_like(unions)
-        if spatial_order is not None:
-            saved, peer = self._link_transfers(
-                B, T, L, R, dt, dev, coef, fs, step_s, spatial_order, between, hw, tj, tm, same, above, big, cj,
-                n, m_b, has_m, se, delta_m, full_b, distinct, sp_f)
-            unions = unions - saved
+            gcd = torch.gcd(i1, i2)
+            p_, q_ = (i1 // gcd).to(dt), (i2 // gcd).to(dt)
+        distinct = (f1 * f2 - (f1 - q_).clamp(min=0) * (f2 - p_).clamp(min=0)).prod(-1)  # [B, T, Lb]
 
-        # Child keeper of each level l: the nearest inner level keeping t (or the MAC, index L).
-        kept_in = torch.where(keepf, lvl, torch.full_like(lvl, L).expand(B, T, L))
-        nxt = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])  # first keeper at or below l
-        child = torch.cat([nxt[:, :, 1:], torch.full((B, T, 1), L, device=dev, dtype=torch.int64)], 2)  # [B, T, L]
-        content = torch.gather(unions, 2, child - 1)  # [B, T, L] accesses from the child side
+        peer = self._link_transfers(B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n,
+                                    mi, has_m, se, delta_m, full_b)
+        content_b = deltas * distinct - peer * distinct  # accesses per parent instance
 
-        # Partition size (distinct points one instance ever holds), needed for outputs.
-        sp_cum = torch.cumprod(fs, 1)
-        sp_above = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), sp_cum[:, :-1]], 1)  # [B, L, D]
-        pext = self.bounds.to(dt) / sp_above
+        # Per level l: the child keeper below it (or the MAC) sends it content; l's own deltas
+        # are its fills.
+        kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
+        first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
+        child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, device=dev, dtype=torch.int64)], 2)
+        content = torch.gather(content_b, 2, child - 1)  # [B, T, L]
+
+        # Partition size: distinct points one instance ever holds (outputs' first-write elision).
+        pext = self.bounds.to(dt) / spc[:, :L]
         pbox = torch.einsum("trd,bld->btlr", coef, pext - 1) + 1
-        pbox = torch.where((coef.abs().sum(-1) > 0)[None, :, None, :], pbox, torch.ones_like(pbox))
-        part = pbox.prod(-1)  # [B, T, L]
+        part = torch.where(self.rank_live[None, :, None, :], pbox, torch.ones_like(pbox)).prod(-1)  # [B, T, L]
 
+        zero = torch.zeros(B, T, 1, dtype=dt, device=dev)
+        own_deltas = torch.cat([zero, deltas[:, :, : L - 1]], 2)  # level l's deltas; DRAM has no parent
+        own_peer = torch.cat([zero, peer[:, :, : L - 1]], 2)  # forwarding to a neighbour is a read
         rw = self.read_write[None, :, None]
-        lvl_fill = torch.cat([torch.zeros(B, T, 1, dtype=dt, device=dev), deltas[:, :, : L - 1]], 2)
-        keepd = keepf.to(dt)
-        # A child that got data from a neighbour reads it again to forward it (peer accesses).
-        peer_lvl = torch.cat([torch.zeros(B, T, 1, dtype=dt, device=dev), peer[:, :, : L - 1]], 2)
-        reads = (torch.where(rw, content - part, content) + peer_lvl) * keepd
+        keepd = keep_t.to(dt)
+        reads = (torch.where(rw, content - part, content) + own_peer) * keepd
         updates = torch.where(rw, content, torch.zeros_like(content)) * keepd
-        fills = torch.where(rw, (lvl_fill - part).clamp(min=0), lvl_fill)
+        fills = torch.where(rw, (own_deltas - part).clamp(min=0), own_deltas)
         fills = torch.where(lvl[None, None] == 0, torch.zeros_like(fills), fills) * keepd
         tile = full[:, :, :L] * keepd
-
-        inst_cum = torch.cumprod(fs.prod(-1), 1)
-        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), inst_cum[:, :-1]], 1)  # [B, L]
+        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
 
         blk = hw.block.to(dt)[None, None, :]
         if exact:
-            acc = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731
+            blocks = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731  Accelergy charges whole blocks
         else:
-            acc = lambda x: x / blk  # noqa: E731
-        e_lt = inst[:, None, :] * (acc(reads) * hw.read_energy[None, None, :]
-                                   + (acc(fills) + acc(updates)) * hw.write_energy[None, None, :])  # [B, T, L]
-        mac_e = self.macs * hw.mac_energy
-        e_level = e_lt.sum(1)  # [B, L]
-        energy = e_level.sum(1) + mac_e
-        energy_by_level = torch.cat([e_level, mac_e.expand(B, 1) if mac_e.dim() == 0 else mac_e[:, None]], 1)
+            blocks = lambda x: x / blk  # noqa: E731
+        e_lt = inst[:, None, :] * (blocks(reads) * hw.read_energy[None, None, :]
+                                   + (blocks(fills) + blocks(updates)) * hw.write_energy[None, None, :])  # [B, T, L]
+        mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
+        e_level = e_lt.sum(1)
+        energy = e_level.sum(1) + mac_e[:, 0]
+        energy_by_level = torch.cat([e_level, mac_e], 1)
 
-        cc = nprod[:, -1]  # compute cycles = product of all temporal factors
-        rd = reads.sum(1)  # [B, L]
-        wr = (fills + updates).sum(1)
-        lc = torch.maximum(torch.maximum(cc[:, None], rd / hw.read_bw[None]), wr / hw.write_bw[None])
+        cc = nprod[:, -1]  # compute cycles: the product of all temporal factors
+        lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / hw.read_bw[None]),
+                           (fills + updates).sum(1) / hw.write_bw[None])
         if exact:
             lc = torch.ceil(lc - 1e-9)
         cycles = lc.amax(1)
         util = self.macs / (cycles * hw.mac_instances)
-        edp = energy * cycles
-        power = energy / cycles * hw.clock_ghz  # pJ/ns = mW
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
 
-        # Validity.
-        logf = torch.log(f).sum(1)  # [B, D]
-        factor_error = logf - torch.log(self.bounds.to(dt))
-        sx = torch.log(fs2[..., 0]).sum(2)  # [B, L]
-        sy = torch.log(fs2[..., 1]).sum(2)
+        factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
         fan = torch.log(hw.fanout.to(dt))
-        fanout_excess = torch.stack([sx - fan[None, :, 0], sy - fan[None, :, 1]], -1)
-        used = tile.sum(1)  # [B, L]
-        cap_excess = used - hw.capacity[None]
-        bad_f = (factor_error.abs() > 1e-6).any(1)
-        bad_fan = (fanout_excess > 1e-6).any(-1).any(-1)
-        bad_cap = (cap_excess > 0.5 if exact else cap_excess > 0).any(1)
-        bad_keep = ~keep[:, 0, :].all(-1)
+        fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[None, :, 0],
+                                     torch.log(fs2[..., 1]).sum(2) - fan[None, :, 1]], -1)
+        cap_excess = tile.sum(1) - hw.capacity[None]
         reason = torch.zeros(B, dtype=torch.int64, device=dev)
-        for code, bad in ((BAD_KEEP, bad_keep), (BAD_CAPACITY, bad_cap), (BAD_FANOUT, bad_fan),
-                          (BAD_FACTORS, bad_f)):
+        for code, bad in ((BAD_KEEP, ~keep[:, 0, :].all(-1)),
+                          (BAD_CAPACITY, (cap_excess > (0.5 if exact else 0.0)).any(1)),
+                          (BAD_FANOUT, (fanout_excess > 1e-6).flatten(1).any(1)),
+                          (BAD_FACTORS, (factor_error.abs() > 1e-6).any(1))):
             reason = torch.where(bad, torch.full_like(reason, code), reason)
-        valid = reason == VALID
-        return Costs(energy=energy, cycles=cycles, edp=edp, utilization=util, power=power, area=area,
-                     valid=valid, reason=reason, energy_by_level=energy_by_level,
-                     energy_by_level_tensor=e_lt.permute(0, 2, 1), reads=reads.permute(0, 2, 1),
-                     fills=fills.permute(0, 2, 1), updates=updates.permute(0, 2, 1), tile=tile.permute(0, 2, 1),
-                     instances=inst, compute_cycles=cc, level_cycles=lc, capacity_excess=cap_excess,
-                     fanout_excess=fanout_excess, factor_error=factor_error)
+        return Costs(energy=energy, cycles=cycles, edp=energy * cycles, utilization=util,
+                     power=energy / cycles * hw.clock_ghz, area=area, valid=reason == VALID, reason=reason,
+                     energy_by_level=energy_by_level, energy_by_level_tensor=e_lt.permute(0, 2, 1),
+                     reads=reads.permute(0, 2, 1), fills=fills.permute(0, 2, 1), updates=updates.permute(0, 2, 1),
+                     tile=tile.permute(0, 2, 1), instances=inst, compute_cycles=cc, level_cycles=lc,
+                     capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
 
-    @staticmethod
-    def _link_transfers(B, T, L, R, dt, dev, coef, fs, step_s, spatial_order, between, hw, tj, tm, same, above,
-                        big, cj, n, m_b, has_m, se, delta_m, full_b, distinct, sp_f):
-        """Deltas a PE can take from a mesh neighbour instead of the parent (Timeloop's link
-        transfers): a child's delta now equals a neighbour's previous delta when the step's
-        translation equals the offset between the two PEs. Neighbours are +-1 along the
-        innermost spatial loop and +-1 along the loop whose inner loops fill a mesh row.
+    def _link_transfers(self, B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n, mi, has_m,
+                        se, delta_m, full_b):
+        """Deltas a PE takes from a mesh neighbour instead of its parent (Timeloop's link
+        transfers), as words per child instance [B, T, Lb].
 
-        Returns (parent accesses saved [B, T, Lb], peer reads per child instance [B, T, Lb]).
-        Handled for a single fanout level between parent and child (the common case).
+        A child's delta at a step equals a neighbour's delta of the previous step when both
+        deltas have the same shape and the step's translation equals the offset between the
+        two PEs. The PE index is mixed radix over the spatial loops (innermost fastest), cut
+        into rows of the mesh's X size: neighbours are +-1 along the innermost spatial loop
+        and +-1 row, which moves the loop whose span first exceeds a row by r steps. Handled
+        for a single fanout level between parent and child (the common case).
         """
+        dev = fs.device
+        f64 = torch.float64
         lvl = torch.arange(L, device=dev)
         has_sp = (fs > 1.5).any(-1)  # [B, L]
-        cand = between & has_sp[:, None, None, :]  # [B, T, Lb, L]
-        l0 = torch.where(cand, lvl, torch.full_like(lvl, -1)).amax(-1)  # [B, T, Lb]
-        single = cand.sum(-1) == 1
-        l0c = l0.clamp(min=0)
-        D = fs.shape[-1]
-        idx = l0c[..., None].expand(B, T, L, D)
-        fs0 = torch.gather(fs[:, None].expand(B, T, L, D), 2, idx)  # [B, T, Lb, D] factors at l0
-        so0 = torch.gather(spatial_order[:, None].expand(B, T, L, D), 2, idx)
-        st0 = torch.gather(step_s[:, None].expand(B, T, L, D), 2, idx)
+        l0 = torch.cummax(torch.where(has_sp, lvl, torch.full_like(lvl, -1)), 1).values  # [B, Lb]
+        nsp = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=dev), torch.cumsum(has_sp.to(torch.int64), 1)], 1)
+        between = nsp[:, None, 1:] - torch.gather(nsp[:, None].expand(B, T, L + 1), 2, parent.clamp(min=0))
+        ok = (between == 1) & (l0[:, None] >= parent) & ~(lvl == L - 1)[None, None]  # [B, T, Lb]
+        l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
+        fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]
+        so0 = torch.gather(sorder, 1, l0c)
+        st0 = torch.gather(extp[:, 1:], 1, l0c)
         live = fs0 > 1.5
-        key = torch.where(live, so0, torch.full_like(so0, -1))
-        d0 = key.argmax(-1)  # innermost spatial loop
-        vec = coef.permute(0, 2, 1)[None, :, None]  # [1, T, 1, D, R]
-        a_all = vec * st0[..., None]  # [B, T, Lb, D, R]
-        pick = lambda d: torch.gather(a_all, 3, d[..., None, None].expand(B, T, L, 1, R)).squeeze(3)  # noqa: E731
-        a0 = pick(d0)
-        f0 = torch.gather(fs0, 3, d0[..., None]).squeeze(-1)
-        # Product of the factors of the spatial loops inside each loop: the linear PE index is
-        # mixed radix over the spatial loops, cut into rows of the mesh's X size.
-        inner_prod = torch.where(live[..., None, :] & (so0[..., None, :] > so0[..., :, None]),
-                                 fs0[..., None, :], torch.ones_like(fs0[..., None, :])).prod(-1)  # [B, T, Lb, D]
-        hx = torch.gather(hw.fanout[:, 0].to(dt)[None, None].expand(B, T, L), 2, l0c)
-        # The vertical neighbour (+- one row) moves the loop whose span first exceeds a row by
-        # r = row / (its inner product) steps, when that is a whole number.
-        spans_row = live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
-        r_k = hx[..., None] / inner_prod
-        row = spans_row & (torch.remainder(hx[..., None], inner_prod) == 0)
+        d0 = torch.where(live, so0, torch.full_like(so0, -1)).argmax(-1)  # innermost spatial loop
+        inner = live[:, :, None, :] & (so0[:, :, None, :] > so0[:, :, :, None])
+        inner_prod = torch.where(inner, fs0[:, :, None, :], torch.ones_like(fs0[:, :, None, :])).prod(-1)  # [B, Lb, D]
+        hx = hw.fanout[:, 0].to(dt)[l0.clamp(min=0)]  # [B, Lb]
+        row = (live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
+               & (torch.remainder(hx[..., None], inner_prod) == 0))
         has_k = row.any(-1)
         dk = row.to(torch.int64).argmax(-1)
-        ak = pick(dk)
-        fk = torch.gather(fs0, 3, dk[..., None]).squeeze(-1)
-        rk = torch.gather(r_k, 3, dk[..., None]).squeeze(-1)
+        pick = lambda x, d: torch.gather(x, 2, d[..., None]).squeeze(-1)  # noqa: E731
+        f0, fk = pick(fs0, d0), pick(fs0, dk)
+        rk = hx / pick(inner_prod, dk)
+        kd = self.key_coef  # [T, D]
+        ka0 = kd[:, d0].permute(1, 0, 2) * pick(st0, d0).to(f64)[:, None]  # [B, T, Lb] key of a one-PE offset
+        kak = kd[:, dk].permute(1, 0, 2) * pick(st0, dk).to(f64)[:, None] * rk.to(f64)[:, None]
+        kap_m = torch.gather(g, 2, mi[:, None].expand(B, T, L)) - kc_b  # key of m's own step
 
-        def frac(a, f, r, ok):
-            """Share of PEs whose neighbour r steps along a loop held this step's delta last step."""
-            plus = (tj == (r[..., None] * a)[:, :, :, None]).all(-1) & ok[..., None]
-            minus = (tj == (-r[..., None] * a)[:, :, :, None]).all(-1) & ok[..., None]
-            one = ((f - r).clamp(min=0) / f)[..., None]
-            both = (torch.minimum(f, 2 * (f - r)).clamp(min=0) / f)[..., None]
-            return torch.where(plus & minus, both, torch.where(plus | minus, one, torch.zeros_like(one)))
+        def share(ka, fct, r, valid):
+            """Share of PEs whose neighbour r steps along a loop held a delta one step ago,
+            for steps whose translation key is +-ka (both directions work when ka == 0)."""
+            one = (fct - r).clamp(min=0) / fct
+            both = torch.minimum(fct, 2 * (fct - r)).clamp(min=0) / fct
+            return (torch.where(ka == 0, both[:, None], one[:, None]) * valid[:, None].to(dt)).to(dt)
 
-        ones = torch.ones_like(f0)
-        mf = 1 - (1 - frac(a0, f0, ones, f0 > 1.5)) * (1 - frac(ak, fk, rk, has_k))
-        # Which steps can use links, with their delta size.
-        jidx = torch.arange(tj.shape[3], device=dev)
-        is_m = (jidx[None, None, :] == m_b[:, :, None])[:, None] & has_m[:, None, :, None]  # [B, 1, Lb, J]
-        nm = torch.gather(n, 1, m_b.clamp(min=0))  # [B, Lb]
-        cm = torch.gather(cj, 1, m_b.clamp(min=0))
-        full_m = (delta_m >= full_b) & (delta_m > 0)
-        strip_m = (delta_m > 0) & (delta_m < full_b)
-        w_m = torch.where(full_m, cm[:, None], torch.where(strip_m, (nm[:, None] - 1) * (se - cm[:, None]),
-                                                           torch.zeros_like(se)))
-        cjb = cj[:, None, None, :]
-        w_other = torch.where(same, torch.where((delta_m > 0)[..., None], cjb, torch.zeros_like(cjb)),
-                              torch.where(full_m[..., None], cjb, torch.zeros_like(cjb)))
-        w = torch.where(is_m, w_m[..., None], w_other) * (above[None, None] & big[:, None, None, :]).to(dt)
-        size = torch.where(same | is_m, delta_m[..., None], full_b[..., None])
-        per_child = (w * size * mf).sum(-1)  # peer reads per child instance
-        ok = single & (l0 >= 0) & (torch.arange(1, L + 1, device=dev) < L)[None, None, :]
-        per_child = torch.where(ok, per_child, torch.zeros_like(per_child))
-        return per_child * distinct, per_child
+        x0 = share(ka0, f0, torch.ones_like(f0), f0 > 1.5)  # [B, T, Lb]
+        xk = share(kak, fk, rk, has_k)
+        # Steps in E (translation equal to m's) match exactly when m's step does.
+        a_m = (kap_m.abs() == ka0.abs()).to(dt)
+        b_m = (kap_m.abs() == kak.abs()).to(dt)
+        mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
+        J = cj.shape[1]
+        cm = torch.gather(cj, 1, mi)[:, None]
+        nm = torch.gather(n, 1, mi)[:, None]
+        pos = delta_m > 0
+        full_m = (delta_m >= full_b) & pos
+        strip_m = pos & (delta_m < full_b)
+        w_m = torch.where(full_m, cm, torch.where(strip_m, (nm - 1) * (se - cm), torch.zeros_like(se)))
+        in_e = delta_m * mf_m * (w_m + torch.where(pos, se - cm, torch.zeros_like(se)))
+        # Other steps reset to the full tile; the previous leaf (an m step) must be full too.
+        tkey = (g[:, :, None, :] - kc_b[..., None]).abs()  # [B, T, Lb, J]
+        other = (wmask[:, None] & ~same).to(dt) * cj[:, None, None, :]
+        hit_a = (tkey == ka0.abs()[..., None]).to(dt)
+        hit_b = (tkey == kak.abs()[..., None]).to(dt)
+        sa, sb = (other * hit_a).sum(-1), (other * hit_b).sum(-1)
+        sab = torch.where(ka0.abs() == kak.abs(), sa, torch.zeros_like(sa))  # both hit only if the keys agree
+        out_e = torch.where(full_m, full_b * (x0 * sa + xk * sb - x0 * xk * sab), torch.zeros_like(full_b))
+        per_child = in_e + out_e
+        return torch.where(ok, per_child, torch.zeros_like(per_child))
