@@ -221,7 +221,9 @@ class CostModel:
         jidx = torch.arange(J, device=dev)
         ends = (lvl + 1) * DA - 1  # last loop above keeper b = 1..L (b = L is the MAC)
         is_mac = lvl == L - 1  # in "child" indexing k = b - 1
-        big_thr = 1.5 if exact else 1.0 + 1e-9
+        # A loop counts as a loop (for reuse) from factor 2 up; in the relaxed model this keeps
+        # the reuse structure fixed near integer points instead of flipping at factor 1.
+        big_thr = 1.5
 
         fs = fs2[..., 0] * fs2[..., 1]  # [B, L, D]
         f = ft * fs
