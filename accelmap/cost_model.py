@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from accelmap.architecture import Architecture
@@ -138,7 +139,14 @@ class Costs:
 class CostModel:
     """Evaluate mappings of ``workload`` on ``arch``. ``dtype`` float64 keeps counts exact."""
 
-    def __init__(self, workload: Workload, arch: Architecture, dtype=torch.float64, device="cpu"):
+    def __init__(self, workload: Workload, arch: Architecture, dtype=torch.float64, device="cpu",
+                 backend: str = "auto"):
+        """``backend``: "torch" (the tensor model), "kernel" (the compiled scalar kernel, CPU
+        only, same counts) or "auto" (the kernel for exact CPU evaluation when numba is there).
+        """
+        if backend not in ("auto", "torch", "kernel"):
+            raise AccelmapError(f"unknown backend '{backend}'; expected auto, torch or kernel")
+        self.backend = backend
         self.workload = workload
         self.arch = arch
         self.dtype = dtype
@@ -187,10 +195,64 @@ class CostModel:
         self.loop_dims = torch.tensor([i for i, b in enumerate(workload.bounds) if b > 1] or [0], device=dev)
 
     # ---- public entry points ------------------------------------------------------------------
-    def __call__(self, batch: MappingBatch, hw: Hardware | None = None) -> Costs:
+    def __call__(self, batch: MappingBatch, hw: Hardware | None = None, detail: bool = True) -> Costs:
+        """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
+        breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search."""
+        hw = hw or self.hw
+        if self._use_kernel(hw):
+            return self._evaluate_kernel(batch, hw, detail)
         b = batch.to(self.device)
         return self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
-                              b.spatial_order, hw or self.hw, True)
+                              b.spatial_order, hw, True)
+
+    def _use_kernel(self, hw: Hardware) -> bool:
+        from accelmap import kernel
+
+        if self.backend == "torch" or self.device.type != "cpu":
+            return False
+        if self.backend == "kernel" and not kernel.HAVE_NUMBA:
+            raise AccelmapError("the kernel backend needs numba (pip install numba)")
+        return kernel.HAVE_NUMBA and not any(t.requires_grad for t in vars(hw).values())
+
+    def _kernel_plan(self, hw: Hardware) -> dict:
+        """The model's constants as NumPy arrays for :mod:`accelmap.kernel` (cached for self.hw)."""
+        if hw is self.hw and getattr(self, "_plan", None) is not None:
+            return self._plan
+        np_ = lambda x: x.detach().cpu().numpy()  # noqa: E731
+        f64 = lambda x: np.ascontiguousarray(np_(x), dtype=np.float64)  # noqa: E731
+        plan = {
+            "coef": f64(self.coef), "rank_live": np_(self.rank_live), "key_coef": f64(self.key_coef),
+            "d1": np_(self.rank_d1), "d2": np_(self.rank_d2), "c1": f64(self.rank_c1), "c2": f64(self.rank_c2),
+            "read_write": np_(self.read_write), "bounds": f64(self.bounds), "act": np_(self.loop_dims),
+            "capacity": f64(hw.capacity), "block": f64(hw.block), "rbw": f64(hw.read_bw), "wbw": f64(hw.write_bw),
+            "er": f64(hw.read_energy), "ew": f64(hw.write_energy), "fanout": f64(hw.fanout),
+            "mac_energy": float(hw.mac_energy), "macs": self.macs, "mac_instances": float(hw.mac_instances),
+        }
+        if hw is self.hw:
+            self._plan = plan
+        return plan
+
+    def _evaluate_kernel(self, batch: MappingBatch, hw: Hardware, detail: bool = True) -> Costs:
+        from accelmap import kernel
+
+        plan = self._kernel_plan(hw)
+        arr = lambda x: np.ascontiguousarray(x.detach().cpu().numpy())  # noqa: E731
+        out = kernel.evaluate(plan, arr(batch.temporal), arr(batch.spatial), arr(batch.order), arr(batch.spatial_order),
+                              arr(batch.keep), detail)
+        if not detail:
+            out = {k: (v if v.shape[0] == len(batch) else v[:0]) for k, v in out.items()}
+        t = {k: torch.from_numpy(v).to(self.dtype) if v.dtype == np.float64 else torch.from_numpy(v)
+             for k, v in out.items()}
+        energy, cycles = t["energy"], t["cycles"]
+        area = hw.total_area.to(self.dtype).expand(len(batch))
+        return Costs(energy=energy, cycles=cycles, edp=energy * cycles, utilization=self.macs / (cycles * float(hw.mac_instances)),
+                     power=energy / cycles * float(hw.clock_ghz), area=area, valid=t["reason"] == VALID,
+                     reason=t["reason"], energy_by_level=t["energy_by_level"],
+                     energy_by_level_tensor=t["energy_by_level_tensor"], reads=t["reads"], fills=t["fills"],
+                     updates=t["updates"], tile=t["tile"], instances=t["instances"],
+                     compute_cycles=t["compute_cycles"], level_cycles=t["level_cycles"],
+                     capacity_excess=t["tile"].sum(2) - hw.capacity.to(self.dtype)[None] if detail else t["tile"][:, :, 0],
+                     fanout_excess=t["fanout_excess"], factor_error=t["factor_error"])
 
     def relaxed(self, log_temporal: torch.Tensor, log_spatial: torch.Tensor, order: torch.Tensor,
                 keep: torch.Tensor, hw: Hardware | None = None, spatial_order: torch.Tensor | None = None) -> Costs:

@@ -190,11 +190,11 @@ def parse_mapping(text: str, level_order: Sequence[str] | None = None) -> Mappin
 class MappingBatch:
     """B mappings of one workload on one architecture, as tensors.
 
-    temporal: [B, L, D] int64 — temporal factor of dim d at storage level l (outermost l=0)
-    order:    [B, L, D] int64 — loop position of dim d within level l, 0 = outermost
-    spatial:  [B, L, D, 2] int64 — spatial factor of dim d below level l on mesh X (0) and Y (1)
+    temporal: [B, L, D] int32 — temporal factor of dim d at storage level l (outermost l=0)
+    order:    [B, L, D] int8 — loop position of dim d within level l, 0 = outermost
+    spatial:  [B, L, D, 2] int32 — spatial factor of dim d below level l on mesh X (0) and Y (1)
     keep:     [B, L, T] bool — level l keeps tensor t
-    spatial_order: [B, L, D] int64 — position of dim d among level l's spatial loops, 0 =
+    spatial_order: [B, L, D] int8 — position of dim d among level l's spatial loops, 0 =
               outermost (Y loops enclose X loops); it decides which PEs are mesh neighbours
     """
 
@@ -204,13 +204,22 @@ class MappingBatch:
     keep: torch.Tensor
     spatial_order: torch.Tensor | None = None
 
+    # Compact integer types: bulk evaluation streams these from memory, and bytes are time.
+    FACTOR_DTYPE = torch.int32
+    ORDER_DTYPE = torch.int8
+
     def __post_init__(self) -> None:
+        for name, dt in (("temporal", self.FACTOR_DTYPE), ("spatial", self.FACTOR_DTYPE), ("order", self.ORDER_DTYPE)):
+            if getattr(self, name).dtype != dt:
+                object.__setattr__(self, name, getattr(self, name).to(dt))
+        if self.spatial_order is not None and self.spatial_order.dtype != self.ORDER_DTYPE:
+            object.__setattr__(self, "spatial_order", self.spatial_order.to(self.ORDER_DTYPE))
         if self.spatial_order is None:
             # Default: Y dims outside X dims, each in dim order.
             D = self.order.shape[-1]
             base = torch.arange(D, device=self.order.device).expand_as(self.order)
             is_x = (self.spatial[..., 0] > 1)
-            object.__setattr__(self, "spatial_order", base + D * is_x.to(base.dtype))
+            object.__setattr__(self, "spatial_order", (base + D * is_x.to(base.dtype)).to(self.ORDER_DTYPE))
 
     def __len__(self) -> int:
         return self.temporal.shape[0]

@@ -25,8 +25,9 @@ def prime_factors(n: int) -> list[int]:
 
 
 def random_batch(workload: Workload, arch: Architecture, size: int, generator: torch.Generator | None = None,
-                 device="cpu") -> MappingBatch:
-    """``size`` random mappings; factors always multiply to the bounds, keep = everything.
+                 device="cpu", keep: torch.Tensor | None = None) -> MappingBatch:
+    """``size`` random mappings; factors always multiply to the bounds; ``keep`` [L, T]
+    (default: every level keeps everything).
 
     Spatial slots exist only below levels with a fanout; capacity and fanout limits are not
     enforced (the model's validity mask reports them).
@@ -48,5 +49,5 @@ def random_batch(workload: Workload, arch: Architecture, size: int, generator: t
                 else:
                     spatial[hit, l, d, kind - 1] *= p
     order = torch.argsort(torch.rand(size, L, D, generator=g), dim=-1)
-    keep = torch.ones(size, L, len(workload.tensors), dtype=torch.bool)
-    return MappingBatch(temporal, order, spatial, keep).to(device)
+    keep_b = (torch.ones(L, len(workload.tensors), dtype=torch.bool) if keep is None else keep).expand(size, -1, -1)
+    return MappingBatch(temporal, order, spatial, keep_b.contiguous()).to(device)
