@@ -386,6 +386,8 @@ class CostModel:
         updates = torch.where(rw, content, torch.zeros_like(content)) * keepd
         fills = torch.where(rw, (own_deltas - part).clamp(min=0), own_deltas)
         fills = torch.where(lvl[None, None] == 0, torch.zeros_like(fills), fills) * keepd
+        if exact:  # Timeloop rounds the (possibly averaged) access counts to whole accesses
+            reads, fills, updates = torch.floor(reads + 0.5), torch.floor(fills + 0.5), torch.floor(updates + 0.5)
         tile = full[:, :, :L] * keepd
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
 
@@ -447,7 +449,7 @@ class CostModel:
         l0 = torch.cummax(torch.where(has_sp, lvl, torch.full_like(lvl, -1)), 1).values  # [B, Lb]
         nsp = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=dev), torch.cumsum(has_sp.to(torch.int64), 1)], 1)
         between = nsp[:, None, 1:] - torch.gather(nsp[:, None].expand(B, T, L + 1), 2, parent.clamp(min=0))
-        ok = (between == 1) & (l0[:, None] >= parent) & ~(lvl == L - 1)[None, None]  # [B, T, Lb]
+        ok = (between == 1) & (l0[:, None] >= parent) & (parent >= 0) & ~(lvl == L - 1)[None, None]  # [B, T, Lb]
         l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
         fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]
         so0 = torch.gather(sorder, 1, l0c)

@@ -29,8 +29,6 @@ BAD_FACTORS, BAD_FANOUT, BAD_CAPACITY, BAD_KEEP = 1, 2, 3, 4
 
 def _blocks(words, blk):
     """Whole block accesses for a word count (Accelergy charges per block)."""
-    if blk == 1.0:
-        return words
     return math.ceil(words / blk - 1e-9)
 
 
@@ -331,6 +329,10 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
                 reads = content + own_peer
                 upd = 0.0
                 fil = own if l > 0 else 0.0
+            # Timeloop rounds the (possibly averaged) access counts to whole accesses.
+            reads = math.floor(reads + 0.5)
+            fil = math.floor(fil + 0.5)
+            upd = math.floor(upd + 0.5)
             out_reads[o, l, t] = reads
             out_fills[o, l, t] = fil
             out_updates[o, l, t] = upd
