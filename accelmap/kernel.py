@@ -29,6 +29,8 @@ BAD_FACTORS, BAD_FANOUT, BAD_CAPACITY, BAD_KEEP = 1, 2, 3, 4
 
 def _blocks(words, blk):
     """Whole block accesses for a word count (Accelergy charges per block)."""
+    if blk == 1.0:
+        return math.ceil(words - 1e-9)
     return math.ceil(words / blk - 1e-9)
 
 
@@ -255,7 +257,7 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
                     c = c1[t, r] if k == 0 else c2[t, r]
                     if c <= 0.0:
                         continue
-                    f = spc[b, d] / spc[p, d]
+                    f = 1.0 if spc[b, d] == spc[p, d] else spc[b, d] / spc[p, d]
                     lst = lastsp[b, d]
                     alpha = 1
                     if lst >= p and f > 1.5:
@@ -287,7 +289,9 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
             prod = 1.0
             for r in range(R):
                 da, db = d1[t, r], d2[t, r]
-                prod *= 1.0 + c1[t, r] * (bounds[da] / spc[l, da] - 1.0) + c2[t, r] * (bounds[db] / spc[l, db] - 1.0)
+                ea = bounds[da] if spc[l, da] == 1.0 else bounds[da] / spc[l, da]
+                eb = bounds[db] if spc[l, db] == 1.0 else bounds[db] / spc[l, db]
+                prod *= 1.0 + c1[t, r] * (ea - 1.0) + c2[t, r] * (eb - 1.0)
             part[t, l] = prod
     inst = 1.0
     energy = macs * mac_energy
@@ -391,8 +395,8 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
 
 
 if HAVE_NUMBA:
-    _gcd = njit(cache=True)(_gcd)  # rebinding the globals: the kernel resolves them when compiled
-    _blocks = njit(cache=True, error_model="numpy")(_blocks)
+    _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
+    _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
     _evaluate_one_jit = njit(cache=True, error_model="numpy")(_evaluate_one)
 
     @njit(parallel=True, cache=True, error_model="numpy")
