@@ -1,0 +1,154 @@
+"""Mapping constraints: what the hardware's dataflow fixes (factors, loop orders, bypass).
+
+Read from Timeloop constraint YAML (``architecture_constraints: targets: [...]``, or a bare
+``targets``/``constraints`` list) or built in Python. A factor of 0 means "all of this
+dimension" (Timeloop's convention for the remainder); a partial permutation fixes the listed
+dims as the innermost loops of that level, innermost first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from accelmap.architecture import Architecture
+from accelmap.errors import AccelmapError
+from accelmap.workload import Workload
+from accelmap.yamlio import load_yaml
+
+
+@dataclass(frozen=True)
+class LevelConstraint:
+    level: str
+    temporal: tuple[tuple[str, int], ...] = ()
+    permutation: str | None = None
+    spatial: tuple[tuple[str, int], ...] = ()
+    spatial_permutation: str | None = None
+    spatial_split: int | None = None
+    keep: tuple[str, ...] = ()
+    bypass: tuple[str, ...] = ()
+    source: str = ""  # where it came from, for error messages
+
+
+@dataclass(frozen=True)
+class Constraints:
+    levels: tuple[LevelConstraint, ...] = ()
+    source: str = "<constraints>"
+
+    def at(self, level: str) -> LevelConstraint:
+        merged = LevelConstraint(level)
+        for c in self.levels:
+            if c.level != level:
+                continue
+            merged = LevelConstraint(
+                level,
+                merged.temporal + c.temporal,
+                c.permutation or merged.permutation,
+                merged.spatial + c.spatial,
+                c.spatial_permutation or merged.spatial_permutation,
+                c.spatial_split if c.spatial_split is not None else merged.spatial_split,
+                merged.keep + c.keep,
+                merged.bypass + c.bypass,
+                c.source or merged.source,
+            )
+        return merged
+
+    def check(self, workload: Workload, arch: Architecture) -> None:
+        """Raise naming the constraint when it refers to a missing level, dim or tensor, or
+        when its fixed factors cannot multiply to a dimension's bound."""
+        dims = set(workload.dims)
+        tnames = {t.name for t in workload.tensors}
+        for c in self.levels:
+            where = c.source or f"level {c.level}"
+            if c.level not in arch.level_names:
+                raise AccelmapError(f"constraint names level '{c.level}' that the architecture lacks; expected one "
+                                    f"of {list(arch.level_names)}", file=self.source, field=where)
+            for d, f in c.temporal + c.spatial:
+                if d not in dims:
+                    raise AccelmapError(f"constraint names dimension '{d}'; expected one of {list(workload.dims)}",
+                                        file=self.source, field=where)
+                if f < 0:
+                    raise AccelmapError(f"factor {d}={f}; expected a positive integer or 0 (the rest)",
+                                        file=self.source, field=where)
+            for p in (c.permutation or "") + (c.spatial_permutation or ""):
+                if p not in dims:
+                    raise AccelmapError(f"permutation names dimension '{p}'; expected one of {list(workload.dims)}",
+                                        file=self.source, field=where)
+            for t in c.keep + c.bypass:
+                if t not in tnames:
+                    raise AccelmapError(f"constraint names tensor '{t}'; expected one of {sorted(tnames)}",
+                                        file=self.source, field=where)
+            if set(c.keep) & set(c.bypass):
+                raise AccelmapError(f"tensors {sorted(set(c.keep) & set(c.bypass))} are both kept and bypassed",
+                                    file=self.source, field=where)
+            if c.spatial and arch.fanout(arch.level_index(c.level)) == (1, 1):
+                if any(f > 1 for _, f in c.spatial):
+                    raise AccelmapError(f"spatial factors at {c.level}, which has no fanout", file=self.source,
+                                        field=where)
+        for d, bound in zip(workload.dims, workload.bounds):
+            fixed = [(c, f) for c in self.levels for dd, f in c.temporal + c.spatial if dd == d and f > 0]
+            prod = math.prod(f for _, f in fixed)
+            if bound % prod:
+                c = fixed[-1][0]
+                raise AccelmapError(f"fixed factors of {d} multiply to {prod}, which does not divide its bound "
+                                    f"{bound}; no legal mapping", file=self.source, field=c.source or c.level)
+
+
+def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
+    if text is None:
+        return ()
+    if isinstance(text, dict):
+        items = list(text.items())
+    else:
+        items = []
+        for tok in str(text).split():
+            if "=" not in tok:
+                raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER", file=src, field=where)
+            k, v = tok.split("=", 1)
+            items.append((k, v))
+    out = []
+    for k, v in items:
+        try:
+            out.append((str(k), int(v)))
+        except (TypeError, ValueError):
+            raise AccelmapError(f"factor {k}={v!r}; expected an integer", file=src, field=where) from None
+    return tuple(out)
+
+
+def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
+    if isinstance(doc, dict):
+        body = doc.get("architecture_constraints", doc.get("constraints", doc))
+        targets = body.get("targets") if isinstance(body, dict) else body
+    else:
+        targets = doc
+    if not isinstance(targets, list):
+        raise AccelmapError("expected 'architecture_constraints: targets:' with a list of constraints", file=src,
+                            field="architecture_constraints.targets")
+    out = []
+    for i, t in enumerate(targets):
+        where = f"architecture_constraints.targets[{i}]"
+        if not isinstance(t, dict) or "target" not in t or "type" not in t:
+            raise AccelmapError("missing required field; expected 'target' and 'type'", file=src, field=where)
+        typ = str(t["type"])
+        lvl = str(t["target"])
+        if typ in ("bypass", "datatype", "dataspace"):
+            out.append(LevelConstraint(lvl, keep=tuple(t.get("keep", []) or []), bypass=tuple(t.get("bypass", []) or []),
+                                       source=where))
+        elif typ == "temporal":
+            out.append(LevelConstraint(lvl, temporal=_factors(t.get("factors"), src, where),
+                                       permutation=t.get("permutation"), source=where))
+        elif typ == "spatial":
+            out.append(LevelConstraint(lvl, spatial=_factors(t.get("factors"), src, where),
+                                       spatial_permutation=t.get("permutation"), spatial_split=t.get("split"),
+                                       source=where))
+        elif typ in ("utilization", "max_overbooked_proportion"):
+            continue  # mapper hints that do not restrict the space
+        else:
+            raise AccelmapError(f"unknown constraint type '{typ}'; expected temporal, spatial or bypass", file=src,
+                                field=f"{where}.type")
+    return Constraints(tuple(out), src)
+
+
+def read_constraints(path: str | Path) -> Constraints:
+    return constraints_from_dict(load_yaml(path), str(path))

@@ -1,0 +1,197 @@
+"""Mapping optimizers behind one ask/tell interface, registered by name.
+
+``ask()`` returns a batch of genomes to evaluate; ``tell(genomes, scores)`` reports their scores
+(lower is better, +inf for illegal). :func:`accelmap.search.optimize` drives any of them with a
+budget, a seed, a progress bar and a trial log; an optimizer never evaluates anything itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+
+from accelmap.errors import AccelmapError
+from accelmap.space import MappingSpace
+
+OPTIMIZERS: dict[str, type["Optimizer"]] = {}
+
+
+def register(cls: type["Optimizer"]) -> type["Optimizer"]:
+    if cls.name in OPTIMIZERS:
+        raise ValueError(f"optimizer name '{cls.name}' is already registered")
+    OPTIMIZERS[cls.name] = cls
+    return cls
+
+
+def get_optimizer(name: str) -> type["Optimizer"]:
+    if name not in OPTIMIZERS:
+        raise AccelmapError(f"unknown optimizer '{name}'; expected one of {', '.join(sorted(OPTIMIZERS))}",
+                            field="--optimizer")
+    return OPTIMIZERS[name]
+
+
+class Optimizer:
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, space: MappingSpace, generator: torch.Generator, budget: int):
+        self.space, self.gen, self.budget = space, generator, budget
+        self.finished = False
+
+    def ask(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def tell(self, genomes: torch.Tensor, scores: torch.Tensor) -> None:
+        pass
+
+
+@register
+class RandomSearch(Optimizer):
+    name = "random"
+    summary = "uniform samples of the space (Timeloop's random-pruned family); keeps the best"
+    batch = 4096
+
+    def ask(self) -> torch.Tensor:
+        return self.space.sample(self.batch, self.gen)
+
+
+@register
+class Exhaustive(Optimizer):
+    name = "exhaustive"
+    summary = "every point of the pruned space (orders of trivial loops skipped); refuses > 5M points"
+
+    def __init__(self, space, generator, budget):
+        super().__init__(space, generator, budget)
+        self._it = space.enumerate()
+
+    def ask(self) -> torch.Tensor:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.finished = True
+            return torch.empty(0, self.space.layout.size, dtype=torch.int64)
+
+
+class _Population(Optimizer):
+    """Shared start: draw random samples until ``size`` legal ones are found."""
+
+    size = 64
+
+    def __init__(self, space, generator, budget):
+        super().__init__(space, generator, budget)
+        self.pop: torch.Tensor | None = None
+        self.scores: torch.Tensor | None = None
+        self._seed_g: list[torch.Tensor] = []
+        self._seed_s: list[torch.Tensor] = []
+
+    def _seeding(self) -> bool:
+        return self.pop is None
+
+    def _seed_ask(self) -> torch.Tensor:
+        return self.space.sample(max(4 * self.size, 1024), self.gen)
+
+    def _seed_tell(self, genomes, scores) -> None:
+        self._seed_g.append(genomes)
+        self._seed_s.append(scores)
+        g, s = torch.cat(self._seed_g), torch.cat(self._seed_s)
+        n_ok = int(torch.isfinite(s).sum())
+        if n_ok >= self.size or len(g) >= 64 * self.size:
+            idx = torch.argsort(s)[: self.size]
+            if not torch.isfinite(s[idx[0]]):
+                return  # keep drawing: no legal point yet
+            idx = idx[torch.isfinite(s[idx])]
+            # fill up with copies of legal points if too few were found
+            reps = math.ceil(self.size / len(idx))
+            idx = idx.repeat(reps)[: self.size]
+            self.pop, self.scores = g[idx].clone(), s[idx].clone()
+            self._seed_g, self._seed_s = [], []
+
+
+@register
+class Annealing(_Population):
+    name = "annealing"
+    summary = "parallel simulated annealing: many chains, batched neighbour moves, geometric cooling"
+    size = 1024
+    t_start, t_end = 0.3, 0.003  # temperatures on log(objective)
+
+    def __init__(self, space, generator, budget):
+        super().__init__(space, generator, budget)
+        self.spent = 0
+        self.best_g: torch.Tensor | None = None
+        self.best_s = math.inf
+
+    def ask(self) -> torch.Tensor:
+        if self._seeding():
+            return self._seed_ask()
+        # several moves per proposal early on, single moves later
+        props = self.space.neighbours(self.pop, self.gen)
+        if self.temperature() > 0.05:
+            props = self.space.neighbours(props, self.gen)
+        return props
+
+    def temperature(self) -> float:
+        frac = min(1.0, self.spent / max(1, self.budget))
+        return self.t_start * (self.t_end / self.t_start) ** frac
+
+    def tell(self, genomes, scores) -> None:
+        self.spent += len(genomes)
+        if self._seeding():
+            self._seed_tell(genomes, scores)
+            return
+        t = self.temperature()
+        n = len(scores)  # the last step may be cut short by the budget
+        delta = scores - self.scores[:n]
+        u = torch.rand(n, generator=self.gen, dtype=scores.dtype)
+        accept = torch.isfinite(scores) & ((delta <= 0) | (u < torch.exp(-delta.clamp(min=0) / t)))
+        self.pop[:n] = torch.where(accept[:, None], genomes, self.pop[:n])
+        self.scores[:n] = torch.where(accept, scores, self.scores[:n])
+        # restart the worst eighth of the chains from the best points found so far
+        i = int(torch.argmin(self.scores))
+        if float(self.scores[i]) < self.best_s:
+            self.best_s, self.best_g = float(self.scores[i]), self.pop[i].clone()
+        if self.best_g is not None:
+            k = len(self.pop) // 8
+            worst = torch.argsort(self.scores, descending=True)[:k]
+            self.pop[worst] = self.best_g
+            self.scores[worst] = self.best_s
+
+
+@register
+class Genetic(_Population):
+    """GAMMA's operators (Kao & Krishna, ICCAD 2020): elitism, crossover of whole per-dim
+    tilings and per-level orders, and mutation of a tile (move a prime factor between levels),
+    of the parallel dims (move a factor between a temporal and a spatial loop, or flip a
+    spatial dim's mesh axis) and of the loop order (swap two loops)."""
+
+    name = "genetic"
+    summary = "GAMMA-style genetic algorithm: elitism, tiling/order crossover, tile/parallel/order mutation"
+    size = 100  # GAMMA's default population
+    elite_frac = 0.1
+    mutation_rate = 0.5
+
+    def ask(self) -> torch.Tensor:
+        if self._seeding():
+            return self._seed_ask()
+        n = self.size
+        order = torch.argsort(self.scores)
+        parents = self.pop[order[: max(2, n // 2)]]  # the better half breeds
+        ia = torch.randint(0, len(parents), (n,), generator=self.gen)
+        ib = torch.randint(0, len(parents), (n,), generator=self.gen)
+        child = self.space.crossover(parents[ia], parents[ib], self.gen)
+        mut = torch.rand(n, generator=self.gen) < self.mutation_rate
+        if mut.any():
+            child[mut] = self.space.neighbours(child[mut], self.gen)
+        return child
+
+    def tell(self, genomes, scores) -> None:
+        if self._seeding():
+            self._seed_tell(genomes, scores)
+            return
+        n_elite = max(1, int(self.elite_frac * self.size))
+        elite = torch.argsort(self.scores)[:n_elite]
+        g = torch.cat([self.pop[elite], genomes])
+        s = torch.cat([self.scores[elite], scores])
+        keep = torch.argsort(s)[: self.size]
+        self.pop, self.scores = g[keep], s[keep]
