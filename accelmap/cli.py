@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Optional
 
 import typer
@@ -57,6 +58,115 @@ def evaluate(
     console.print(f"energy {d['energy_pJ'] / 1e6:,.2f} uJ ({d['pJ_per_mac']:.2f} pJ/MAC)   cycles {d['cycles']:,.0f}   "
                   f"EDP {d['edp_J_cycle']:.4g} J*cycle   utilization {d['utilization']:.3f}   "
                   f"area {d['area_um2'] / 1e6:.3f} mm^2   {status}")
+
+
+@app.command("map")
+def map_cmd(
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
+    ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
+    art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
+    constraints: Optional[str] = typer.Option(
+        None, help="Timeloop constraint YAML; default: the preset's dataflow constraints; 'none' for none."),
+    objective: str = typer.Option("edp", help="edp, energy, cycles, power, area, '0.7*energy+0.3*cycles', "
+                                              "'lex:cycles,energy'."),
+    require: list[str] = typer.Option([], help="Constraints on results, e.g. 'utilization>=0.5', 'power<=150'."),
+    optimizer: str = typer.Option("annealing", help="A registered optimizer (accelmap optimizers)."),
+    budget: int = typer.Option(100_000, help="Model evaluations per layer (at most)."),
+    patience: int = typer.Option(15_000, help="Stop a layer after this many evaluations without improvement "
+                                              "(0: use the whole budget)."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same mappings."),
+    workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
+) -> None:
+    """Find the best mapping of every unique layer of a network; write a run directory."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelmap.architecture import load_architecture, preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.mapper import default_run_dir, map_layers, totals, write_run
+    from accelmap.network import Layer
+    from accelmap.objective import Objective
+    from accelmap.optimizers import get_optimizer
+    from accelmap.workload import read_problem_yaml
+    from accelmap.zoo import get_network
+
+    if budget <= 0:
+        raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
+    if workers <= 0:
+        raise AccelmapError(f"workers must be at least 1, got {workers}", field="--workers")
+    get_optimizer(optimizer)
+    obj = Objective.parse(objective, require)
+    a = load_architecture(arch, ert, art)
+    if network.endswith((".yaml", ".yml")):
+        layers = [Layer(read_problem_yaml(network))]
+        net_name = Path(network).stem
+    else:
+        net = get_network(network)
+        layers = list(net.unique_layers())
+        net_name = net.name
+    if constraints is None:
+        path = preset_constraints(arch) if not arch.endswith((".yaml", ".yml")) else None
+        cons = read_constraints(path) if path else Constraints()
+    elif constraints.lower() == "none":
+        cons = Constraints()
+    else:
+        cons = read_constraints(constraints)
+    for layer in layers:
+        cons.check(layer.workload, a)
+    run = Path(out) if out else default_run_dir(net_name, a.name)
+    settings = {"network": net_name, "arch": a.name, "constraints": cons.source, "objective": obj.name,
+                "require": list(require), "optimizer": optimizer, "budget": budget, "patience": patience,
+                "seed": seed, "workers": workers}
+    t0 = time.perf_counter()
+    with Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+        task = bar.add_task("", total=len(layers))
+        outcomes = map_layers(layers, a, cons, obj, optimizer, budget, seed, min(workers, len(layers)),
+                              patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name))
+    wall = time.perf_counter() - t0
+    complete = len(outcomes) == len(layers)
+    settings["wall_seconds"] = wall
+    write_run(run, outcomes, settings, complete)
+    _print_map_table(outcomes, totals(outcomes), a, obj, wall)
+    console.print(f"run directory: {run}")
+    if not complete:
+        console.print(f"[yellow]interrupted: {len(outcomes)} of {len(layers)} layers finished and were saved[/]")
+        raise typer.Exit(130)
+
+
+def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
+    table = Table(title=f"{arch.name}, objective {obj.name}", header_style="bold")
+    for col in ("layer", "dims", "count", "MACs", "energy (uJ)", "cycles", "EDP (J*cyc)", "util",
+                "gap E", "gap cyc", "search (s)"):
+        table.add_column(col, justify="left" if col in ("layer", "dims") else "right")
+    for o in outcomes:
+        dims = " ".join(f"{d}{b}" for d, b in o.dims.items() if b > 1)
+        if not o.found:
+            table.add_row(o.name, dims, str(o.count), f"{o.macs:,}", "no legal mapping", "", "", "", "", "",
+                          f"{o.seconds:.2f}")
+            continue
+        table.add_row(o.name, dims, str(o.count), f"{o.macs:,}", f"{o.energy_pJ / 1e6:,.2f}", f"{o.cycles:,.0f}",
+                      f"{o.edp * 1e-12:.4g}", f"{o.utilization:.2f}", f"{o.gap_energy:.2f}", f"{o.gap_cycles:.2f}",
+                      f"{o.seconds:.2f}")
+    console.print(table)
+    console.print(f"network: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
+                  f"cycles {tot['cycles']:,.0f}, EDP {tot['edp'] * 1e-12:.4g} J*cycle, gaps to the lower bound "
+                  f"E x{tot['gap_energy'] or float('nan'):.2f} cycles x{tot['gap_cycles'] or float('nan'):.2f}; "
+                  f"wall {wall:.1f} s")
+
+
+@app.command()
+def optimizers() -> None:
+    """List the registered mapping optimizers."""
+    from accelmap.optimizers import OPTIMIZERS
+
+    table = Table("optimizer", "what it does")
+    for name, cls in sorted(OPTIMIZERS.items()):
+        table.add_row(name, cls.summary)
+    console.print(table)
 
 
 @app.command()

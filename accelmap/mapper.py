@@ -1,0 +1,208 @@
+"""Whole-network mapping: every unique layer searched once, in parallel, with lower bounds and
+a run directory (summary JSON, Timeloop mapping YAML per layer, trial log, plots)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from accelmap.architecture import Architecture
+from accelmap.constraints import Constraints
+from accelmap.network import Layer
+from accelmap.objective import Objective
+from accelmap.workload import Workload, problem_to_dict
+from accelmap.yamlio import dump_yaml
+
+DEFAULT_BUDGET = 100_000
+DEFAULT_PATIENCE = 15_000
+
+
+@dataclass(frozen=True)
+class Bound:
+    """Lower bounds of one layer (see :func:`lower_bound`)."""
+
+    energy_pJ: float
+    cycles: float
+
+    @property
+    def edp(self) -> float:
+        return self.energy_pJ * self.cycles
+
+
+def lower_bound(workload: Workload, arch: Architecture, constraints: Constraints) -> Bound:
+    """cycles >= MACs / MAC units. energy >= MACs x E_mac + for each tensor, every word once
+    through DRAM (a read, or a write for outputs) and written once into every level the
+    constraints force to keep it (per-word energy = per-block energy / block size)."""
+    cycles = math.ceil(workload.macs / arch.compute.instances)
+    energy = workload.macs * arch.compute.energy
+    dram = arch.levels[0]
+    for t in workload.tensors:
+        size = workload.tensor_size(t.name)
+        e_dram = (dram.write_energy if t.read_write else dram.read_energy) / dram.block_size
+        energy += size * e_dram
+        for lv in arch.levels[1:]:
+            if t.name in constraints.at(lv.name).keep:
+                energy += size * lv.write_energy / lv.block_size
+    return Bound(energy, float(cycles))
+
+
+@dataclass(frozen=True)
+class LayerOutcome:
+    """What one layer's search produced (plain data: it crosses process boundaries)."""
+
+    index: int
+    name: str
+    count: int
+    dims: dict
+    macs: int
+    found: bool
+    energy_pJ: float
+    cycles: float
+    edp: float
+    utilization: float
+    energy_by_level: dict
+    bound_energy_pJ: float
+    bound_cycles: float
+    evaluations: int
+    legal: int
+    seconds: float
+    mapping_yaml: str
+    problem_yaml: str
+    trace: list
+
+    @property
+    def gap_energy(self) -> float:
+        return self.energy_pJ / self.bound_energy_pJ
+
+    @property
+    def gap_cycles(self) -> float:
+        return self.cycles / self.bound_cycles
+
+    @property
+    def gap_edp(self) -> float:
+        return self.edp / (self.bound_energy_pJ * self.bound_cycles)
+
+
+def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constraints, objective: Objective,
+              optimizer: str, budget: int, seed: int, patience: int | None) -> LayerOutcome:
+    from accelmap.search import optimize
+    from accelmap.space import MappingSpace
+
+    w = layer.workload
+    space = MappingSpace(w, arch, constraints)
+    res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience)
+    b = lower_bound(w, arch, constraints)
+    found = res.costs is not None and bool(res.costs.valid[0])
+    c = res.costs
+    nan = float("nan")
+    names = list(arch.level_names) + [arch.compute.name]
+    return LayerOutcome(
+        index=index, name=w.name, count=layer.count, dims=dict(zip(w.dims, w.bounds)), macs=w.macs, found=found,
+        energy_pJ=float(c.energy[0]) if found else nan, cycles=float(c.cycles[0]) if found else nan,
+        edp=float(c.edp[0]) if found else nan, utilization=float(c.utilization[0]) if found else nan,
+        energy_by_level=dict(zip(names, c.energy_by_level[0].tolist())) if found else {},
+        bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, evaluations=res.evaluations, legal=res.legal,
+        seconds=res.seconds, mapping_yaml=res.mapping.to_yaml() if res.mapping else "",
+        problem_yaml=dump_yaml(problem_to_dict(w)), trace=[list(t) for t in res.trace])
+
+
+def _init_worker() -> None:
+    # one process per core: the kernel inside each worker must not spawn its own threads too
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except ImportError:
+        pass
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints, objective: Objective,
+               optimizer: str = "annealing", budget: int = DEFAULT_BUDGET, seed: int = 0, workers: int = 1,
+               patience: int | None = DEFAULT_PATIENCE,
+               on_done: Callable[[LayerOutcome], None] | None = None) -> list[LayerOutcome]:
+    """Search every layer; results arrive through ``on_done`` as layers finish. Ctrl-C stops
+    the pool and returns the layers that finished (the caller keeps them)."""
+    done: list[LayerOutcome] = []
+    args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience) for i, layer in enumerate(layers)]
+    if workers <= 1:
+        try:
+            for a in args:
+                out = map_layer(*a)
+                done.append(out)
+                if on_done:
+                    on_done(out)
+        except KeyboardInterrupt:
+            pass
+        return sorted(done, key=lambda o: o.index)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
+    try:
+        futures = [pool.submit(map_layer, *a) for a in args]
+        for f in as_completed(futures):
+            out = f.result()
+            done.append(out)
+            if on_done:
+                on_done(out)
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in getattr(pool, "_processes", {}).values():
+            p.terminate()
+        return sorted(done, key=lambda o: o.index)
+    pool.shutdown()
+    return sorted(done, key=lambda o: o.index)
+
+
+def totals(outcomes: list[LayerOutcome]) -> dict:
+    ok = [o for o in outcomes if o.found]
+    e = sum(o.energy_pJ * o.count for o in ok)
+    c = sum(o.cycles * o.count for o in ok)
+    be = sum(o.bound_energy_pJ * o.count for o in ok)
+    bc = sum(o.bound_cycles * o.count for o in ok)
+    return {"layers": len(outcomes), "mapped": len(ok), "macs": sum(o.macs * o.count for o in ok),
+            "energy_pJ": e, "cycles": c, "edp": e * c, "gap_energy": e / be if be else None,
+            "gap_cycles": c / bc if bc else None, "search_seconds": sum(o.seconds for o in outcomes)}
+
+
+def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete: bool) -> None:
+    """summary.json, mappings/ and problems/ (Timeloop YAML, readable by accelmap evaluate),
+    trials.jsonl, and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mappings").mkdir(exist_ok=True)
+    (out / "problems").mkdir(exist_ok=True)
+    layers = []
+    with open(out / "trials.jsonl", "w") as log:
+        for o in outcomes:
+            stem = f"{o.index:02d}_{o.name.replace('/', '_')}"
+            if o.mapping_yaml:
+                (out / "mappings" / f"{stem}.yaml").write_text(o.mapping_yaml)
+            (out / "problems" / f"{stem}.yaml").write_text(o.problem_yaml)
+            for ev, score, edp in o.trace:
+                log.write(json.dumps({"layer": o.name, "evaluations": ev, "best_score": score, "best_edp": edp}) + "\n")
+            d = asdict(o)
+            for k in ("mapping_yaml", "problem_yaml", "trace"):
+                d.pop(k)
+            d.update(gap_energy=o.gap_energy, gap_cycles=o.gap_cycles, gap_edp=o.gap_edp,
+                     mapping_file=f"mappings/{stem}.yaml", problem_file=f"problems/{stem}.yaml")
+            layers.append(d)
+    summary = {"settings": settings, "complete": complete, "totals": totals(outcomes), "layers": layers,
+               "lower_bound": lower_bound.__doc__.strip().replace("\n   ", "")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    try:
+        from accelmap.plots import plot_convergence, plot_energy_by_level
+
+        plot_energy_by_level(outcomes, out / "energy_by_level.png")
+        plot_convergence(outcomes, out / "convergence.png")
+    except Exception as exc:  # plots are a convenience; never lose a run over them
+        (out / "plots_error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+def default_run_dir(network: str, arch: str) -> Path:
+    return Path("runs") / f"{network}_{arch}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
