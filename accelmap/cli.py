@@ -132,6 +132,11 @@ def map_cmd(
     write_run(run, outcomes, settings, complete)
     _print_map_table(outcomes, totals(outcomes), a, obj, wall)
     console.print(f"run directory: {run}")
+    failed = [o for o in outcomes if not o.found]
+    if failed and len(failed) == len(outcomes):
+        raise AccelmapError(failed[0].note or "no legal mapping")
+    for o in failed:
+        console.print(f"[yellow]warning: {o.name} was not mapped: {o.note}[/]")
     if not complete:
         console.print(f"[yellow]interrupted: {len(outcomes)} of {len(layers)} layers finished and were saved[/]")
         raise typer.Exit(130)

@@ -75,6 +75,7 @@ class LayerOutcome:
     mapping_yaml: str
     problem_yaml: str
     trace: list
+    note: str = ""  # why no mapping was found
 
     @property
     def gap_energy(self) -> float:
@@ -91,6 +92,8 @@ class LayerOutcome:
 
 def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constraints, objective: Objective,
               optimizer: str, budget: int, seed: int, patience: int | None) -> LayerOutcome:
+    import torch
+
     from accelmap.search import optimize
     from accelmap.space import MappingSpace
 
@@ -100,6 +103,15 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
     b = lower_bound(w, arch, constraints)
     found = res.costs is not None and bool(res.costs.valid[0])
     c = res.costs
+    note = ""
+    if not found:
+        from accelmap.errors import AccelmapError
+
+        try:  # name what makes the space illegal
+            space.sample_legal(1, torch.Generator().manual_seed(seed), max_draws=200_000)
+            note = "no legal mapping found within the budget"
+        except AccelmapError as exc:
+            note = str(exc)
     nan = float("nan")
     names = list(arch.level_names) + [arch.compute.name]
     return LayerOutcome(
@@ -109,7 +121,7 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
         energy_by_level=dict(zip(names, c.energy_by_level[0].tolist())) if found else {},
         bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, evaluations=res.evaluations, legal=res.legal,
         seconds=res.seconds, mapping_yaml=res.mapping.to_yaml() if res.mapping else "",
-        problem_yaml=dump_yaml(problem_to_dict(w)), trace=[list(t) for t in res.trace])
+        problem_yaml=dump_yaml(problem_to_dict(w)), trace=[list(t) for t in res.trace], note=note)
 
 
 def _init_worker() -> None:
