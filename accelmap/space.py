@@ -343,7 +343,10 @@ class MappingSpace:
         if not len(rows):
             return
         n = len(rows)
-        d = torch.randint(0, lay.D, (n,), generator=generator)
+        # pick a dim that has a factor to move and somewhere to move it
+        movable = ((self.free_slots[None] & (fac[rows] > 1)).any(2) & (self.free_slots.sum(1) >= 2)[None])
+        r0 = torch.rand(n, lay.D, generator=generator)
+        d = torch.where(movable, r0, torch.full_like(r0, -1.0)).argmax(1)
         f = fac[rows, d]  # [n, S]
         free = self.free_slots[d]  # [n, S]
         src_ok = free & (f > 1)
@@ -370,12 +373,13 @@ class MappingSpace:
         if not len(rows):
             return
         n = len(rows)
-        lvl = torch.randint(0, lay.L, (n,), generator=generator)
-        nontriv = fac[rows, :, :][torch.arange(n), :, lvl] > 1  # [n, D]
+        free_dim = torch.ones(lay.L, lay.D, dtype=torch.bool)
         for li, inner in enumerate(self.fixed_inner):
-            if inner:
-                sel = (lvl == li).nonzero().flatten()
-                nontriv[sel[:, None], torch.tensor(inner)[None, :]] = False
+            free_dim[li, inner] = False
+        swappable = (fac[rows, :, : lay.L].transpose(1, 2) > 1) & free_dim[None]  # [n, L, D]
+        r0 = torch.rand(n, lay.L, generator=generator)
+        lvl = torch.where(swappable.sum(2) >= 2, r0, torch.full_like(r0, -1.0)).argmax(1)
+        nontriv = swappable[torch.arange(n), lvl]  # [n, D]
         r = torch.rand(n, lay.D, generator=generator)
         a = torch.where(nontriv, r, torch.full_like(r, -1.0)).argmax(1)
         r[torch.arange(n), a] = -1.0
