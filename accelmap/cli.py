@@ -73,7 +73,7 @@ def map_cmd(
     require: list[str] = typer.Option([], help="Constraints on results, e.g. 'utilization>=0.5', 'power<=150'."),
     optimizer: str = typer.Option("annealing", help="A registered optimizer (accelmap optimizers)."),
     budget: int = typer.Option(100_000, help="Model evaluations per layer (at most)."),
-    patience: int = typer.Option(15_000, help="Stop a layer after this many evaluations without improvement "
+    patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
                                               "(0: use the whole budget)."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same mappings."),
     workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),

@@ -20,7 +20,7 @@ from accelmap.workload import Workload, problem_to_dict
 from accelmap.yamlio import dump_yaml
 
 DEFAULT_BUDGET = 100_000
-DEFAULT_PATIENCE = 15_000
+DEFAULT_PATIENCE = 10_000
 
 
 @dataclass(frozen=True)
