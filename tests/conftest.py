@@ -24,3 +24,23 @@ def ref() -> Path:
             pytest.fail("Timeloop reference data (shared/reference/timeloop) not found beside the checkout")
         pytest.skip("Timeloop reference data not found; set ACCELMAP_REFERENCE_DIR")
     return d
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run the accelmap CLI in-process: cli(*args) -> (exit code, stdout, stderr)."""
+    import sys
+
+    from accelmap.cli import main
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["accelmap", *args])
+        code = 0
+        try:
+            main()
+        except SystemExit as e:
+            code = e.code or 0
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

@@ -1,27 +1,14 @@
 """CLI behaviour: the default evaluation, JSON output, and one clear line (exit 2) per bad input."""
 
 import json
-import sys
 
 import pytest
 
-from accelmap.cli import main
 from accelmap.evaluation import DEFAULT_MAPPING, DEFAULT_PROBLEM, example_path
 
 
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["accelmap", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_default_evaluation_matches_timeloop(monkeypatch, capsys, ref):
-    code, out, _ = run(monkeypatch, capsys, "evaluate", "--json")
+def test_default_evaluation_matches_timeloop(cli, ref):
+    code, out, _ = cli("evaluate", "--json")
     assert code == 0
     d = json.loads(out)
     rec = next(json.loads(line) for line in open(ref / "records/eyeriss_like.jsonl")
@@ -34,8 +21,8 @@ def test_default_evaluation_matches_timeloop(monkeypatch, capsys, ref):
         assert d[key] > 0
 
 
-def test_readable_breakdown(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "evaluate")
+def test_readable_breakdown(cli):
+    code, out, _ = cli("evaluate")
     assert code == 0 and "shared_glb" in out and "987.82 uJ" in out
 
 
@@ -57,12 +44,12 @@ BAD_CASES = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CASES))
-def test_bad_problem(monkeypatch, capsys, tmp_path, case):
+def test_bad_problem(cli, tmp_path, case):
     a, b, expect = BAD_CASES[case]
     p = tmp_path / "p.yaml"
     if a is not None:
         p.write_text(a if b is None else _problem_text().replace(a, b))
-    code, out, err = run(monkeypatch, capsys, "evaluate", "--problem", str(p))
+    code, out, err = cli("evaluate", "--problem", str(p))
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert expect in err and "p.yaml" in err
@@ -78,40 +65,40 @@ MAP_CASES = {
 
 
 @pytest.mark.parametrize("case", list(MAP_CASES))
-def test_bad_mapping(monkeypatch, capsys, tmp_path, case):
+def test_bad_mapping(cli, tmp_path, case):
     a, b, expect = MAP_CASES[case]
     text = _mapping_text()
     assert a in text
     m = tmp_path / "m.yaml"
     m.write_text(text.replace(a, b, 1))
-    code, out, err = run(monkeypatch, capsys, "evaluate", "--mapping", str(m))
+    code, out, err = cli("evaluate", "--mapping", str(m))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert expect in err and "m.yaml" in err
 
 
-def test_arch_without_compute_unit(monkeypatch, capsys, tmp_path):
+def test_arch_without_compute_unit(cli, tmp_path):
     from accelmap.architecture import preset_files
 
     text = preset_files("simple_pe16x16")[0].read_text()
     cut = text[: text.index("              - name: mac")]
     a = tmp_path / "a.yaml"
     a.write_text(cut)
-    code, out, err = run(monkeypatch, capsys, "evaluate", "--arch", str(a))
+    code, out, err = cli("evaluate", "--arch", str(a))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "no compute unit" in err and "a.yaml" in err and "architecture.subtree" in err
 
 
-def test_unknown_preset_and_network(monkeypatch, capsys):
-    code, _, err = run(monkeypatch, capsys, "evaluate", "--arch", "tpu_v9")
+def test_unknown_preset_and_network(cli):
+    code, _, err = cli("evaluate", "--arch", "tpu_v9")
     assert code == 2 and "unknown architecture preset 'tpu_v9'" in err
-    code, _, err = run(monkeypatch, capsys, "zoo", "show", "alexnet9")
+    code, _, err = cli("zoo", "show", "alexnet9")
     assert code == 2 and "unknown network 'alexnet9'" in err
 
 
-def test_zoo_and_presets_list(monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "zoo")
+def test_zoo_and_presets_list(cli):
+    code, out, _ = cli("zoo")
     assert code == 0 and "resnet50" in out and "bert_base" in out
-    code, out, _ = run(monkeypatch, capsys, "zoo", "show", "resnet18")
+    code, out, _ = cli("zoo", "show", "resnet18")
     assert code == 0 and "layer1.0.conv1" in out and "115,605,504" in out
-    code, out, _ = run(monkeypatch, capsys, "presets")
+    code, out, _ = cli("presets")
     assert code == 0 and "eyeriss_like" in out and "simple_pe16x16" in out

@@ -1,22 +1,8 @@
 """accelmap map: the run directory, its mappings readable by accelmap evaluate, and bad input."""
 
 import json
-import sys
 
 import pytest
-
-from accelmap.cli import main
-
-
-def run(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["accelmap", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +15,9 @@ def problem(tmp_path_factory):
     return p
 
 
-def test_map_writes_a_run_that_evaluate_reads_back(monkeypatch, capsys, tmp_path, problem):
+def test_map_writes_a_run_that_evaluate_reads_back(cli, tmp_path, problem):
     out = tmp_path / "run"
-    code, text, err = run(monkeypatch, capsys, "map", str(problem), "--arch", "eyeriss_like", "--budget", "6000",
+    code, text, err = cli("map", str(problem), "--arch", "eyeriss_like", "--budget", "6000",
                           "--workers", "1", "--out", str(out), "--seed", "1")
     assert code == 0, err
     assert "small_conv" in text and "gap" in text
@@ -42,7 +28,7 @@ def test_map_writes_a_run_that_evaluate_reads_back(monkeypatch, capsys, tmp_path
     for f in ("energy_by_level.png", "convergence.png", "trials.jsonl"):
         assert (out / f).stat().st_size > 0
     # the written Timeloop mapping evaluates to the same numbers
-    code, js, err = run(monkeypatch, capsys, "evaluate", "--arch", "eyeriss_like", "--problem",
+    code, js, err = cli("evaluate", "--arch", "eyeriss_like", "--problem",
                         str(out / layer["problem_file"]), "--mapping", str(out / layer["mapping_file"]), "--json")
     assert code == 0, err
     d = json.loads(js)
@@ -50,13 +36,13 @@ def test_map_writes_a_run_that_evaluate_reads_back(monkeypatch, capsys, tmp_path
     assert d["energy_pJ"] == pytest.approx(layer["energy_pJ"], rel=1e-9)
     # same seed, same mapping
     out2 = tmp_path / "run2"
-    run(monkeypatch, capsys, "map", str(problem), "--budget", "6000", "--workers", "1", "--out", str(out2), "--seed", "1")
+    cli("map", str(problem), "--budget", "6000", "--workers", "1", "--out", str(out2), "--seed", "1")
     assert (out2 / "mappings").glob("*.yaml").__next__().read_text() == \
         (out / "mappings").glob("*.yaml").__next__().read_text()
 
 
-def test_optimizers_listed(monkeypatch, capsys):
-    code, text, _ = run(monkeypatch, capsys, "optimizers")
+def test_optimizers_listed(cli):
+    code, text, _ = cli("optimizers")
     assert code == 0 and all(n in text for n in ("annealing", "genetic", "random", "exhaustive"))
 
 
@@ -67,8 +53,8 @@ def test_optimizers_listed(monkeypatch, capsys):
     (["map", "resnet18", "--optimizer", "magic"], "unknown optimizer 'magic'"),
     (["map", "resnet18", "--objective", "speed"], "unknown metric 'speed'"),
 ])
-def test_bad_map_input(monkeypatch, capsys, args, expect):
-    code, _, err = run(monkeypatch, capsys, *args)
+def test_bad_map_input(cli, args, expect):
+    code, _, err = cli(*args)
     assert code == 2 and expect in err and len(err.strip().splitlines()) == 1
 
 
@@ -79,20 +65,20 @@ def test_bad_map_input(monkeypatch, capsys, args, expect):
     ("- {target: ifmap_spad, type: temporal, factors: R=0}\n  - {target: weights_spad, type: temporal, factors: R=0}",
      "all the rest"),
 ])
-def test_bad_constraints(monkeypatch, capsys, tmp_path, problem, target, expect):
+def test_bad_constraints(cli, tmp_path, problem, target, expect):
     c = tmp_path / "c.yaml"
     c.write_text("architecture_constraints:\n  targets:\n  " + target + "\n")
-    code, _, err = run(monkeypatch, capsys, "map", str(problem), "--constraints", str(c), "--budget", "2000",
+    code, _, err = cli("map", str(problem), "--constraints", str(c), "--budget", "2000",
                        "--workers", "1", "--out", str(tmp_path / "r"))
     assert code == 2 and expect in err and "c.yaml" in err and len(err.strip().splitlines()) == 1
 
 
-def test_impossible_layer_is_an_error(monkeypatch, capsys, tmp_path):
+def test_impossible_layer_is_an_error(cli, tmp_path):
     from accelmap.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     p = tmp_path / "patch.yaml"  # a 16-wide kernel cannot fit eyeriss's 12-word ifmap_spad
     p.write_text(dump_yaml(problem_to_dict(conv2d("patch", C=3, K=768, P=14, R=16, stride=16))))
-    code, _, err = run(monkeypatch, capsys, "map", str(p), "--budget", "3000", "--workers", "1",
+    code, _, err = cli("map", str(p), "--budget", "3000", "--workers", "1",
                        "--out", str(tmp_path / "r"))
     assert code == 2 and "no legal mapping" in err and "capacity" in err
