@@ -45,7 +45,7 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
                   out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
                   out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr,
                   slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct,
-                  part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof):
+                  part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par):
     L = tf.shape[1]
     D = tf.shape[2]
     T = coef.shape[0]
@@ -89,9 +89,11 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
                 lv_[nb] = l
                 nb += 1
     nprod = 1.0
+    pprod[0] = 1.0
     for j in range(nb):
         cj_[j] = (n_[j] - 1.0) * nprod
         nprod *= n_[j]
+        pprod[j + 1] = nprod  # product of the first j+1 loops
     total_iters = nprod
     # per level: loops above it, spatial prefix products, and the mesh-neighbour loops
     k = 0
@@ -143,6 +145,11 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
             rk_[l] = rk
     # 3. per tensor, deltas of each child keeper b = 1..L-1 (MAC: every iteration)
     for t in range(T):
+        last = -1
+        for b in range(L + 1):
+            par[b] = last  # the nearest keeper above b
+            if b < L and keep[i, b, t]:
+                last = b
         acc = 0.0
         for j in range(nb):
             kap[j] = st_[j] * key_coef[t, dim_[j]]
@@ -157,9 +164,7 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
                 deltas[t, b] = total_iters
                 continue
             cnt = cnt_[b]
-            nbp = 1.0
-            for j in range(cnt):
-                nbp *= n_[j]
+            nbp = pprod[cnt]
             if cnt == 0:
                 deltas[t, b] = full[t, b]
                 continue
@@ -178,10 +183,7 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
             delta_m = full[t, b] - ov
             deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se
             # 4. link transfers (one fanout level between the parent keeper and b)
-            p = -1
-            for l in range(b):
-                if keep[i, l, t]:
-                    p = l
+            p = par[b]
             if p < 0:
                 continue
             if nsp_[b] - nsp_[p] != 1:
@@ -240,10 +242,7 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
         for b in range(1, L + 1):
             if b < L and not keep[i, b, t]:
                 continue
-            p = 0
-            for l in range(b):
-                if keep[i, l, t]:
-                    p = l
+            p = max(par[b], 0)
             dist = 1.0
             for r in range(R):
                 if not rank_live[t, r]:
@@ -441,6 +440,8 @@ if HAVE_NUMBA:
             rk_ = np.ones(L)
             nxt = np.empty(T, dtype=np.int64)
             childof = np.empty((T, L), dtype=np.int64)
+            pprod = np.empty(J + 1)
+            par = np.empty(L + 1, dtype=np.int64)
             for i in range(c * chunk, min(B, (c + 1) * chunk)):
                 out_reason[i] = 0
                 o = i if detail else 0
@@ -449,7 +450,7 @@ if HAVE_NUMBA:
                                   macs, mac_instances, out_energy, out_cycles, out_reason, out_reads, out_fills,
                                   out_updates, out_tile, out_inst, out_lc, out_elevel, out_elt, out_cc,
                                   out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b,
-                                  distinct, part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof)
+                                  distinct, part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par)
 
 
 def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
