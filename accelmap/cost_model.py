@@ -135,6 +135,9 @@ class Costs:
     def __getitem__(self, idx) -> "Costs":
         return Costs(*(getattr(self, f.name)[idx] for f in fields(self)))
 
+    def to(self, device) -> "Costs":
+        return Costs(*(getattr(self, f.name).to(device) for f in fields(self)))
+
 
 class CostModel:
     """Evaluate mappings of ``workload`` on ``arch``. ``dtype`` float64 keeps counts exact."""

@@ -53,7 +53,7 @@ def load_arch(ref: Path, name: str) -> Architecture:
                              ref / "inputs/ert" / f"{name}.ART.yaml", name=name)
 
 
-def check_records(ref: str | Path, arch_name: str, backend: str = "auto") -> list[Checked]:
+def check_records(ref: str | Path, arch_name: str, backend: str = "auto", device: str = "cpu") -> list[Checked]:
     """Evaluate every record of one architecture (one batch per layer)."""
     ref = Path(ref)
     arch = load_arch(ref, arch_name)
@@ -65,6 +65,7 @@ def check_records(ref: str | Path, arch_name: str, backend: str = "auto") -> lis
     for layer, recs in by_layer.items():
         w = read_problem_yaml(ref / "inputs/problems" / f"{layer}.yaml")
         maps = [parse_mapping(r["mapping_yaml"], arch.level_names) for r in recs]
-        costs = CostModel(w, arch, backend=backend)(MappingBatch.from_mappings(maps, w, arch))
+        costs = CostModel(w, arch, device=device, backend=backend)(MappingBatch.from_mappings(maps, w, arch))
+        costs = costs.to("cpu")
         out.extend(Checked(arch, w, r, costs[i : i + 1]) for i, r in enumerate(recs))
     return out

@@ -27,7 +27,7 @@ from accelmap.sampling import random_batch
 from accelmap.yamlio import load_yaml
 from accelmap.zoo import get_network
 
-OUT = Path(__file__).parent / "results" / "model_throughput.json"
+OUT = Path(__file__).parent / "results" / "model_throughput.json"  # cuda runs: model_throughput_cuda.json
 
 
 def preset_keep(arch, workload) -> torch.Tensor:
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions and no 1M batch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--compile", action="store_true", help="also run the tensor model under torch.compile")
     args = ap.parse_args()
     arch = preset("eyeriss_like")
     layers = [u.workload for u in get_network("resnet18").unique_layers()]
@@ -81,10 +82,19 @@ def main() -> None:
         else:
             configs.append((f"torch {args.device} f32", "full breakdown",
                             dict(backend="torch", dtype=torch.float32, device=args.device), True))
+        if args.compile:
+            configs += [(c[0] + " compiled", c[1], dict(c[2], compiled=True), c[3]) for c in configs
+                        if c[2].get("backend") == "torch"]
         for name, mode, kw, detail in configs:
+            kw = dict(kw)
+            compiled = kw.pop("compiled", False)
             models = [CostModel(w, arch, **kw) for w, _ in batches]
+            if compiled:
+                for m in models:
+                    m._evaluate = torch.compile(m._evaluate, dynamic=False)
             dev_batches = [b.to(models[0].device) for _, b in batches]
-            chunk = 4096 if kw.get("backend") == "torch" else size
+            # eager CPU runs best in cache-sized chunks; a GPU wants large ones
+            chunk = size if kw.get("backend") != "torch" else (4096 if args.device == "cpu" else 1 << 18)
 
             def run():
                 for m, b in zip(models, dev_batches):
@@ -117,13 +127,14 @@ def main() -> None:
     if (65536, "torch eager f32", "full breakdown") in by:
         ratio = by[(65536, "kernel", "search (no breakdown)")] / by[(65536, "torch eager f32", "full breakdown")]
         print(f"kernel / torch eager at 64k: {ratio:.1f}x")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({
+    out = OUT if args.device == "cpu" else OUT.with_name(f"model_throughput_{args.device.replace(':', '')}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
         "machine": {"cpus": torch.get_num_threads(), "processor": platform.processor() or platform.machine(),
                     "torch": torch.__version__, "device": args.device},
         "arch": "eyeriss_like", "network": "resnet18", "rows": rows, "kernel_over_torch_64k": ratio,
     }, indent=1))
-    print(f"wrote {OUT}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
