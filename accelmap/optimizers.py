@@ -125,11 +125,7 @@ class Annealing(_Population):
     def ask(self) -> torch.Tensor:
         if self._seeding():
             return self._seed_ask()
-        # several moves per proposal early on, single moves later
-        props = self.space.neighbours(self.pop, self.gen)
-        if self.temperature() > 0.05:
-            props = self.space.neighbours(props, self.gen)
-        return props
+        return self.space.neighbours(self.pop, self.gen)
 
     def temperature(self) -> float:
         frac = min(1.0, self.spent / max(1, self.budget))
