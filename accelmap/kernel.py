@@ -40,7 +40,7 @@ def _gcd(a, b):
     return a
 
 
-def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
+def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
                   bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
                   out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
                   out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr,
@@ -51,352 +51,356 @@ def _evaluate_one(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, ke
     T = coef.shape[0]
     R = coef.shape[1]
     DA = act.shape[0]
-    # 1. extents and tiles
-    for l in range(L):
-        for d in range(D):
-            fs[l, d] = float(sp[i, l, d, 0] * sp[i, l, d, 1])
-    for d in range(D):
-        ext[L, d] = 1.0
-    for l in range(L - 1, -1, -1):
-        for d in range(D):
-            ext[l, d] = ext[l + 1, d] * float(tf[i, l, d]) * fs[l, d]
-    for t in range(T):
-        for l in range(L + 1):
-            if l < L and not keep[i, l, t]:
-                continue  # only kept tiles (and the MAC's) are ever used
-            prod = 1.0
-            for r in range(R):
-                # a rank is c1 * dim1 + c2 * dim2 (c2 = 0 for single-dim ranks)
-                s = 1.0 + c1[t, r] * (ext[l, d1[t, r]] - 1.0) + c2[t, r] * (ext[l, d2[t, r]] - 1.0)
-                box[t, l, r] = s
-                prod *= s
-            full[t, l] = prod
-    # 2. non-trivial temporal loops, outermost first (levels outer to inner, then loop order)
-    nb = 0
-    for l in range(L):
-        for pos in range(D):
-            slot[pos] = -1
-        for a in range(DA):
-            d = act[a]
-            if tf[i, l, d] > 1:
-                slot[order[i, l, d]] = d
-        for pos in range(D):
-            d = slot[pos]
-            if d >= 0:
-                n_[nb] = float(tf[i, l, d])
-                st_[nb] = fs[l, d] * ext[l + 1, d]
-                dim_[nb] = d
-                lv_[nb] = l
-                nb += 1
-    nprod = 1.0
-    pprod[0] = 1.0
-    for j in range(nb):
-        cj_[j] = (n_[j] - 1.0) * nprod
-        nprod *= n_[j]
-        pprod[j + 1] = nprod  # product of the first j+1 loops
-    total_iters = nprod
-    # per level: loops above it, spatial prefix products, and the mesh-neighbour loops
-    k = 0
-    for b in range(L + 1):
-        while k < nb and lv_[k] < b:
-            k += 1
-        cnt_[b] = k
-    for d in range(D):
-        spc[0, d] = 1.0
-        lastsp[0, d] = -1
-    for l in range(L):
-        anysp = False
-        for d in range(D):
-            spc[l + 1, d] = spc[l, d] * fs[l, d]
-            if fs[l, d] > 1.5:
-                lastsp[l + 1, d] = l
-                anysp = True
-            else:
-                lastsp[l + 1, d] = lastsp[l, d]
-        nsp_[l + 1] = nsp_[l] + (1 if anysp else 0)
-        hasp_[l] = anysp
-        if anysp:
-            d0 = -1
-            best = -1
-            for d in range(D):
-                if fs[l, d] > 1.5 and sorder[i, l, d] > best:
-                    best = sorder[i, l, d]
-                    d0 = d
-            hx = fanout[l, 0]
-            dk = -1
-            rk = 1.0
-            nlive = 0
-            for d in range(D):
-                if fs[l, d] > 1.5:
-                    slot[nlive] = d
-                    nlive += 1
-            for a in range(nlive):
-                d = slot[a]
-                ip = 1.0
-                for e2 in range(nlive):
-                    e = slot[e2]
-                    if sorder[i, l, e] > sorder[i, l, d]:
-                        ip *= fs[l, e]
-                if ip <= hx and ip * fs[l, d] > hx and (hx - ip * math.floor(hx / ip)) == 0.0 and dk < 0:
-                    dk = d
-                    rk = hx / ip
-            d0_[l] = d0
-            dk_[l] = dk
-            rk_[l] = rk
-    # 3. per tensor, deltas of each child keeper b = 1..L-1 (MAC: every iteration)
-    for t in range(T):
-        last = -1
-        for b in range(L + 1):
-            par[b] = last  # the nearest keeper above b
-            if b < L and keep[i, b, t]:
-                last = b
-        acc = 0.0
-        for j in range(nb):
-            kap[j] = st_[j] * key_coef[t, dim_[j]]
-            acc += kap[j]
-            kcum[j] = acc
-            g[j] = kap[j] + acc
-        for b in range(1, L + 1):
-            peer[t, b] = 0.0
-            if b < L and not keep[i, b, t]:
-                continue  # only keepers (and the MAC) receive data
-            if b == L:
-                deltas[t, b] = total_iters
-                continue
-            cnt = cnt_[b]
-            nbp = pprod[cnt]
-            if cnt == 0:
-                deltas[t, b] = full[t, b]
-                continue
-            m = cnt - 1
-            h = g[m]
-            se = 0.0
-            for j in range(m + 1):
-                if g[j] == h:
-                    se += cj_[j]
-            ov = 1.0
-            dm = dim_[m]
-            for r in range(R):
-                tm = abs(((c1[t, r] if d1[t, r] == dm else 0.0) + (c2[t, r] if d2[t, r] == dm else 0.0)) * st_[m])
-                x = box[t, b, r] - tm
-                ov *= x if x > 0.0 else 0.0
-            delta_m = full[t, b] - ov
-            deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se
-            # 4. link transfers (one fanout level between the parent keeper and b)
-            p = par[b]
-            if p < 0:
-                continue
-            if nsp_[b] - nsp_[p] != 1:
-                continue
-            l0 = b - 1
-            while not hasp_[l0]:
-                l0 -= 1
-            d0 = d0_[l0]
-            dk = dk_[l0]
-            rk = rk_[l0]
-            f0 = fs[l0, d0]
-            ka0 = key_coef[t, d0] * ext[l0 + 1, d0]
-            x0 = 0.0
-            if f0 > 1.5:
-                if ka0 == 0.0:
-                    x0 = max(0.0, min(f0, 2.0 * (f0 - 1.0))) / f0
-                else:
-                    x0 = max(0.0, f0 - 1.0) / f0
-            kak = 0.0
-            xk = 0.0
-            if dk >= 0:
-                fk = fs[l0, dk]
-                kak = key_coef[t, dk] * ext[l0 + 1, dk] * rk
-                if kak == 0.0:
-                    xk = max(0.0, min(fk, 2.0 * (fk - rk))) / fk
-                else:
-                    xk = max(0.0, fk - rk) / fk
-            kc_b = kcum[m]
-            kap_m = abs(g[m] - kc_b)
-            a_m = 1.0 if kap_m == abs(ka0) else 0.0
-            b_m = 1.0 if (dk >= 0 and kap_m == abs(kak)) else 0.0
-            mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
-            fb = full[t, b]
-            cm = cj_[m]
-            w_m = 0.0
-            if delta_m >= fb and delta_m > 0.0:
-                w_m = cm
-            elif delta_m > 0.0:
-                w_m = (n_[m] - 1.0) * (se - cm)
-            in_e = delta_m * mf_m * (w_m + ((se - cm) if delta_m > 0.0 else 0.0))
-            out_e = 0.0
-            if delta_m >= fb and delta_m > 0.0:
-                sa = 0.0
-                sb = 0.0
-                for j in range(m + 1):
-                    if g[j] != h:
-                        tk = abs(g[j] - kc_b)
-                        if tk == abs(ka0):
-                            sa += cj_[j]
-                        if dk >= 0 and tk == abs(kak):
-                            sb += cj_[j]
-                sab = sa if (dk >= 0 and abs(ka0) == abs(kak)) else 0.0
-                out_e = fb * (x0 * sa + xk * sb - x0 * xk * sab)
-            peer[t, b] = in_e + out_e
-        # 5. distinct children per parent (multicast only of identical deltas)
-        for b in range(1, L + 1):
-            if b < L and not keep[i, b, t]:
-                continue
-            p = max(par[b], 0)
-            dist = 1.0
-            for r in range(R):
-                if not rank_live[t, r]:
-                    continue
-                fa = 1.0
-                fb2 = 1.0
-                ia = 1
-                ib = 1
-                for k in range(2):
-                    d = d1[t, r] if k == 0 else d2[t, r]
-                    c = c1[t, r] if k == 0 else c2[t, r]
-                    if c <= 0.0:
-                        continue
-                    f = 1.0 if spc[b, d] == spc[p, d] else spc[b, d] / spc[p, d]
-                    lst = lastsp[b, d]
-                    alpha = 1
-                    if lst >= p and f > 1.5:
-                        alpha = int(ext[lst + 1, d] * c + 0.5)
-                        if alpha < 1:
-                            alpha = 1
-                    if k == 0:
-                        fa = f
-                        ia = alpha
-                    else:
-                        fb2 = f
-                        ib = alpha
-                if fa > 1.5 and fb2 > 1.5:  # two spatial dims on one rank: offsets may coincide
-                    gg = _gcd(ia, ib)
-                    pp = ia // gg
-                    qq = ib // gg
-                    dist *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
-                else:
-                    dist *= fa * fb2
-            distinct[t, b] = dist
-            content_b[t, b] = (deltas[t, b] - peer[t, b]) * dist
-    # 6. per level accesses
-    for t in range(T):
-        if not read_write[t]:  # only read-write tensors use the partition size
-            continue
+    # One call per chunk of mappings: calling per mapping would pass ~50 arrays each time.
+    for i in range(first, last):
+        o = i if detail else 0  # without detail, per-level outputs go to a scratch row
+        out_reason[i] = 0
+        # 1. extents and tiles
         for l in range(L):
-            if not keep[i, l, t]:
-                continue
-            prod = 1.0
-            for r in range(R):
-                da, db = d1[t, r], d2[t, r]
-                ea = bounds[da] if spc[l, da] == 1.0 else bounds[da] / spc[l, da]
-                eb = bounds[db] if spc[l, db] == 1.0 else bounds[db] / spc[l, db]
-                prod *= 1.0 + c1[t, r] * (ea - 1.0) + c2[t, r] * (eb - 1.0)
-            part[t, l] = prod
-    inst = 1.0
-    energy = macs * mac_energy
-    cc = total_iters
-    bad_cap = False
-    bad_fan = False
-    cycles = cc
-    for t in range(T):
-        nxt[t] = L  # the nearest keeper strictly below the current level, walking outwards
-    for l in range(L - 1, -1, -1):
-        for t in range(T):
-            childof[t, l] = nxt[t]
-            if keep[i, l, t]:
-                nxt[t] = l
-    for l in range(L):
-        out_inst[o, l] = inst
-        rd = 0.0
-        wr = 0.0
-        e_lvl = 0.0
-        used = 0.0
-        for t in range(T):
-            if not keep[i, l, t]:
-                out_reads[o, l, t] = 0.0
-                out_fills[o, l, t] = 0.0
-                out_updates[o, l, t] = 0.0
-                out_tile[o, l, t] = 0.0
-                out_elt[o, l, t] = 0.0
-                continue
-            content = content_b[t, childof[t, l]]
-            own = deltas[t, l] if l > 0 else 0.0
-            own_peer = peer[t, l] if l > 0 else 0.0
-            if read_write[t]:
-                reads = content - part[t, l] + own_peer
-                upd = content
-                fil = own - part[t, l] if l > 0 else 0.0
-                if fil < 0.0:
-                    fil = 0.0
-            else:
-                reads = content + own_peer
-                upd = 0.0
-                fil = own if l > 0 else 0.0
-            # Timeloop rounds the (possibly averaged) access counts to whole accesses.
-            reads = math.floor(reads + 0.5)
-            fil = math.floor(fil + 0.5)
-            upd = math.floor(upd + 0.5)
-            out_reads[o, l, t] = reads
-            out_fills[o, l, t] = fil
-            out_updates[o, l, t] = upd
-            out_tile[o, l, t] = full[t, l]
-            used += full[t, l]
-            blk = block[l]
-            e = inst * (_blocks(reads, blk) * er[l] + (_blocks(fil, blk) + _blocks(upd, blk)) * ew[l])
-            out_elt[o, l, t] = e
-            e_lvl += e
-            rd += reads
-            wr += fil + upd
-        out_elevel[o, l] = e_lvl
-        energy += e_lvl
-        lc = cc
-        if rd / rbw[l] > lc:
-            lc = rd / rbw[l]
-        if wr / wbw[l] > lc:
-            lc = wr / wbw[l]
-        lc = math.ceil(lc - 1e-9)
-        out_lc[o, l] = lc
-        if lc > cycles:
-            cycles = lc
-        if used > capacity[l] + 0.5:
-            bad_cap = True
-        px = 1.0
-        py = 1.0
+            for d in range(D):
+                fs[l, d] = float(sp[i, l, d, 0] * sp[i, l, d, 1])
         for d in range(D):
-            px *= float(sp[i, l, d, 0])
-            py *= float(sp[i, l, d, 1])
-        if px > fanout[l, 0] * (1.0 + 1e-6) or py > fanout[l, 1] * (1.0 + 1e-6):
-            bad_fan = True
-        if detail:
-            out_fan[o, l, 0] = math.log(px) - math.log(fanout[l, 0])
-            out_fan[o, l, 1] = math.log(py) - math.log(fanout[l, 1])
-        lp = 1.0
+            ext[L, d] = 1.0
+        for l in range(L - 1, -1, -1):
+            for d in range(D):
+                ext[l, d] = ext[l + 1, d] * float(tf[i, l, d]) * fs[l, d]
+        for t in range(T):
+            for l in range(L + 1):
+                if l < L and not keep[i, l, t]:
+                    continue  # only kept tiles (and the MAC's) are ever used
+                prod = 1.0
+                for r in range(R):
+                    # a rank is c1 * dim1 + c2 * dim2 (c2 = 0 for single-dim ranks)
+                    s = 1.0 + c1[t, r] * (ext[l, d1[t, r]] - 1.0) + c2[t, r] * (ext[l, d2[t, r]] - 1.0)
+                    box[t, l, r] = s
+                    prod *= s
+                full[t, l] = prod
+        # 2. non-trivial temporal loops, outermost first (levels outer to inner, then loop order)
+        nb = 0
+        for l in range(L):
+            for pos in range(D):
+                slot[pos] = -1
+            for a in range(DA):
+                d = act[a]
+                if tf[i, l, d] > 1:
+                    slot[order[i, l, d]] = d
+            for pos in range(D):
+                d = slot[pos]
+                if d >= 0:
+                    n_[nb] = float(tf[i, l, d])
+                    st_[nb] = fs[l, d] * ext[l + 1, d]
+                    dim_[nb] = d
+                    lv_[nb] = l
+                    nb += 1
+        nprod = 1.0
+        pprod[0] = 1.0
+        for j in range(nb):
+            cj_[j] = (n_[j] - 1.0) * nprod
+            nprod *= n_[j]
+            pprod[j + 1] = nprod  # product of the first j+1 loops
+        total_iters = nprod
+        # per level: loops above it, spatial prefix products, and the mesh-neighbour loops
+        k = 0
+        for b in range(L + 1):
+            while k < nb and lv_[k] < b:
+                k += 1
+            cnt_[b] = k
         for d in range(D):
-            lp *= fs[l, d]
-        inst *= lp
-    out_elevel[o, L] = macs * mac_energy
-    bad_keep = False
-    for t in range(T):
-        if not keep[i, 0, t]:
-            bad_keep = True
-    bad_fact = False
-    for d in range(D):
-        if detail:
-            out_ferr[o, d] = math.log(ext[0, d]) - math.log(bounds[d])
-        if abs(ext[0, d] - bounds[d]) > 1e-6 * bounds[d]:
-            bad_fact = True
-    # one reason per mapping, in priority order
-    out_reason[i] = (BAD_FACTORS if bad_fact else BAD_FANOUT if bad_fan else BAD_CAPACITY if bad_cap
-                     else BAD_KEEP if bad_keep else 0)
-    out_energy[i] = energy
-    out_cycles[i] = cycles
-    out_cc[i] = cc
+            spc[0, d] = 1.0
+            lastsp[0, d] = -1
+        for l in range(L):
+            anysp = False
+            for d in range(D):
+                spc[l + 1, d] = spc[l, d] * fs[l, d]
+                if fs[l, d] > 1.5:
+                    lastsp[l + 1, d] = l
+                    anysp = True
+                else:
+                    lastsp[l + 1, d] = lastsp[l, d]
+            nsp_[l + 1] = nsp_[l] + (1 if anysp else 0)
+            hasp_[l] = anysp
+            if anysp:
+                d0 = -1
+                best = -1
+                for d in range(D):
+                    if fs[l, d] > 1.5 and sorder[i, l, d] > best:
+                        best = sorder[i, l, d]
+                        d0 = d
+                hx = fanout[l, 0]
+                dk = -1
+                rk = 1.0
+                nlive = 0
+                for d in range(D):
+                    if fs[l, d] > 1.5:
+                        slot[nlive] = d
+                        nlive += 1
+                for a in range(nlive):
+                    d = slot[a]
+                    ip = 1.0
+                    for e2 in range(nlive):
+                        e = slot[e2]
+                        if sorder[i, l, e] > sorder[i, l, d]:
+                            ip *= fs[l, e]
+                    if ip <= hx and ip * fs[l, d] > hx and (hx - ip * math.floor(hx / ip)) == 0.0 and dk < 0:
+                        dk = d
+                        rk = hx / ip
+                d0_[l] = d0
+                dk_[l] = dk
+                rk_[l] = rk
+        # 3. per tensor, deltas of each child keeper b = 1..L-1 (MAC: every iteration)
+        for t in range(T):
+            last = -1
+            for b in range(L + 1):
+                par[b] = last  # the nearest keeper above b
+                if b < L and keep[i, b, t]:
+                    last = b
+            acc = 0.0
+            for j in range(nb):
+                kap[j] = st_[j] * key_coef[t, dim_[j]]
+                acc += kap[j]
+                kcum[j] = acc
+                g[j] = kap[j] + acc
+            for b in range(1, L + 1):
+                peer[t, b] = 0.0
+                if b < L and not keep[i, b, t]:
+                    continue  # only keepers (and the MAC) receive data
+                if b == L:
+                    deltas[t, b] = total_iters
+                    continue
+                cnt = cnt_[b]
+                nbp = pprod[cnt]
+                if cnt == 0:
+                    deltas[t, b] = full[t, b]
+                    continue
+                m = cnt - 1
+                h = g[m]
+                se = 0.0
+                for j in range(m + 1):
+                    if g[j] == h:
+                        se += cj_[j]
+                ov = 1.0
+                dm = dim_[m]
+                for r in range(R):
+                    tm = abs(((c1[t, r] if d1[t, r] == dm else 0.0) + (c2[t, r] if d2[t, r] == dm else 0.0)) * st_[m])
+                    x = box[t, b, r] - tm
+                    ov *= x if x > 0.0 else 0.0
+                delta_m = full[t, b] - ov
+                deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se
+                # 4. link transfers (one fanout level between the parent keeper and b)
+                p = par[b]
+                if p < 0:
+                    continue
+                if nsp_[b] - nsp_[p] != 1:
+                    continue
+                l0 = b - 1
+                while not hasp_[l0]:
+                    l0 -= 1
+                d0 = d0_[l0]
+                dk = dk_[l0]
+                rk = rk_[l0]
+                f0 = fs[l0, d0]
+                ka0 = key_coef[t, d0] * ext[l0 + 1, d0]
+                x0 = 0.0
+                if f0 > 1.5:
+                    if ka0 == 0.0:
+                        x0 = max(0.0, min(f0, 2.0 * (f0 - 1.0))) / f0
+                    else:
+                        x0 = max(0.0, f0 - 1.0) / f0
+                kak = 0.0
+                xk = 0.0
+                if dk >= 0:
+                    fk = fs[l0, dk]
+                    kak = key_coef[t, dk] * ext[l0 + 1, dk] * rk
+                    if kak == 0.0:
+                        xk = max(0.0, min(fk, 2.0 * (fk - rk))) / fk
+                    else:
+                        xk = max(0.0, fk - rk) / fk
+                kc_b = kcum[m]
+                kap_m = abs(g[m] - kc_b)
+                a_m = 1.0 if kap_m == abs(ka0) else 0.0
+                b_m = 1.0 if (dk >= 0 and kap_m == abs(kak)) else 0.0
+                mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
+                fb = full[t, b]
+                cm = cj_[m]
+                w_m = 0.0
+                if delta_m >= fb and delta_m > 0.0:
+                    w_m = cm
+                elif delta_m > 0.0:
+                    w_m = (n_[m] - 1.0) * (se - cm)
+                in_e = delta_m * mf_m * (w_m + ((se - cm) if delta_m > 0.0 else 0.0))
+                out_e = 0.0
+                if delta_m >= fb and delta_m > 0.0:
+                    sa = 0.0
+                    sb = 0.0
+                    for j in range(m + 1):
+                        if g[j] != h:
+                            tk = abs(g[j] - kc_b)
+                            if tk == abs(ka0):
+                                sa += cj_[j]
+                            if dk >= 0 and tk == abs(kak):
+                                sb += cj_[j]
+                    sab = sa if (dk >= 0 and abs(ka0) == abs(kak)) else 0.0
+                    out_e = fb * (x0 * sa + xk * sb - x0 * xk * sab)
+                peer[t, b] = in_e + out_e
+            # 5. distinct children per parent (multicast only of identical deltas)
+            for b in range(1, L + 1):
+                if b < L and not keep[i, b, t]:
+                    continue
+                p = max(par[b], 0)
+                dist = 1.0
+                for r in range(R):
+                    if not rank_live[t, r]:
+                        continue
+                    fa = 1.0
+                    fb2 = 1.0
+                    ia = 1
+                    ib = 1
+                    for k in range(2):
+                        d = d1[t, r] if k == 0 else d2[t, r]
+                        c = c1[t, r] if k == 0 else c2[t, r]
+                        if c <= 0.0:
+                            continue
+                        f = 1.0 if spc[b, d] == spc[p, d] else spc[b, d] / spc[p, d]
+                        lst = lastsp[b, d]
+                        alpha = 1
+                        if lst >= p and f > 1.5:
+                            alpha = int(ext[lst + 1, d] * c + 0.5)
+                            if alpha < 1:
+                                alpha = 1
+                        if k == 0:
+                            fa = f
+                            ia = alpha
+                        else:
+                            fb2 = f
+                            ib = alpha
+                    if fa > 1.5 and fb2 > 1.5:  # two spatial dims on one rank: offsets may coincide
+                        gg = _gcd(ia, ib)
+                        pp = ia // gg
+                        qq = ib // gg
+                        dist *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
+                    else:
+                        dist *= fa * fb2
+                distinct[t, b] = dist
+                content_b[t, b] = (deltas[t, b] - peer[t, b]) * dist
+        # 6. per level accesses
+        for t in range(T):
+            if not read_write[t]:  # only read-write tensors use the partition size
+                continue
+            for l in range(L):
+                if not keep[i, l, t]:
+                    continue
+                prod = 1.0
+                for r in range(R):
+                    da, db = d1[t, r], d2[t, r]
+                    ea = bounds[da] if spc[l, da] == 1.0 else bounds[da] / spc[l, da]
+                    eb = bounds[db] if spc[l, db] == 1.0 else bounds[db] / spc[l, db]
+                    prod *= 1.0 + c1[t, r] * (ea - 1.0) + c2[t, r] * (eb - 1.0)
+                part[t, l] = prod
+        inst = 1.0
+        energy = macs * mac_energy
+        cc = total_iters
+        bad_cap = False
+        bad_fan = False
+        cycles = cc
+        for t in range(T):
+            nxt[t] = L  # the nearest keeper strictly below the current level, walking outwards
+        for l in range(L - 1, -1, -1):
+            for t in range(T):
+                childof[t, l] = nxt[t]
+                if keep[i, l, t]:
+                    nxt[t] = l
+        for l in range(L):
+            out_inst[o, l] = inst
+            rd = 0.0
+            wr = 0.0
+            e_lvl = 0.0
+            used = 0.0
+            for t in range(T):
+                if not keep[i, l, t]:
+                    out_reads[o, l, t] = 0.0
+                    out_fills[o, l, t] = 0.0
+                    out_updates[o, l, t] = 0.0
+                    out_tile[o, l, t] = 0.0
+                    out_elt[o, l, t] = 0.0
+                    continue
+                content = content_b[t, childof[t, l]]
+                own = deltas[t, l] if l > 0 else 0.0
+                own_peer = peer[t, l] if l > 0 else 0.0
+                if read_write[t]:
+                    reads = content - part[t, l] + own_peer
+                    upd = content
+                    fil = own - part[t, l] if l > 0 else 0.0
+                    if fil < 0.0:
+                        fil = 0.0
+                else:
+                    reads = content + own_peer
+                    upd = 0.0
+                    fil = own if l > 0 else 0.0
+                # Timeloop rounds the (possibly averaged) access counts to whole accesses.
+                reads = math.floor(reads + 0.5)
+                fil = math.floor(fil + 0.5)
+                upd = math.floor(upd + 0.5)
+                out_reads[o, l, t] = reads
+                out_fills[o, l, t] = fil
+                out_updates[o, l, t] = upd
+                out_tile[o, l, t] = full[t, l]
+                used += full[t, l]
+                blk = block[l]
+                e = inst * (_blocks(reads, blk) * er[l] + (_blocks(fil, blk) + _blocks(upd, blk)) * ew[l])
+                out_elt[o, l, t] = e
+                e_lvl += e
+                rd += reads
+                wr += fil + upd
+            out_elevel[o, l] = e_lvl
+            energy += e_lvl
+            lc = cc
+            if rd / rbw[l] > lc:
+                lc = rd / rbw[l]
+            if wr / wbw[l] > lc:
+                lc = wr / wbw[l]
+            lc = math.ceil(lc - 1e-9)
+            out_lc[o, l] = lc
+            if lc > cycles:
+                cycles = lc
+            if used > capacity[l] + 0.5:
+                bad_cap = True
+            px = 1.0
+            py = 1.0
+            for d in range(D):
+                px *= float(sp[i, l, d, 0])
+                py *= float(sp[i, l, d, 1])
+            if px > fanout[l, 0] * (1.0 + 1e-6) or py > fanout[l, 1] * (1.0 + 1e-6):
+                bad_fan = True
+            if detail:
+                out_fan[o, l, 0] = math.log(px) - math.log(fanout[l, 0])
+                out_fan[o, l, 1] = math.log(py) - math.log(fanout[l, 1])
+            lp = 1.0
+            for d in range(D):
+                lp *= fs[l, d]
+            inst *= lp
+        out_elevel[o, L] = macs * mac_energy
+        bad_keep = False
+        for t in range(T):
+            if not keep[i, 0, t]:
+                bad_keep = True
+        bad_fact = False
+        for d in range(D):
+            if detail:
+                out_ferr[o, d] = math.log(ext[0, d]) - math.log(bounds[d])
+            if abs(ext[0, d] - bounds[d]) > 1e-6 * bounds[d]:
+                bad_fact = True
+        # one reason per mapping, in priority order
+        out_reason[i] = (BAD_FACTORS if bad_fact else BAD_FANOUT if bad_fan else BAD_CAPACITY if bad_cap
+                         else BAD_KEEP if bad_keep else 0)
+        out_energy[i] = energy
+        out_cycles[i] = cycles
+        out_cc[i] = cc
 
 
 if HAVE_NUMBA:
     _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
-    _evaluate_one_jit = njit(cache=True, error_model="numpy")(_evaluate_one)
+    _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
 
     @njit(parallel=True, cache=True, error_model="numpy")
     def _evaluate_batch(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
@@ -442,15 +446,13 @@ if HAVE_NUMBA:
             childof = np.empty((T, L), dtype=np.int64)
             pprod = np.empty(J + 1)
             par = np.empty(L + 1, dtype=np.int64)
-            for i in range(c * chunk, min(B, (c + 1) * chunk)):
-                out_reason[i] = 0
-                o = i if detail else 0
-                _evaluate_one_jit(i, o, detail, tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2,
-                                  read_write, bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy,
-                                  macs, mac_instances, out_energy, out_cycles, out_reason, out_reads, out_fills,
-                                  out_updates, out_tile, out_inst, out_lc, out_elevel, out_elt, out_cc,
-                                  out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b,
-                                  distinct, part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par)
+            _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, tf, sp, order, sorder, keep, coef,
+                                rank_live, key_coef, d1, d2, c1, c2, read_write, bounds, act, capacity, block, rbw,
+                                wbw, er, ew, fanout, mac_energy, macs, mac_instances, out_energy, out_cycles,
+                                out_reason, out_reads, out_fills, out_updates, out_tile, out_inst, out_lc, out_elevel,
+                                out_elt, out_cc, out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_,
+                                kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_,
+                                d0_, dk_, rk_, nxt, childof, pprod, par)
 
 
 def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
