@@ -28,9 +28,9 @@ BAD_FACTORS, BAD_FANOUT, BAD_CAPACITY, BAD_KEEP = 1, 2, 3, 4
 
 
 def _blocks(words, blk):
-    """Whole block accesses for a word count (Accelergy charges per block)."""
+    """Whole block accesses for a whole number of words (Accelergy charges per block)."""
     if blk == 1.0:
-        return math.ceil(words - 1e-9)
+        return words
     return math.ceil(words / blk - 1e-9)
 
 
@@ -45,7 +45,7 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                   out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
                   out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr,
                   slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct,
-                  part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par):
+                  part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl):
     L = tf.shape[1]
     D = tf.shape[2]
     T = coef.shape[0]
@@ -57,8 +57,17 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
         out_reason[i] = 0
         # 1. extents and tiles
         for l in range(L):
+            qx = 1
+            qy = 1
             for d in range(D):
-                fs[l, d] = float(sp[i, l, d, 0] * sp[i, l, d, 1])
+                sx = sp[i, l, d, 0]
+                sy = sp[i, l, d, 1]
+                fs[l, d] = float(sx * sy)
+                qx *= sx
+                qy *= sy
+            pxl[l] = float(qx)  # mesh X and Y products, for the fanout check
+            pyl[l] = float(qy)
+            lpl[l] = float(qx * qy)  # instances below this level
         for d in range(D):
             ext[L, d] = 1.0
         for l in range(L - 1, -1, -1):
@@ -364,20 +373,14 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 cycles = lc
             if used > capacity[l] + 0.5:
                 bad_cap = True
-            px = 1.0
-            py = 1.0
-            for d in range(D):
-                px *= float(sp[i, l, d, 0])
-                py *= float(sp[i, l, d, 1])
+            px = pxl[l]
+            py = pyl[l]
             if px > fanout[l, 0] * (1.0 + 1e-6) or py > fanout[l, 1] * (1.0 + 1e-6):
                 bad_fan = True
             if detail:
                 out_fan[o, l, 0] = math.log(px) - math.log(fanout[l, 0])
                 out_fan[o, l, 1] = math.log(py) - math.log(fanout[l, 1])
-            lp = 1.0
-            for d in range(D):
-                lp *= fs[l, d]
-            inst *= lp
+            inst *= lpl[l]
         out_elevel[o, L] = macs * mac_energy
         bad_keep = False
         for t in range(T):
@@ -446,13 +449,16 @@ if HAVE_NUMBA:
             childof = np.empty((T, L), dtype=np.int64)
             pprod = np.empty(J + 1)
             par = np.empty(L + 1, dtype=np.int64)
+            pxl = np.empty(L)
+            pyl = np.empty(L)
+            lpl = np.empty(L)
             _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, tf, sp, order, sorder, keep, coef,
                                 rank_live, key_coef, d1, d2, c1, c2, read_write, bounds, act, capacity, block, rbw,
                                 wbw, er, ew, fanout, mac_energy, macs, mac_instances, out_energy, out_cycles,
                                 out_reason, out_reads, out_fills, out_updates, out_tile, out_inst, out_lc, out_elevel,
                                 out_elt, out_cc, out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_,
                                 kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_,
-                                d0_, dk_, rk_, nxt, childof, pprod, par)
+                                d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
 def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
