@@ -125,6 +125,10 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
 
 
 def _init_worker() -> None:
+    # Ctrl-C is the parent's to handle: it stops the pool and keeps the finished layers.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # one process per core: the kernel inside each worker must not spawn its own threads too
     try:
         import numba
@@ -164,8 +168,9 @@ def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints
             if on_done:
                 on_done(out)
     except KeyboardInterrupt:
+        procs = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        for p in getattr(pool, "_processes", {}).values():
+        for p in procs:
             p.terminate()
         return sorted(done, key=lambda o: o.index)
     pool.shutdown()

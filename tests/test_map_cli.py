@@ -82,3 +82,23 @@ def test_impossible_layer_is_an_error(cli, tmp_path):
     code, _, err = cli("map", str(p), "--budget", "3000", "--workers", "1",
                        "--out", str(tmp_path / "r"))
     assert code == 2 and "no legal mapping" in err and "capacity" in err
+
+
+def test_interrupt_keeps_the_finished_layers(cli, tmp_path, monkeypatch):
+    import accelmap.mapper as mapper
+
+    real = mapper.map_layer
+    calls = []
+
+    def stop_at_third(*args):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third layer is searched
+        return real(*args)
+
+    monkeypatch.setattr(mapper, "map_layer", stop_at_third)
+    out = tmp_path / "run"
+    code, text, _ = cli("map", "resnet18", "--budget", "3000", "--workers", "1", "--out", str(out))
+    s = json.loads((out / "summary.json").read_text())
+    assert code == 130 and "interrupted: 2 of 12 layers" in text
+    assert not s["complete"] and s["totals"]["layers"] == 2 and len(list((out / "mappings").glob("*.yaml"))) == 2
