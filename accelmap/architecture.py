@@ -7,7 +7,6 @@ Read from Timeloop v0.3 ``subtree`` YAML with the Accelergy ERT (energy per acti
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from importlib import resources

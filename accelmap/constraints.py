@@ -9,7 +9,7 @@ dims as the innermost loops of that level, innermost first.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from accelmap.architecture import Architecture

@@ -489,7 +489,6 @@ class CostModel:
         a_m = (kap_m.abs() == ka0.abs()).to(dt)
         b_m = (kap_m.abs() == kak.abs()).to(dt)
         mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
-        J = cj.shape[1]
         cm = torch.gather(cj, 1, mi)[:, None]
         nm = torch.gather(n, 1, mi)[:, None]
         pos = delta_m > 0

@@ -17,7 +17,6 @@ import math
 import numpy as np
 
 try:
-    import numba
     from numba import njit, prange
 
     HAVE_NUMBA = True

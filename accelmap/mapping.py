@@ -8,7 +8,7 @@ the mesh's X and Y axes, and which tensors the level keeps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 

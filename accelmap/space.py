@@ -230,7 +230,6 @@ class MappingSpace:
         for li, inner in enumerate(self.fixed_inner):
             if not inner:
                 continue
-            k = len(inner)
             free = [d for d in range(lay.D) if d not in inner]
             # free dims keep their relative order in the outer positions
             sub = order[:, li, free]

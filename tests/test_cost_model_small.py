@@ -4,8 +4,6 @@ The 1-D convolution below (K=2, P=4, R=3, stride 1; DRAM -> buf -> one MAC) is s
 count by hand; the comments give the counts.
 """
 
-import textwrap
-
 import pytest
 import torch
 
@@ -54,7 +52,7 @@ def test_tiny_conv_counts_by_hand(tiny):
     arch, w = tiny
     m = parse_mapping(MAPPING, arch.level_names)
     c = CostModel(w, arch)(MappingBatch.from_mappings([m], w, arch))
-    Wt, In, Out = 0, 1, 2
+    # tensors in order: Weights, Inputs, Outputs
     # buf tiles: weights R=3; inputs W=(2-1)+3=4; outputs P=2.
     assert c.tile[0, 1].tolist() == [3, 4, 2]
     # Loops above buf: K2 (outer), P2 (inner). Weights ignore P: fetched once per K -> 6.
