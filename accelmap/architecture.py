@@ -347,3 +347,67 @@ def load_architecture(spec: str, ert: str | None = None, art: str | None = None)
         a, _, _ = preset_files(spec)
         return read_architecture(a, ert, art, name=spec)
     return preset(spec)
+
+
+# ---- writing Timeloop / Accelergy files ---------------------------------------------------
+
+def architecture_to_timeloop(arch: Architecture) -> tuple[dict, dict, dict]:
+    """(architecture YAML, ERT YAML, ART YAML) as dicts, readable back by read_architecture.
+
+    Levels with the same instance count share a subtree node; each step in instances opens a
+    nested node ``PE[0..n-1]`` (or ``L<i>[0..n-1]``) whose multiplicity is the fanout.
+    """
+    tech = f"{arch.technology_nm:g}nm"
+    root: dict = {"name": "system", "attributes": {"technology": tech}, "local": []}
+    node, inst, path = root, 1, "system"
+    ert_tables, art_tables = [], []
+    comps = list(arch.levels) + [arch.compute]
+    for i, c in enumerate(comps):
+        if c.instances != inst:
+            mult = c.instances // inst
+            name = f"PE[0..{mult - 1}]" if c is arch.compute or i == len(arch.levels) - 1 or \
+                all(x.instances == c.instances for x in comps[i:]) else f"L{i}[0..{mult - 1}]"
+            child = {"name": name, "local": []}
+            node.setdefault("subtree", []).append(child)
+            node, inst, path = child, c.instances, f"{path}.{name}"
+        attrs: dict = {}
+        if isinstance(c, StorageLevel):
+            attrs["word-bits"] = c.word_bits
+            attrs["block-size"] = c.block_size
+            if c.capacity is not None:
+                if c.capacity % c.block_size == 0:
+                    attrs["memory_depth"] = c.capacity // c.block_size
+                    attrs["memory_width"] = c.word_bits * c.block_size
+                else:
+                    attrs["memory_depth"] = c.capacity
+                    attrs["memory_width"] = c.word_bits
+            if c.read_bw is not None:
+                attrs["read_bandwidth"] = c.read_bw
+            if c.write_bw is not None:
+                attrs["write_bandwidth"] = c.write_bw
+            actions = [{"name": "read", "arguments": {}, "energy": c.read_energy},
+                       {"name": "write", "arguments": {}, "energy": c.write_energy}]
+        else:
+            attrs["datawidth"] = c.word_bits
+            actions = [{"name": "mac_random", "arguments": {}, "energy": c.energy}]
+        if c.instances > 1:
+            attrs["meshX"] = c.mesh_x
+        node["local"].append({"name": c.name, "class": c.cls, "attributes": attrs})
+        full = f"{path}.{c.name}"
+        ert_tables.append({"name": full, "actions": actions})
+        art_tables.append({"name": full, "area": c.area})
+    doc = {"architecture": {"version": 0.3, "subtree": [root]}}
+    return doc, {"ERT": {"version": "0.4", "tables": ert_tables}}, {"ART": {"version": "0.4", "tables": art_tables}}
+
+
+def write_architecture(arch: Architecture, directory: str | Path, stem: str | None = None) -> tuple[Path, Path, Path]:
+    """Write ``STEM.yaml``, ``STEM.ERT.yaml`` and ``STEM.ART.yaml`` into ``directory``."""
+    from accelmap.yamlio import dump_yaml
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    stem = stem or arch.name
+    paths = (d / f"{stem}.yaml", d / f"{stem}.ERT.yaml", d / f"{stem}.ART.yaml")
+    for p, doc in zip(paths, architecture_to_timeloop(arch)):
+        p.write_text(dump_yaml(doc))
+    return paths
