@@ -237,7 +237,6 @@ class Gradient(_Population):
         sp = self.space
         lay = sp.layout
         fac, order, axis, keep = lay.split(seeds)
-        n = len(seeds)
         logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64))
         free = sp.free_slots  # [D, S]
         fixed_log = torch.log(fac.double()) * (~free)[None]  # fixed slots keep their factors
@@ -248,19 +247,10 @@ class Gradient(_Population):
         model = sp.model
         batch = sp.decode(seeds)
 
-        def slots_to_factors(logf):
-            lt = logf[:, :, : lay.L].transpose(1, 2)
-            ls = torch.zeros(n, lay.L, lay.D, 2, dtype=torch.float64)
-            for f, li in enumerate(sp.fan_levels):
-                v = logf[:, :, lay.L + f]
-                ls[:, li, :, 0] = torch.where(axis[:, f] == 0, v, torch.zeros_like(v))
-                ls[:, li, :, 1] = torch.where(axis[:, f] == 1, v, torch.zeros_like(v))
-            return lt, ls
-
         for _ in range(self.steps):
             share = torch.softmax(logits, dim=2) * free[None]
             logf = fixed_log + share * rest[:, :, None]
-            lt, ls = slots_to_factors(logf)
+            lt, ls = sp.place(logf, axis, 0.0)
             c = model.relaxed(lt, ls, batch.order, batch.keep, spatial_order=batch.spatial_order)
             cap = torch.where(torch.isfinite(c.capacity_excess), c.capacity_excess, torch.zeros_like(c.capacity_excess))
             capn = torch.relu(cap / model.hw.capacity.clamp(max=1e12)[None]).sum(1)

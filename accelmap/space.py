@@ -198,16 +198,23 @@ class MappingSpace:
         return float(n)
 
     # ---- genome <-> batch -------------------------------------------------------------
-    def decode(self, genomes: torch.Tensor) -> MappingBatch:
+    def place(self, slots: torch.Tensor, axis: torch.Tensor, neutral: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-slot values [N, D, S] (factors, or log factors with ``neutral`` 0) to temporal
+        [N, L, D] and spatial [N, L, D, 2] tensors, spatial values on their mesh axis."""
         lay = self.layout
-        fac, order, axis, keep = lay.split(genomes)
-        N = genomes.shape[0]
-        temporal = fac[:, :, : lay.L].transpose(1, 2)
-        spatial = torch.ones(N, lay.L, lay.D, 2, dtype=genomes.dtype)
+        N = slots.shape[0]
+        temporal = slots[:, :, : lay.L].transpose(1, 2)
+        spatial = torch.full((N, lay.L, lay.D, 2), neutral, dtype=slots.dtype)
         for f, li in enumerate(self.fan_levels):
-            val = fac[:, :, lay.L + f]
-            spatial[:, li, :, 0] = torch.where(axis[:, f] == 0, val, torch.ones_like(val))
-            spatial[:, li, :, 1] = torch.where(axis[:, f] == 1, val, torch.ones_like(val))
+            val = slots[:, :, lay.L + f]
+            other = torch.full_like(val, neutral)
+            spatial[:, li, :, 0] = torch.where(axis[:, f] == 0, val, other)
+            spatial[:, li, :, 1] = torch.where(axis[:, f] == 1, val, other)
+        return temporal, spatial
+
+    def decode(self, genomes: torch.Tensor) -> MappingBatch:
+        fac, order, axis, keep = self.layout.split(genomes)
+        temporal, spatial = self.place(fac, axis, 1)
         return MappingBatch(temporal, order, spatial, keep.bool())
 
     def encode(self, batch: MappingBatch) -> torch.Tensor:
