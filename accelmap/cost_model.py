@@ -267,10 +267,8 @@ class CostModel:
         constant and carries no gradient.
         """
         order = order.to(self.device)
-        if spatial_order is None:  # MappingBatch's default: Y dims outside X dims, each in dim order
-            D = order.shape[-1]
-            base = torch.arange(D, device=order.device).expand_as(order)
-            spatial_order = base + D * (log_spatial[..., 0] > math.log(1.5)).to(base.dtype)
+        if spatial_order is None:
+            spatial_order = MappingBatch.default_spatial_order(log_spatial[..., 0] > math.log(1.5))
         return self._evaluate(log_temporal.exp(), log_spatial.exp(), order, keep.to(self.device),
                               spatial_order.to(self.device), hw or self.hw, False)
 

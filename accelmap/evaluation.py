@@ -37,11 +37,12 @@ class Evaluation:
         e_lvl = c.energy_by_level[0].tolist()
         by_comp = {n: e for n, e in zip(names, e_lvl[:-1])}
         by_comp[self.arch.compute.name] = e_lvl[-1]
+        keep = MappingBatch.from_mappings([self.mapping], self.workload, self.arch).keep[0]
         levels = []
         for li, name in enumerate(names):
             tensors = {}
             for ti, t in enumerate(self.workload.tensors):
-                if not self.mapping_keeps(li, ti):
+                if not keep[li, ti]:
                     continue
                 tensors[t.name] = {
                     "tile": int(c.tile[0, li, ti]),
@@ -69,13 +70,6 @@ class Evaluation:
             "energy_pJ_by_component": by_comp,
             "levels": levels,
         }
-
-    def mapping_keeps(self, li: int, ti: int) -> bool:
-        return bool(self._batch.keep[0, li, ti])
-
-    @property
-    def _batch(self) -> MappingBatch:
-        return MappingBatch.from_mappings([self.mapping], self.workload, self.arch)
 
 
 def evaluate_mapping(workload: Workload, arch: Architecture, mapping: Mapping, device: str = "cpu",

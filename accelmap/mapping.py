@@ -215,11 +215,15 @@ class MappingBatch:
         if self.spatial_order is not None and self.spatial_order.dtype != self.ORDER_DTYPE:
             object.__setattr__(self, "spatial_order", self.spatial_order.to(self.ORDER_DTYPE))
         if self.spatial_order is None:
-            # Default: Y dims outside X dims, each in dim order.
-            D = self.order.shape[-1]
-            base = torch.arange(D, device=self.order.device).expand_as(self.order)
-            is_x = (self.spatial[..., 0] > 1)
-            object.__setattr__(self, "spatial_order", (base + D * is_x.to(base.dtype)).to(self.ORDER_DTYPE))
+            object.__setattr__(self, "spatial_order", self.default_spatial_order(self.spatial[..., 0] > 1))
+
+    @classmethod
+    def default_spatial_order(cls, on_x: torch.Tensor) -> torch.Tensor:
+        """[B, L, D] spatial loop positions when a mapping gives none: Y dims outside X dims,
+        each in dim order. ``on_x``: [B, L, D] bool, the dim is spread over mesh X."""
+        D = on_x.shape[-1]
+        base = torch.arange(D, device=on_x.device).expand_as(on_x)
+        return (base + D * on_x.to(base.dtype)).to(cls.ORDER_DTYPE)
 
     def __len__(self) -> int:
         return self.temporal.shape[0]

@@ -24,7 +24,8 @@ import torch
 from accelmap.architecture import preset, preset_constraints
 from accelmap.cost_model import CostModel
 from accelmap.sampling import random_batch
-from accelmap.yamlio import load_yaml
+from accelmap.constraints import Constraints, read_constraints
+from accelmap.space import MappingSpace
 from accelmap.zoo import get_network
 
 OUT = Path(__file__).parent / "results" / "model_throughput.json"  # cuda runs: model_throughput_cuda.json
@@ -32,17 +33,9 @@ OUT = Path(__file__).parent / "results" / "model_throughput.json"  # cuda runs: 
 
 def preset_keep(arch, workload) -> torch.Tensor:
     """[L, T] keep pattern from the preset's bypass constraints (everything kept otherwise)."""
-    keep = torch.ones(len(arch.levels), len(workload.tensors), dtype=torch.bool)
     path = preset_constraints(arch.name)
-    if path is None:
-        return keep
-    names = [t.name for t in workload.tensors]
-    for c in load_yaml(path)["architecture_constraints"]["targets"]:
-        if c.get("type") == "bypass":
-            li = arch.level_index(c["target"])
-            for t in c.get("bypass", []):
-                keep[li, names.index(t)] = False
-    return keep
+    cons = read_constraints(path) if path else Constraints()
+    return MappingSpace(workload, arch, cons).keep_fixed != 0
 
 
 def rate(fn, n_maps: int, reps: int) -> tuple[float, list[float]]:
