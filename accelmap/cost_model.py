@@ -57,6 +57,9 @@ class Hardware:
     read_energy, write_energy: [L] pJ per block access; area: [L] um^2 per instance;
     instances: [L] hardware instances; fanout: [L, 2] mesh fanout below each level (X, Y);
     mac_energy, mac_area: [] pJ and um^2; mac_instances: []; clock_ghz: [].
+
+    Co-design evaluates many hardware points at once: any field may carry a leading batch
+    dimension ([B, L], [B, L, 2], [B]) that pairs row b of a mapping batch with hardware b.
     """
 
     capacity: torch.Tensor
@@ -97,6 +100,28 @@ class Hardware:
     @property
     def total_area(self) -> torch.Tensor:
         return (self.area * self.instances).sum(-1) + self.mac_area * self.mac_instances
+
+    @property
+    def batched(self) -> bool:
+        return any(getattr(self, f.name).dim() > _BASE_DIMS[f.name] for f in fields(self))
+
+    def take(self, index: torch.Tensor) -> "Hardware":
+        """Rows ``index`` of a batched hardware (fields without a batch dimension are shared)."""
+        return Hardware(*(getattr(self, f.name)[index] if getattr(self, f.name).dim() > _BASE_DIMS[f.name]
+                          else getattr(self, f.name) for f in fields(self)))
+
+    def detach(self) -> "Hardware":
+        return Hardware(*(getattr(self, f.name).detach() for f in fields(self)))
+
+
+_BASE_DIMS = {"capacity": 1, "block": 1, "read_bw": 1, "write_bw": 1, "read_energy": 1, "write_energy": 1,
+              "area": 1, "instances": 1, "fanout": 2, "mac_energy": 0, "mac_area": 0, "mac_instances": 0,
+              "clock_ghz": 0}
+
+
+def _rows(x: torch.Tensor, base_dim: int) -> torch.Tensor:
+    """A hardware field with a leading batch dimension (size 1 when shared by all rows)."""
+    return x if x.dim() > base_dim else x[None]
 
 
 @dataclass(frozen=True)
@@ -215,7 +240,7 @@ class CostModel:
             return False
         if self.backend == "kernel" and not kernel.HAVE_NUMBA:
             raise AccelmapError("the kernel backend needs numba (pip install numba)")
-        return kernel.HAVE_NUMBA and not any(t.requires_grad for t in vars(hw).values())
+        return kernel.HAVE_NUMBA and not hw.batched and not any(t.requires_grad for t in vars(hw).values())
 
     def _kernel_plan(self, hw: Hardware) -> dict:
         """The model's constants as NumPy arrays for :mod:`accelmap.kernel` (cached for self.hw)."""
@@ -394,21 +419,21 @@ class CostModel:
         tile = full[:, :, :L] * keepd
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
 
-        blk = hw.block.to(dt)[None, None, :]
+        blk = _rows(hw.block, 1).to(dt)[:, None, :]
         if exact:
             blocks = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731  Accelergy charges whole blocks
         else:
             blocks = lambda x: x / blk  # noqa: E731
-        e_lt = inst[:, None, :] * (blocks(reads) * hw.read_energy[None, None, :]
-                                   + (blocks(fills) + blocks(updates)) * hw.write_energy[None, None, :])  # [B, T, L]
+        e_lt = inst[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
+                                   + (blocks(fills) + blocks(updates)) * _rows(hw.write_energy, 1)[:, None, :])
         mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
         e_level = e_lt.sum(1)
         energy = e_level.sum(1) + mac_e[:, 0]
         energy_by_level = torch.cat([e_level, mac_e], 1)
 
         cc = nprod[:, -1]  # compute cycles: the product of all temporal factors
-        lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / hw.read_bw[None]),
-                           (fills + updates).sum(1) / hw.write_bw[None])
+        lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
+                           (fills + updates).sum(1) / _rows(hw.write_bw, 1))
         if exact:
             lc = torch.ceil(lc - 1e-9)
         cycles = lc.amax(1)
@@ -416,10 +441,10 @@ class CostModel:
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
 
         factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
-        fan = torch.log(hw.fanout.to(dt))
-        fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[None, :, 0],
-                                     torch.log(fs2[..., 1]).sum(2) - fan[None, :, 1]], -1)
-        cap_excess = tile.sum(1) - hw.capacity[None]
+        fan = torch.log(_rows(hw.fanout, 2).to(dt))
+        fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[:, :, 0],
+                                     torch.log(fs2[..., 1]).sum(2) - fan[:, :, 1]], -1)
+        cap_excess = tile.sum(1) - _rows(hw.capacity, 1)
         reason = torch.zeros(B, dtype=torch.int64, device=dev)
         for code, bad in ((BAD_KEEP, ~keep[:, 0, :].all(-1)),
                           (BAD_CAPACITY, (cap_excess > (0.5 if exact else 0.0)).any(1)),
@@ -461,7 +486,7 @@ class CostModel:
         d0 = torch.where(live, so0, torch.full_like(so0, -1)).argmax(-1)  # innermost spatial loop
         inner = live[:, :, None, :] & (so0[:, :, None, :] > so0[:, :, :, None])
         inner_prod = torch.where(inner, fs0[:, :, None, :], torch.ones_like(fs0[:, :, None, :])).prod(-1)  # [B, Lb, D]
-        hx = hw.fanout[:, 0].to(dt)[l0.clamp(min=0)]  # [B, Lb]
+        hx = torch.gather(hw.fanout[..., 0].to(dt).expand(B, L), 1, l0.clamp(min=0))  # [B, Lb]
         row = (live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
                & (torch.remainder(hx[..., None], inner_prod) == 0))
         has_k = row.any(-1)

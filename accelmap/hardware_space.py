@@ -83,14 +83,15 @@ class HardwareSpace:
                      or 0.0)
 
     def hardware(self, values: torch.Tensor) -> Hardware:
-        """Differentiable hardware tensors for parameter values [P] (float64)."""
+        """Differentiable hardware tensors for parameter values [P], or [H, P] for H hardware
+        points at once (fields that vary then get a leading dimension H)."""
         a = self.base
         hw = Hardware.from_arch(a)
         cap, rbw, wbw = hw.capacity.clone(), hw.read_bw.clone(), hw.write_bw.clone()
         er, ew, area = hw.read_energy.clone(), hw.write_energy.clone(), hw.area.clone()
         inst, fanout = hw.instances.clone(), hw.fanout.clone()
         mac_inst = hw.mac_instances.clone()
-        vals = dict(zip(self.names, values))
+        vals = dict(zip(self.names, values.unbind(-1)))
         for name, v in vals.items():
             if name in ("pe_x", "pe_y"):
                 continue
@@ -110,9 +111,9 @@ class HardwareSpace:
                          else et.sram_area(base_c, lv.word_bits, a.technology_nm))
                 # anchored: the base size keeps the base architecture's own energies and area
                 cap = _set(cap, i, v)
-                er = _set(er, i, er[i] * e_new[0] / e_old[0])
-                ew = _set(ew, i, ew[i] * e_new[1] / e_old[1])
-                area = _set(area, i, area[i] * a_new / a_old)
+                er = _set(er, i, er[..., i] * e_new[0] / e_old[0])
+                ew = _set(ew, i, ew[..., i] * e_new[1] / e_old[1])
+                area = _set(area, i, area[..., i] * a_new / a_old)
             elif what == "read_bandwidth":
                 rbw = _set(rbw, i, v)
             else:
@@ -123,10 +124,9 @@ class HardwareSpace:
             fx = vals.get("pe_x", torch.tensor(float(fx0), dtype=torch.float64))
             fy = vals.get("pe_y", torch.tensor(float(fy0), dtype=torch.float64))
             scale = fx * fy / (fx0 * fy0)
-            fanout = torch.stack([fanout[:, 0], fanout[:, 1]], 1)
             fanout = _set2(fanout, p, fx, fy)
             below = torch.arange(len(a.levels)) > p
-            inst = torch.where(below, inst * scale, inst)
+            inst = torch.where(below, inst * torch.as_tensor(scale)[..., None], inst)
             mac_inst = mac_inst * scale
         return Hardware(cap, hw.block, rbw, wbw, er, ew, area, inst, fanout, hw.mac_energy, hw.mac_area, mac_inst,
                         hw.clock_ghz)
@@ -163,15 +163,17 @@ class HardwareSpace:
 
 
 def _set(t: torch.Tensor, i: int, v) -> torch.Tensor:
-    """t with entry i replaced by v, keeping gradients (no in-place writes)."""
-    mask = torch.arange(len(t)) == i
-    return torch.where(mask, torch.as_tensor(v, dtype=t.dtype).expand_as(t), t)
+    """t [..., L] with entry i replaced by v [...], keeping gradients (no in-place writes)."""
+    mask = torch.arange(t.shape[-1]) == i
+    return torch.where(mask, torch.as_tensor(v, dtype=t.dtype)[..., None], t)
 
 
 def _set2(t: torch.Tensor, i: int, vx, vy) -> torch.Tensor:
-    row = torch.stack([torch.as_tensor(vx, dtype=t.dtype), torch.as_tensor(vy, dtype=t.dtype)])
-    mask = (torch.arange(t.shape[0]) == i)[:, None]
-    return torch.where(mask, row.expand_as(t), t)
+    """t [..., L, 2] with row i replaced by (vx, vy)."""
+    vx, vy = torch.broadcast_tensors(torch.as_tensor(vx, dtype=t.dtype), torch.as_tensor(vy, dtype=t.dtype))
+    row = torch.stack([vx, vy], -1)[..., None, :]
+    mask = (torch.arange(t.shape[-2]) == i)[:, None]
+    return torch.where(mask, row, t)
 
 
 def read_hardware_space(path: str | Path) -> HardwareSpace:

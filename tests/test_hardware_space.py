@@ -81,3 +81,36 @@ def test_bad_spaces(tmp_path, text, expect):
     p.write_text(text)
     with pytest.raises(AccelmapError, match=expect):
         read_hardware_space(p)
+
+
+def test_batched_hardware_matches_one_point_at_a_time(space):
+    """Row b of a mapping batch evaluated on hardware b (one call) equals separate calls, on the
+    exact tensor path and against the compiled kernel."""
+    import math
+
+    from accelmap.constraints import read_constraints
+    from accelmap.architecture import preset_constraints
+    from accelmap.space import MappingSpace
+    from accelmap.zoo import get_network
+
+    w = get_network("resnet18").unique_layers()[2].workload
+    arch = preset("eyeriss_like")
+    ms = MappingSpace(w, arch, read_constraints(preset_constraints("eyeriss_like")))
+    g = ms.sample_legal(6, torch.Generator().manual_seed(1))
+    vals = space.base_values().repeat(6, 1)
+    vals[:, 0] = torch.tensor([14.0, 16, 8, 20, 12, 14])
+    vals[:, 2] = torch.tensor([65536.0, 16384, 131072, 32768, 65536, 49152])
+    hw = space.hardware(vals)
+    assert hw.batched and hw.capacity.shape == (6, len(arch.levels))
+    model = CostModel(w, arch, backend="torch")
+    both = model(ms.decode(g), hw=hw)
+    kernel = CostModel(w, arch, backend="kernel")
+    for b in range(6):
+        one = model(ms.decode(g[b : b + 1]), hw=space.hardware(vals[b]))
+        k = kernel(ms.decode(g[b : b + 1]), hw=space.hardware(vals[b]))
+        for f in ("energy", "cycles", "area", "power"):
+            x = float(getattr(both, f)[b])
+            assert x == pytest.approx(float(getattr(one, f)[0]), rel=1e-12), f
+            if math.isfinite(x) and bool(both.valid[b]):
+                assert x == pytest.approx(float(getattr(k, f)[0]), rel=1e-9), f
+        assert bool(both.valid[b]) == bool(one.valid[0]) == bool(k.valid[0])
