@@ -164,6 +164,123 @@ def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
 
 
 @app.command()
+def codesign(
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    arch_space: str = typer.Option("eyeriss_edge", help="Hardware space YAML (base architecture + parameter "
+                                                        "ranges) or a built-in space name."),
+    constraints: Optional[str] = typer.Option(
+        None, help="Timeloop constraint YAML; default: the base preset's dataflow constraints; 'none' for none."),
+    objective: str = typer.Option("latency", help="latency, energy, edp, power, area or a weighted sum of logs "
+                                                  "such as '0.5*latency+0.5*power'."),
+    area_budget: Optional[float] = typer.Option(None, help="Upper bound on area (mm^2)."),
+    power_budget: Optional[float] = typer.Option(None, help="Upper bound on power (mW)."),
+    latency_budget: Optional[float] = typer.Option(None, help="Upper bound on network latency (cycles)."),
+    method: str = typer.Option("gradient", help="gradient (analytical co-optimization), genetic (DiGamma-style) "
+                                                "or random."),
+    seconds: float = typer.Option(120.0, help="Wall time per co-design run."),
+    pareto: Optional[str] = typer.Option(None, help="Trace a trade-off front instead, e.g. 'latency,power', "
+                                                    "'latency,area', 'energy,latency'."),
+    points: int = typer.Option(5, help="Runs per front (--pareto), anchors included."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same search."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/codesign_NETWORK_TIME)."),
+) -> None:
+    """Co-design the hardware and every layer's mapping under area/power/latency budgets."""
+    from pathlib import Path
+
+    from accelmap.architecture import preset_constraints
+    from accelmap.codesign import Budgets, CoDesignProblem, get_codesigner
+    from accelmap.codesign_run import FRONT_METRICS, sweep, write_codesign_run, write_sweep
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.hardware_space import read_hardware_space, resolve_space
+    from accelmap.network import Layer
+    from accelmap.workload import read_problem_yaml
+    from accelmap.zoo import get_network
+
+    get_codesigner(method)
+    if seconds <= 0:
+        raise AccelmapError(f"seconds must be positive, got {seconds}", field="--seconds")
+    space = read_hardware_space(resolve_space(arch_space))
+    if network.endswith((".yaml", ".yml")):
+        layers, net_name = [Layer(read_problem_yaml(network))], Path(network).stem
+    else:
+        net = get_network(network)
+        layers, net_name = list(net.unique_layers()), net.name
+    if constraints is None:
+        path = preset_constraints(space.base.name)
+        cons = read_constraints(path) if path else Constraints()
+    elif constraints.lower() == "none":
+        cons = Constraints()
+    else:
+        cons = read_constraints(constraints)
+    budgets = Budgets(area_budget, power_budget, latency_budget)
+    run_dir = Path(out) if out else Path("runs") / f"codesign_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = {"network": net_name, "arch_space": space.source, "constraints": cons.source, "objective": objective,
+                "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
+                "seconds": seconds, "seed": seed}
+    make = lambda obj, b: CoDesignProblem(layers, space, cons, obj, b)  # noqa: E731
+    if pareto:
+        names = tuple(x.strip() for x in pareto.split(","))
+        if len(names) != 2 or any(n not in FRONT_METRICS for n in names) or names[0] == names[1]:
+            raise AccelmapError(f"expected two different metrics from {', '.join(FRONT_METRICS)}, got '{pareto}'",
+                                field="--pareto")
+        if points < 2:
+            raise AccelmapError(f"a front needs at least 2 points, got {points}", field="--points")
+        problem = make(objective, budgets)
+        with console.status("tracing the front") as st:
+            front = sweep(make, names, budgets, points, method, seconds, seed,
+                          on_point=lambda k, i, d: st.update(f"{k} point {i + 1} done"))
+        write_sweep(run_dir, problem, front)
+        table = Table(title=f"{net_name}: {names[0]} vs {names[1]}", header_style="bold")
+        for col in ("sweep", "objective", names[0], names[1], "on front"):
+            table.add_column(col)
+        for kind in ("epsilon", "weighted"):
+            for p in front[kind]:
+                table.add_row(kind, p["objective"] + "".join(f" {k}<={v:.4g}" for k, v in p["budgets"].items()),
+                              f"{p['point'][0]:.4g}", f"{p['point'][1]:.4g}", "yes" if p["on_front"] else "")
+        console.print(table)
+        console.print(f"hypervolume (reference {front['reference'][0]:.4g}, {front['reference'][1]:.4g}): "
+                      f"epsilon-constraint {front['hypervolume_epsilon']:.4g}, "
+                      f"weighted sum {front['hypervolume_weighted']:.4g}; "
+                      f"{len(front['missed_by_weighted'])} epsilon point(s) missed by the weighted sum")
+        console.print(f"run directory: {run_dir}")
+        if not front["complete"]:
+            console.print("[yellow]interrupted: the finished points were saved[/]")
+            raise typer.Exit(130)
+        return
+    problem = make(objective, budgets)
+
+    def show(t, d):
+        tot = d.totals
+        st.update(f"{t:5.1f}s  latency {tot['latency_cycles']:,.0f} cyc  power {tot['power_mW']:,.1f} mW  "
+                  f"area {tot['area_mm2']:.3f} mm^2" + ("" if d.feasible else "  (over budget)"))
+
+    with console.status("co-designing") as st:
+        result = get_codesigner(method)(problem, seconds, seed, show).run()
+    summary = write_codesign_run(run_dir, problem, result, settings)
+    d = result.best
+    if d is None:
+        raise AccelmapError("no design was evaluated; give more --seconds")
+    table = Table(title=f"{net_name} on {space.base.name} ({method}, {result.seconds:.0f} s, "
+                        f"{result.designs_evaluated:,} designs)", header_style="bold")
+    table.add_column("parameter")
+    table.add_column("base", justify="right")
+    table.add_column("design", justify="right")
+    for name, b, v in zip(space.names, problem.base_values().tolist(), d.values.tolist()):
+        table.add_row(name, f"{b:g}", f"{v:g}")
+    console.print(table)
+    t = d.totals
+    console.print(f"latency {t['latency_cycles']:,.0f} cycles, energy {t['energy_pJ'] / 1e6:,.1f} uJ, "
+                  f"power {t['power_mW']:,.1f} mW, area {t['area_mm2']:.3f} mm^2")
+    console.print(f"run directory: {run_dir} (design: {summary['architecture']})")
+    if result.interrupted:
+        console.print("[yellow]interrupted: the best design so far was saved[/]")
+        raise typer.Exit(130)
+    if not d.feasible:
+        raise AccelmapError(f"no design found meets the budgets; at the best point found: "
+                            f"{problem.describe_violation(d)}", field="budgets")
+
+
+@app.command()
 def optimizers() -> None:
     """List the registered mapping optimizers."""
     from accelmap.optimizers import OPTIMIZERS

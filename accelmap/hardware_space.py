@@ -176,6 +176,25 @@ def _set2(t: torch.Tensor, i: int, vx, vy) -> torch.Tensor:
     return torch.where(mask, row, t)
 
 
+def builtin_spaces() -> list[str]:
+    from importlib import resources
+
+    d = resources.files("accelmap") / "data" / "spaces"
+    return sorted(p.name[: -len(".yaml")] for p in d.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_space(spec: str) -> Path:
+    """A hardware-space YAML path, or the name of a built-in space."""
+    from importlib import resources
+
+    if spec.endswith((".yaml", ".yml")) or "/" in spec or Path(spec).exists():
+        return Path(spec)
+    if spec not in builtin_spaces():
+        raise AccelmapError(f"unknown hardware space '{spec}'; expected a YAML file or one of "
+                            f"{', '.join(builtin_spaces())}", field="--arch-space")
+    return Path(str(resources.files("accelmap") / "data" / "spaces" / f"{spec}.yaml"))
+
+
 def read_hardware_space(path: str | Path) -> HardwareSpace:
     src = str(path)
     doc = load_yaml(path)

@@ -1,0 +1,395 @@
+"""Network-level co-design: one shared hardware from a :class:`HardwareSpace` and a mapping per
+unique layer, judged by network totals (weighted by layer counts) under area, power and
+latency budgets.
+
+:class:`CoDesignProblem` owns everything the algorithms share: per-layer mapping spaces and cost
+models, rounding of hardware values, exact network totals, and the scores that compare
+designs. Co-design algorithms are registered by name (``CODESIGNERS``); each turns a problem,
+a wall-time budget and a seed into a :class:`CoDesignResult` with a trace of its best design
+over time, so different algorithms can be compared at equal wall time.
+
+Network totals: latency = sum of count x cycles (layers run one after another), energy = sum of
+count x energy, power = energy / latency x clock (mW), area = the hardware's area (mm^2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+
+from accelmap.architecture import Architecture
+from accelmap.constraints import Constraints
+from accelmap.cost_model import CostModel, Costs, Hardware
+from accelmap.errors import AccelmapError
+from accelmap.hardware_space import HardwareSpace
+from accelmap.network import Layer
+from accelmap.objective import Objective
+from accelmap.sampling import prime_factors
+from accelmap.space import MappingSpace
+
+TOTALS_KEY = {"area": "area_mm2", "power": "power_mW", "latency": "latency_cycles", "energy": "energy_pJ"}
+PENALTY = 100.0  # weight of log budget violations against the log objective (violations dominate)
+INVALID = 10.0  # penalty per layer without a legal mapping on the hardware
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Upper bounds on the design; None = unconstrained."""
+
+    area_mm2: float | None = None
+    power_mw: float | None = None
+    latency_cycles: float | None = None
+    energy_pj: float | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        return [(k, v) for k, v in (("area", self.area_mm2), ("power", self.power_mw),
+                                    ("latency", self.latency_cycles), ("energy", self.energy_pj)) if v is not None]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Network totals of N designs, each field [N]."""
+
+    energy: torch.Tensor  # pJ
+    cycles: torch.Tensor
+    area: torch.Tensor  # mm^2
+    power: torch.Tensor  # mW
+    invalid: torch.Tensor  # layers without a legal mapping
+
+    @property
+    def edp(self) -> torch.Tensor:
+        return self.energy * self.cycles
+
+    def metric(self, name: str) -> torch.Tensor:
+        return {"energy": self.energy, "cycles": self.cycles, "latency": self.cycles, "edp": self.edp,
+                "power": self.power, "area": self.area}[name]
+
+
+@dataclass
+class Design:
+    """One rounded hardware point with a mapping per layer and its exact totals.
+
+    ``pools`` keeps a few good genomes per layer so neighbouring hardware can start from them.
+    """
+
+    values: torch.Tensor  # [P] rounded parameter values
+    genomes: list[torch.Tensor]  # per layer [G], the chosen mapping
+    energy: list[float]  # per layer, one occurrence
+    cycles: list[float]
+    totals: dict
+    score: float  # penalized (lower is better)
+    violation: float  # 0 when every budget holds and every layer is mapped
+    pools: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    @property
+    def feasible(self) -> bool:
+        return self.violation == 0.0
+
+
+@dataclass(frozen=True)
+class CoDesignResult:
+    method: str
+    best: Design | None
+    seconds: float
+    designs_evaluated: int
+    # (seconds, score, feasible) whenever the best improved
+    trace: tuple[tuple[float, float, bool], ...] = ()
+    interrupted: bool = False  # Ctrl-C: the best design so far is the result
+
+
+class CoDesignProblem:
+    """Layers x hardware space x dataflow constraints x objective x budgets."""
+
+    def __init__(self, layers: list[Layer] | tuple[Layer, ...], hw_space: HardwareSpace, constraints: Constraints,
+                 objective: str = "latency", budgets: Budgets = Budgets()):
+        self.layers = list(layers)
+        self.hw_space = hw_space
+        self.constraints = constraints
+        self.objective = Objective.parse(objective)
+        if self.objective.lexicographic:
+            raise AccelmapError("co-design objectives are weighted sums of logs (e.g. 'latency', "
+                                "'0.5*latency+0.5*power'), not lexicographic", field="--objective")
+        for m, _ in self.objective.terms:
+            if m == "utilization":
+                raise AccelmapError("utilization is not a co-design objective; use latency, energy, edp, power "
+                                    "or area", field="--objective")
+        self.budgets = budgets
+        for name, v in budgets.items():
+            if not v > 0:
+                raise AccelmapError(f"the {name} budget must be positive, got {v}", field=f"--{name}-budget")
+        self.counts = torch.tensor([layer.count for layer in self.layers], dtype=torch.float64)
+        params = hw_space.parameters
+        self.low = torch.tensor([p.low for p in params], dtype=torch.float64)
+        self.high = torch.tensor([p.high for p in params], dtype=torch.float64)
+        self.integer = torch.tensor([p.integer for p in params])
+        self._set_pe_grids(params)
+        # Genomes live in the space of the widest PE array, so one genome layout serves every
+        # hardware point; fanout and capacity legality is judged on each point's own numbers.
+        widest = self.round(torch.where(self._is_pe(), self.high, hw_space.base_values()))
+        self.widest = hw_space.architecture(widest, name=f"{hw_space.base.name}_widest")
+        for layer in self.layers:
+            constraints.check(layer.workload, hw_space.base)
+        self.spaces = [MappingSpace(layer.workload, self.widest, constraints) for layer in self.layers]
+        self.models = [CostModel(layer.workload, hw_space.base) for layer in self.layers]
+        self.torch_models = [CostModel(layer.workload, hw_space.base, backend="torch") for layer in self.layers]
+        self.clock = float(hw_space.base.clock_ghz)
+
+    def _set_pe_grids(self, params) -> None:
+        # PE-array sides worth trying: sizes whose prime factors all divide some layer bound
+        # (other sizes leave PEs idle on every layer)
+        primes = sorted({q for layer in self.layers for b in layer.workload.bounds for q in prime_factors(b)})
+        self.pe_grids: dict[int, torch.Tensor] = {}
+        for i, prm in enumerate(params):
+            if prm.name in ("pe_x", "pe_y"):
+                grid = [n for n in range(math.ceil(prm.low), math.floor(prm.high) + 1) if _smooth(n, primes)]
+                self.pe_grids[i] = torch.tensor(grid, dtype=torch.float64)
+
+    # ---- hardware values -----------------------------------------------------------------------
+    def _is_pe(self) -> torch.Tensor:
+        return torch.tensor([p.name in ("pe_x", "pe_y") for p in self.hw_space.parameters])
+
+    def round(self, values: torch.Tensor) -> torch.Tensor:
+        """[..., P] values clamped into their ranges, integers where the parameter is integral."""
+        v = torch.minimum(torch.maximum(values.double(), self.low), self.high)
+        r = torch.where(self.integer, torch.round(v), v)
+        # rounding may leave the range when a bound is fractional
+        r = torch.where(self.integer & (r < self.low), torch.ceil(v),
+                        torch.where(self.integer & (r > self.high), torch.floor(v), r))
+        for i, grid in getattr(self, "pe_grids", {}).items():  # PE sides: the nearest useful size
+            if len(grid):
+                near = (torch.log(v[..., i, None]) - torch.log(grid)).abs().argmin(-1)
+                r[..., i] = grid[near]
+        return r
+
+    def base_values(self) -> torch.Tensor:
+        return self.round(self.hw_space.base_values())
+
+    def sample_values(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """[n, P] hardware points log-uniform in the ranges, rounded."""
+        u = torch.rand(n, len(self.low), generator=gen, dtype=torch.float64)
+        return self.round(torch.exp(torch.log(self.low) + u * (torch.log(self.high) - torch.log(self.low))))
+
+    def hardware(self, values: torch.Tensor) -> Hardware:
+        return self.hw_space.hardware(values.double())
+
+    def architecture(self, values: torch.Tensor, name: str | None = None) -> Architecture:
+        return self.hw_space.architecture(values, name=name)
+
+    # ---- scores --------------------------------------------------------------------------------
+    def log_objective(self, energy, cycles, area) -> torch.Tensor:
+        """The objective as a weighted sum of logs (differentiable)."""
+        le, lc, la = torch.log(energy), torch.log(cycles), torch.log(area)
+        parts = {"energy": le, "cycles": lc, "latency": lc, "edp": le + lc, "power": le - lc, "area": la}
+        return sum(w * parts[m] for m, w in self.objective.terms)
+
+    def violation(self, energy, cycles, area) -> torch.Tensor:
+        """Sum of log budget overshoots (0 when every budget holds), differentiable."""
+        v = torch.zeros_like(torch.as_tensor(cycles, dtype=torch.float64))
+        power = energy / cycles * self.clock
+        for name, bound in self.budgets.items():
+            x = {"area": area, "power": power, "latency": cycles, "energy": energy}[name]
+            v = v + torch.relu(torch.log(x / bound))
+        return v
+
+    def layer_weights(self, energy_total: float, cycles_total: float) -> tuple[float, float]:
+        """Per-layer scalarization at fixed hardware: minimize wE*E + wC*C per layer.
+
+        The network objective linearized at the current totals (d log E_tot = dE / E_tot) gives
+        the weights; a negative weight (power = E/C rewards slow mappings) is floored, and a
+        power or latency budget adds weight to the quantity it bounds.
+        """
+        a = sum(w * {"energy": 1, "edp": 1, "power": 1}.get(m, 0) for m, w in self.objective.terms)
+        b = sum(w * {"cycles": 1, "latency": 1, "edp": 1, "power": -1}.get(m, 0) for m, w in self.objective.terms)
+        a = max(a, 0.0) + (1.0 if self.budgets.power_mw is not None or self.budgets.energy_pj is not None else 0.0)
+        b = max(b, 0.0) + (1.0 if self.budgets.latency_cycles is not None else 0.0)
+        if a == 0 and b == 0:  # area alone: any good mapping; balance both
+            a = b = 1.0
+        return max(a, 0.01) / energy_total, max(b, 0.01) / cycles_total
+
+    def totals(self, values: torch.Tensor, energy: torch.Tensor, cycles: torch.Tensor,
+               invalid: torch.Tensor) -> Totals:
+        """Totals of N designs: values [N, P]; per-layer energy, cycles, invalid [N, layers]."""
+        hw = self.hardware(values)
+        area = hw.total_area / 1e6
+        e = (energy * self.counts).sum(-1)
+        c = (cycles * self.counts).sum(-1)
+        return Totals(e, c, area.expand_as(e), e / c * self.clock, invalid.sum(-1).double())
+
+    def scores(self, t: Totals) -> tuple[torch.Tensor, torch.Tensor]:
+        """(penalized score, violation) [N]; feasible designs have violation 0."""
+        v = self.violation(t.energy, t.cycles, t.area) + INVALID * t.invalid
+        return self.log_objective(t.energy, t.cycles, t.area) + PENALTY * v, v
+
+    def describe_violation(self, d: Design) -> str:
+        """Which budget the design misses and by how much (for infeasible-budget errors)."""
+        parts = []
+        if d.totals["unmapped_layers"]:
+            parts.append(f"{d.totals['unmapped_layers']} layer(s) have no legal mapping")
+        for name, bound in self.budgets.items():
+            key = TOTALS_KEY[name]
+            x = d.totals[key]
+            if x > bound * (1 + 1e-12):
+                parts.append(f"{name} {x:.4g} exceeds the budget {bound:.4g} by {100 * (x / bound - 1):.1f}%")
+        return "; ".join(parts)
+
+    # ---- exact evaluation of designs ---------------------------------------------------------------
+    def evaluate_layer(self, li: int, genomes: torch.Tensor, hw: Hardware) -> Costs:
+        """Exact costs of genomes [N, G] of layer li on one hardware point (the kernel)."""
+        return self.models[li](self.spaces[li].decode(genomes), hw=hw, detail=False)
+
+    def layer_scores(self, c: Costs, weights: tuple[float, float]) -> torch.Tensor:
+        s = weights[0] * c.energy + weights[1] * c.cycles
+        return torch.where(c.valid, s, torch.full_like(s, math.inf))
+
+    def polish(self, li: int, pool: torch.Tensor, hw: Hardware, weights: tuple[float, float],
+               gen: torch.Generator, steps: int, per: int = 32, patience: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parallel local search of one layer's mappings at fixed hardware.
+
+        Every step evaluates ``per`` random neighbours of every incumbent in one batch and keeps,
+        per incumbent, its best neighbour if it improves. Returns (pool [K, G], scores [K]),
+        best first.
+        """
+        sp = self.spaces[li]
+        s = self.layer_scores(self.evaluate_layer(li, pool, hw), weights)
+        idle = 0
+        for _ in range(steps):
+            K = len(pool)
+            nb = sp.neighbours(pool.repeat(per, 1), gen)
+            ns = self.layer_scores(self.evaluate_layer(li, nb, hw), weights).view(per, K)
+            best, arg = ns.min(0)
+            better = best < s
+            if not better.any():
+                idle += 1
+                if idle >= patience:
+                    break
+                continue
+            idle = 0
+            pick = nb.view(per, K, -1)[arg, torch.arange(K)]
+            pool = torch.where(better[:, None], pick, pool)
+            s = torch.where(better, best, s)
+        order = torch.argsort(s)
+        return pool[order], s[order]
+
+    def design(self, values: torch.Tensor, pools: list[torch.Tensor], gen: torch.Generator, steps: int,
+               keep: int = 16, weights: tuple[float, float] | None = None) -> Design:
+        """Map every layer on hardware ``values`` starting from ``pools`` (per layer [K, G]),
+        polish, and return the design with exact totals."""
+        values = self.round(values)
+        hw = self.hardware(values)
+        if weights is None:
+            # normalize by the totals of the pools' current best (by a balanced score)
+            first = [self.evaluate_layer(li, p, hw) for li, p in enumerate(pools)]
+            e0 = sum(float(c.energy[c.valid].min() if c.valid.any() else c.energy.min()) * n
+                     for c, n in zip(first, self.counts.tolist()))
+            c0 = sum(float(c.cycles[c.valid].min() if c.valid.any() else c.cycles.min()) * n
+                     for c, n in zip(first, self.counts.tolist()))
+            weights = self.layer_weights(e0, c0)
+        genomes, energy, cycles, invalid, new_pools = [], [], [], [], []
+        for li, pool in enumerate(pools):
+            pool = torch.unique(pool, dim=0)
+            pool, s = self.polish(li, pool, hw, weights, gen, steps)
+            c = self.evaluate_layer(li, pool[:1], hw)
+            genomes.append(pool[0])
+            energy.append(float(c.energy[0]))
+            cycles.append(float(c.cycles[0]))
+            invalid.append(not bool(c.valid[0]))
+            new_pools.append(pool[:keep])
+        return self._finish(values, genomes, energy, cycles, invalid, new_pools)
+
+    def _finish(self, values, genomes, energy, cycles, invalid, pools) -> Design:
+        t = self.totals(values[None], torch.tensor([energy], dtype=torch.float64),
+                        torch.tensor([cycles], dtype=torch.float64), torch.tensor([invalid]))
+        score, viol = self.scores(t)
+        totals = {"latency_cycles": float(t.cycles[0]), "energy_pJ": float(t.energy[0]),
+                  "power_mW": float(t.power[0]), "area_mm2": float(t.area[0]), "edp": float(t.edp[0]),
+                  "unmapped_layers": int(t.invalid[0])}
+        return Design(values, genomes, energy, cycles, totals, float(score[0]), float(viol[0]), pools)
+
+    def seed_pools(self, k: int, gen: torch.Generator, values: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per layer, the k best of a few thousand random mappings on hardware ``values``
+        (default: the base point), legal ones first."""
+        hw = self.hardware(self.base_values() if values is None else self.round(values))
+        pools = []
+        for li, sp in enumerate(self.spaces):
+            g = sp.sample(4096, gen)
+            c = self.evaluate_layer(li, g, hw)
+            s = torch.where(c.valid, torch.log(c.energy) + torch.log(c.cycles), torch.full_like(c.energy, math.inf))
+            pools.append(g[torch.argsort(s)[:k]])
+        return pools
+
+
+def _smooth(n: int, primes: list[int]) -> bool:
+    for q in primes:
+        while n % q == 0:
+            n //= q
+    return n == 1
+
+
+# ---- registry of co-design algorithms ------------------------------------------------------------
+Progress = Callable[[float, "Design"], None]
+
+
+class CoDesigner:
+    """Turns a problem, a wall-time budget and a seed into a result; subclasses register."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+
+    def __init__(self, problem: CoDesignProblem, seconds: float, seed: int, on_improve: Progress | None = None):
+        self.problem, self.seconds, self.seed = problem, seconds, seed
+        self.gen = torch.Generator().manual_seed(seed)
+        self.on_improve = on_improve
+        self.best: Design | None = None
+        self.trace: list[tuple[float, float, bool]] = []
+        self.evaluated = 0
+        self.t0 = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def out_of_time(self) -> bool:
+        return self.elapsed() > self.seconds
+
+    def offer(self, d: Design) -> None:
+        """Count a design and keep it if it beats the best (feasibility first, then score)."""
+        self.evaluated += 1
+        if self.best is None or (d.violation, d.score) < (self.best.violation, self.best.score):
+            self.best = d
+            self.trace.append((self.elapsed(), d.score, d.feasible))
+            if self.on_improve:
+                self.on_improve(self.elapsed(), d)
+
+    def run(self) -> CoDesignResult:
+        self.t0 = time.perf_counter()
+        interrupted = False
+        try:
+            self.search()
+        except KeyboardInterrupt:
+            interrupted = True
+        return CoDesignResult(self.name, self.best, self.elapsed(), self.evaluated, tuple(self.trace), interrupted)
+
+    def search(self) -> None:
+        raise NotImplementedError
+
+
+CODESIGNERS: dict[str, type[CoDesigner]] = {}
+
+
+def register(cls: type[CoDesigner]) -> type[CoDesigner]:
+    if cls.name in CODESIGNERS:
+        raise ValueError(f"co-design method '{cls.name}' is already registered")
+    CODESIGNERS[cls.name] = cls
+    return cls
+
+
+def get_codesigner(name: str) -> type[CoDesigner]:
+    import accelmap.codesign_methods  # noqa: F401 (registers the methods)
+
+    if name not in CODESIGNERS:
+        raise AccelmapError(f"unknown co-design method '{name}'; expected one of {', '.join(sorted(CODESIGNERS))}",
+                            field="--method")
+    return CODESIGNERS[name]

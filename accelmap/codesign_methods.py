@@ -1,0 +1,307 @@
+"""The registered co-design methods: the analytical one (joint gradient + parallel local search)
+and the baselines it is measured against (DiGamma-style genetic, random hardware)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import torch
+
+from accelmap.codesign import CoDesigner, Design, register
+from accelmap.cost_model import _BASE_DIMS, Hardware
+
+
+def _grad_on_rows(hw: Hardware, mask: torch.Tensor) -> Hardware:
+    """Batched hardware whose rows outside ``mask`` [N] carry no gradient."""
+    out = []
+    for f in fields(hw):
+        x = getattr(hw, f.name)
+        base = _BASE_DIMS[f.name]
+        if x.dim() > base:
+            m = mask.view(-1, *([1] * base))
+            x = torch.where(m, x, x.detach())
+        out.append(x)
+    return Hardware(*out)
+
+
+@register
+class GradientCoDesign(CoDesigner):
+    """Analytical co-optimization (Hong et al.; DOSA-like): Adam on the hardware parameters (log
+    space, squashed into their ranges) and on every layer's relaxed mappings at once, with the
+    network objective and budgets as log penalties under a rising schedule; then rounding and
+    parallel local search of the mappings, then of the hardware (each step screens all single
+    and paired parameter moves with the incumbent mappings, and polishes the best few).
+
+    Each layer's relaxed mapping starts (loop orders and bypass from random legal seeds, the
+    small candidate set over which orders are enumerated) train on their own per-layer
+    objective; the hardware follows the network objective through the best start of each
+    layer (chosen at the previous step) only, so it is not pulled by every start's wishes.
+    """
+
+    name = "gradient"
+    summary = "joint gradient on hardware + relaxed mappings, rounding, parallel local search (analytical co-optimization)"
+    starts = 6  # hardware starts (the base point and random ones)
+    per_start = 12  # mapping starts per layer and hardware start
+    steps = 80
+    lr_map, lr_hw = 0.1, 0.05
+    polish_steps = 10
+    screened = 4  # hardware neighbours polished longer per local-search step
+    screen_pool = 4  # incumbent mappings per layer each neighbour starts from
+
+    def search(self) -> None:
+        """Rounds of (descent from fresh starts, rounding, local search) until the time is up;
+        later rounds start half their hardware points near the best design so far."""
+        p = self.problem
+        while not self.out_of_time():
+            seeds = p.seed_pools(self.per_start, self.gen)
+            starts = self._descend(seeds)
+            designs = []
+            for values, pools in starts:
+                if self.out_of_time():
+                    return
+                d = p.design(values, [torch.cat([a, b]) for a, b in zip(pools, seeds)], self.gen, self.polish_steps)
+                self.offer(d)
+                designs.append(d)
+            designs.sort(key=lambda d: (d.violation, d.score))
+            self._hardware_search(designs[0])
+            if self.best is not None and not self.out_of_time():  # a longer polish of the winner's mappings
+                self.offer(p.design(self.best.values, self.best.pools, self.gen, 4 * self.polish_steps))
+
+    # ---- phase 1: joint relaxed descent --------------------------------------------------------
+    def _descend(self, seeds: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        p = self.problem
+        H = self.starts
+        lo, hi = torch.log(p.low), torch.log(p.high)
+        if self.best is None:
+            v0 = torch.cat([p.base_values()[None], p.sample_values(H - 1, self.gen)])
+        else:  # restart: half near the incumbent (log-normal jitter), half anywhere
+            near = self.best.values[None] * torch.exp(0.2 * torch.randn(H // 2, len(lo), generator=self.gen,
+                                                                         dtype=torch.float64))
+            v0 = p.round(torch.cat([self.best.values[None], near, p.sample_values(H - 1 - H // 2, self.gen)]))[:H]
+        z = ((torch.log(v0) - lo) / (hi - lo)).clamp(0.05, 0.95)
+        u = torch.logit(z).clone().requires_grad_(True)
+        a, b = p.layer_weights(1.0, 1.0)
+        state = []
+        for li, sp in enumerate(p.spaces):
+            g = seeds[li].repeat(H, 1)  # row h*k + j: start j of hardware h
+            k = len(seeds[li])
+            fac, order, axis, keep = sp.layout.split(g)
+            logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64))
+            free = sp.free_slots
+            fixed_log = torch.log(fac.double()) * (~free)[None]
+            rest = logb[None, :] - fixed_log.sum(2)
+            logits = torch.where(free[None], torch.log(fac.double()).clamp(min=1e-3),
+                                 torch.full_like(fixed_log, -1e9)).requires_grad_(True)
+            state.append(dict(g=g, k=k, axis=axis, batch=sp.decode(g), free=free, fixed_log=fixed_log, rest=rest,
+                              logits=logits, hidx=torch.arange(H).repeat_interleave(k),
+                              sel=torch.zeros(H, dtype=torch.int64)))
+        opt = torch.optim.Adam([{"params": [u], "lr": self.lr_hw},
+                                {"params": [s["logits"] for s in state], "lr": self.lr_map}])
+        counts = p.counts
+        net = None
+        for step in range(self.steps):
+            if self.out_of_time():
+                break
+            mu = 10.0 ** (3 * step / max(1, self.steps - 1))  # penalty schedule 1 -> 1000, fixed once
+            x = torch.exp(lo + (hi - lo) * torch.sigmoid(u))
+            hw = p.hardware(x)
+            loss = 0.0
+            e_tot = c_tot = pen_tot = 0.0
+            for li, s in enumerate(state):
+                k = s["k"]
+                mask = torch.zeros(H * k, dtype=torch.bool)
+                mask[torch.arange(H) * k + s["sel"]] = True
+                rows = _grad_on_rows(hw.take(s["hidx"]), mask)
+                share = torch.softmax(s["logits"], dim=2) * s["free"][None]
+                logf = s["fixed_log"] + share * s["rest"][:, :, None]
+                lt, ls = p.spaces[li].place(logf, s["axis"], 0.0)
+                bt = s["batch"]
+                c = p.models[li].relaxed(lt, ls, bt.order, bt.keep, hw=rows, spatial_order=bt.spatial_order)
+                cap = rows.capacity if rows.capacity.dim() == 2 else rows.capacity[None]
+                capn = torch.where(torch.isfinite(c.capacity_excess), c.capacity_excess / cap.clamp(max=1e12),
+                                   torch.zeros_like(c.capacity_excess))
+                pen = torch.relu(capn).sum(1) + torch.relu(c.fanout_excess).flatten(1).sum(1)
+                row = a * torch.log(c.energy) + b * torch.log(c.cycles) + mu * pen
+                loss = loss + row.sum()
+                with torch.no_grad():
+                    s["sel"] = row.view(H, k).argmin(1)
+                pick = torch.arange(H) * k + s["sel"]
+                e_tot = e_tot + counts[li] * c.energy[pick]
+                c_tot = c_tot + counts[li] * c.cycles[pick]
+                pen_tot = pen_tot + pen[pick]
+            area = hw.total_area / 1e6
+            net = p.log_objective(e_tot, c_tot, area) + mu * (p.violation(e_tot, c_tot, area) + pen_tot)
+            loss = loss + net.sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            x = torch.exp(lo + (hi - lo) * torch.sigmoid(u))
+            out = []
+            for h in range(H):
+                pools = []
+                for li, s in enumerate(state):
+                    sp = p.spaces[li]
+                    rows = slice(h * s["k"], (h + 1) * s["k"])
+                    share = torch.softmax(s["logits"][rows], dim=2) * s["free"][None]
+                    logf = s["fixed_log"][rows] + share * s["rest"][rows][:, :, None]
+                    code = sp.to_code(s["g"][rows])
+                    lay = sp.layout
+                    logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64).clamp(min=2))
+                    code[:, : lay.D * lay.S] = (logf / logb[None, :, None]).flatten(1)
+                    rounded = sp.from_code(code)
+                    rf, _, _, _ = lay.split(rounded)
+                    _, order, axis, keep = lay.split(s["g"][rows])
+                    pools.append(torch.cat([rf.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1))
+                out.append((x[h], pools))
+        rank = torch.argsort(net.detach()) if net is not None else torch.arange(H)
+        return [out[int(i)] for i in rank]
+
+    # ---- phase 3: hardware local search ------------------------------------------------------------
+    def _neighbours(self, values: torch.Tensor, ratio: float) -> torch.Tensor:
+        """All single-parameter moves up and down by ``ratio`` (at least one unit for integers;
+        PE-array sides move to the next size whose primes all divide some layer dimension) and
+        all pairs (one up, one down), which trade e.g. buffer area for PEs at an area budget."""
+        p = self.problem
+        P = len(values)
+        up = torch.where(p.integer, torch.maximum(torch.round(values * ratio), values + 1), values * ratio)
+        dn = torch.where(p.integer, torch.minimum(torch.round(values / ratio), values - 1), values / ratio)
+        for i, grid in p.pe_grids.items():
+            above, below = grid[grid > values[i]], grid[grid < values[i]]
+            up[i] = above[0] if len(above) else values[i]
+            dn[i] = below[-1] if len(below) else values[i]
+        moves = []
+        for i in range(P):
+            for v in (up, dn):
+                m = values.clone()
+                m[i] = v[i]
+                moves.append(m)
+            for j in range(P):
+                if j != i:
+                    m = values.clone()
+                    m[i], m[j] = up[i], dn[j]
+                    moves.append(m)
+        nb = p.round(torch.stack(moves))
+        nb = torch.unique(nb, dim=0)
+        return nb[(nb != values[None]).any(1)]
+
+    def _hardware_search(self, d: Design) -> None:
+        """Steepest descent over hardware neighbours: every neighbour gets a short mapping
+        polish from the incumbent's pools (mappings must adapt to a new PE array before the
+        neighbour can be judged), the best few a longer one; the step shrinks when none improves."""
+        p = self.problem
+        ratio = 2.0 ** 0.5
+        weights = p.layer_weights(d.totals["energy_pJ"], d.totals["latency_cycles"])
+        while not self.out_of_time() and ratio > 2.0 ** (1 / 9):
+            nb = self._neighbours(d.values, ratio)
+            if not len(nb):
+                break
+            quick = []
+            for v in nb:
+                if self.out_of_time():
+                    return
+                quick.append(p.design(v, [x[: self.screen_pool] for x in d.pools], self.gen, 2, weights=weights))
+            top = sorted(range(len(quick)), key=lambda i: (quick[i].violation, quick[i].score))[: self.screened]
+            best = None
+            for i in top:
+                if self.out_of_time():
+                    return
+                n = p.design(nb[i], [torch.cat([a, b]) for a, b in zip(quick[i].pools, d.pools)], self.gen,
+                             self.polish_steps // 2)
+                self.offer(n)
+                if (n.violation, n.score) < (d.violation, d.score) and \
+                        (best is None or (n.violation, n.score) < (best.violation, best.score)):
+                    best = n
+            if best is None:
+                ratio = ratio ** 0.5
+            else:
+                d = best
+
+
+@register
+class GeneticCoDesign(CoDesigner):
+    """DiGamma-style genetic co-design (Kao et al., 2022): a genome of hardware parameters plus
+    one GAMMA mapping genome per layer; elitism, crossover of hardware genes and of each
+    layer's tiling/order, mutation of hardware genes (log-normal) and of mappings (GAMMA's
+    moves). Fitness is the same penalized network score as every method's (budget overshoots
+    and unmapped layers penalized), evaluated for the whole population in one batched call
+    per layer."""
+
+    name = "genetic"
+    summary = "DiGamma-style genetic algorithm over hardware genes + per-layer GAMMA mapping genomes"
+    size = 100
+    elite = 10
+    hw_mutation = 0.2  # per hardware gene
+    map_mutation = 0.5  # per layer genome
+
+    def search(self) -> None:
+        p = self.problem
+        N, gen = self.size, self.gen
+        pools = p.seed_pools(256, gen)
+        lo, hi = torch.log(p.low), torch.log(p.high)
+        hwv = torch.log(torch.cat([p.base_values()[None], p.sample_values(N - 1, gen)]))
+        maps = [pool[torch.randint(len(pool), (N,), generator=gen)] for pool in pools]
+        fit = self._fitness(hwv, maps)
+        while not self.out_of_time():
+            order = torch.argsort(fit)
+            half = order[: N // 2]
+            ia = half[torch.randint(len(half), (N,), generator=gen)]
+            ib = half[torch.randint(len(half), (N,), generator=gen)]
+            child = torch.where(torch.rand(N, len(lo), generator=gen) < 0.5, hwv[ia], hwv[ib])
+            mut = torch.rand(N, len(lo), generator=gen) < self.hw_mutation
+            step = torch.randn(N, len(lo), generator=gen, dtype=torch.float64) * 0.15 * (hi - lo)
+            child = torch.where(mut, child + step, child).clamp(min=lo, max=hi)
+            cmaps = []
+            for li, sp in enumerate(p.spaces):
+                c = sp.crossover(maps[li][ia], maps[li][ib], gen)
+                m = torch.rand(N, generator=gen) < self.map_mutation
+                if m.any():
+                    c[m] = sp.neighbours(c[m], gen)
+                cmaps.append(c)
+            cfit = self._fitness(child, cmaps)
+            elite = order[: self.elite]
+            allv = torch.cat([hwv[elite], child])
+            allm = [torch.cat([m[elite], c]) for m, c in zip(maps, cmaps)]
+            allf = torch.cat([fit[elite], cfit])
+            keep = torch.argsort(allf)[:N]
+            hwv, maps, fit = allv[keep], [m[keep] for m in allm], allf[keep]
+
+    def _fitness(self, logv: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor:
+        p = self.problem
+        values = p.round(torch.exp(logv))
+        hw = p.hardware(values)
+        N = len(values)
+        e = torch.empty(N, len(p.layers), dtype=torch.float64)
+        c = torch.empty_like(e)
+        bad = torch.zeros(N, len(p.layers), dtype=torch.bool)
+        for li, m in enumerate(maps):
+            cost = p.torch_models[li](p.spaces[li].decode(m), hw=hw)
+            e[:, li], c[:, li], bad[:, li] = cost.energy, cost.cycles, ~cost.valid
+        score, viol = p.scores(p.totals(values, e, c, bad))
+        self.evaluated += N - 1  # offer() counts the one it is given
+        i = int(torch.argmin(score))
+        self.offer(Design(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(),
+                          p._finish(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(),
+                                    bad[i].tolist(), []).totals, float(score[i]), float(viol[i]),
+                          [m[i : i + 1] for m in maps]))
+        return score
+
+
+@register
+class RandomCoDesign(CoDesigner):
+    """Random hardware (log-uniform in the ranges) with the best mappings the local search finds
+    for each layer on it; keeps the best design."""
+
+    name = "random"
+    summary = "random hardware points, each with per-layer mapping search"
+    per_layer = 16
+    polish_steps = 10
+
+    def search(self) -> None:
+        p = self.problem
+        first = True
+        while not self.out_of_time():
+            v = p.base_values() if first else p.sample_values(1, self.gen)[0]
+            first = False
+            pools = p.seed_pools(self.per_layer, self.gen, v)
+            self.offer(p.design(v, pools, self.gen, self.polish_steps))
