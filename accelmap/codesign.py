@@ -14,6 +14,7 @@ count x energy, power = energy / latency x clock (mW), area = the hardware's are
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -387,7 +388,7 @@ def register(cls: type[CoDesigner]) -> type[CoDesigner]:
 
 
 def get_codesigner(name: str) -> type[CoDesigner]:
-    import accelmap.codesign_methods  # noqa: F401 (registers the methods)
+    importlib.import_module("accelmap.codesign_methods")  # registers the methods
 
     if name not in CODESIGNERS:
         raise AccelmapError(f"unknown co-design method '{name}'; expected one of {', '.join(sorted(CODESIGNERS))}",

@@ -57,7 +57,7 @@ class GradientCoDesign(CoDesigner):
             starts = self._descend(seeds)
             designs = []
             for values, pools in starts:
-                if self.out_of_time():
+                if self.out_of_time() and self.best is not None:
                     return
                 d = p.design(values, [torch.cat([a, b]) for a, b in zip(pools, seeds)], self.gen, self.polish_steps)
                 self.offer(d)
@@ -99,8 +99,10 @@ class GradientCoDesign(CoDesigner):
                                 {"params": [s["logits"] for s in state], "lr": self.lr_map}])
         counts = p.counts
         net = None
+        # the descent may use at most 40% of the time left, so rounding and search always run
+        deadline = self.elapsed() + 0.4 * max(0.0, self.seconds - self.elapsed())
         for step in range(self.steps):
-            if self.out_of_time():
+            if self.elapsed() > deadline:
                 break
             mu = 10.0 ** (3 * step / max(1, self.steps - 1))  # penalty schedule 1 -> 1000, fixed once
             x = torch.exp(lo + (hi - lo) * torch.sigmoid(u))
