@@ -177,7 +177,9 @@ def codesign(
     latency_budget: Optional[float] = typer.Option(None, help="Upper bound on network latency (cycles)."),
     method: str = typer.Option("gradient", help="gradient (analytical co-optimization), genetic (DiGamma-style) "
                                                 "or random."),
-    seconds: float = typer.Option(120.0, help="Wall time per co-design run."),
+    seconds: float = typer.Option(120.0, help="Wall time per co-design run (at most)."),
+    designs: Optional[int] = typer.Option(None, help="Stop after this many evaluated designs; a run that ends "
+                                                     "this way is reproducible from --seed."),
     pareto: Optional[str] = typer.Option(None, help="Trace a trade-off front instead, e.g. 'latency,power', "
                                                     "'latency,area', 'energy,latency'."),
     points: int = typer.Option(5, help="Runs per front (--pareto), anchors included."),
@@ -199,6 +201,8 @@ def codesign(
     get_codesigner(method)
     if seconds <= 0:
         raise AccelmapError(f"seconds must be positive, got {seconds}", field="--seconds")
+    if designs is not None and designs <= 0:
+        raise AccelmapError(f"designs must be positive, got {designs}", field="--designs")
     space = read_hardware_space(resolve_space(arch_space))
     if network.endswith((".yaml", ".yml")):
         layers, net_name = [Layer(read_problem_yaml(network))], Path(network).stem
@@ -216,7 +220,7 @@ def codesign(
     run_dir = Path(out) if out else Path("runs") / f"codesign_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}"
     settings = {"network": net_name, "arch_space": space.source, "constraints": cons.source, "objective": objective,
                 "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
-                "seconds": seconds, "seed": seed}
+                "seconds": seconds, "designs": designs, "seed": seed}
     make = lambda obj, b: CoDesignProblem(layers, space, cons, obj, b)  # noqa: E731
     if pareto:
         names = tuple(x.strip() for x in pareto.split(","))
@@ -228,7 +232,7 @@ def codesign(
         problem = make(objective, budgets)
         with console.status("tracing the front") as st:
             front = sweep(make, names, budgets, points, method, seconds, seed,
-                          on_point=lambda k, i, d: st.update(f"{k} point {i + 1} done"))
+                          on_point=lambda k, i, d: st.update(f"{k} point {i + 1} done"), designs=designs)
         write_sweep(run_dir, problem, front)
         table = Table(title=f"{net_name}: {names[0]} vs {names[1]}", header_style="bold")
         for col in ("sweep", "objective", names[0], names[1], "on front"):
@@ -255,7 +259,7 @@ def codesign(
                   f"area {tot['area_mm2']:.3f} mm^2" + ("" if d.feasible else "  (over budget)"))
 
     with console.status("co-designing") as st:
-        result = get_codesigner(method)(problem, seconds, seed, show).run()
+        result = get_codesigner(method)(problem, seconds, seed, show, designs).run()
     summary = write_codesign_run(run_dir, problem, result, settings)
     d = result.best
     if d is None:

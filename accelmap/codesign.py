@@ -127,7 +127,7 @@ class CoDesignProblem:
         self.low = torch.tensor([p.low for p in params], dtype=torch.float64)
         self.high = torch.tensor([p.high for p in params], dtype=torch.float64)
         self.integer = torch.tensor([p.integer for p in params])
-        self._set_pe_grids(params)
+        self._set_pe_grids(params, hw_space.base_values())
         # Genomes live in the space of the widest PE array, so one genome layout serves every
         # hardware point; fanout and capacity legality is judged on each point's own numbers.
         widest = self.round(torch.where(self._is_pe(), self.high, hw_space.base_values()))
@@ -139,14 +139,15 @@ class CoDesignProblem:
         self.torch_models = [CostModel(layer.workload, hw_space.base, backend="torch") for layer in self.layers]
         self.clock = float(hw_space.base.clock_ghz)
 
-    def _set_pe_grids(self, params) -> None:
+    def _set_pe_grids(self, params, base: torch.Tensor) -> None:
         # PE-array sides worth trying: sizes whose prime factors all divide some layer bound
-        # (other sizes leave PEs idle on every layer)
+        # (other sizes leave PEs idle on every layer), and the base architecture's own
         primes = sorted({q for layer in self.layers for b in layer.workload.bounds for q in prime_factors(b)})
         self.pe_grids: dict[int, torch.Tensor] = {}
         for i, prm in enumerate(params):
             if prm.name in ("pe_x", "pe_y"):
-                grid = [n for n in range(math.ceil(prm.low), math.floor(prm.high) + 1) if _smooth(n, primes)]
+                grid = [n for n in range(math.ceil(prm.low), math.floor(prm.high) + 1)
+                        if _smooth(n, primes) or n == int(base[i])]
                 self.pe_grids[i] = torch.tensor(grid, dtype=torch.float64)
 
     # ---- hardware values -----------------------------------------------------------------------
@@ -340,8 +341,11 @@ class CoDesigner:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
-    def __init__(self, problem: CoDesignProblem, seconds: float, seed: int, on_improve: Progress | None = None):
-        self.problem, self.seconds, self.seed = problem, seconds, seed
+    def __init__(self, problem: CoDesignProblem, seconds: float, seed: int, on_improve: Progress | None = None,
+                 designs: int | None = None):
+        """Stops after ``seconds`` or ``designs`` evaluated designs, whichever comes first; a
+        run that ends by ``designs`` is reproducible from its seed (a time cut-off is not)."""
+        self.problem, self.seconds, self.seed, self.max_designs = problem, seconds, seed, designs
         self.gen = torch.Generator().manual_seed(seed)
         self.on_improve = on_improve
         self.best: Design | None = None
@@ -353,7 +357,7 @@ class CoDesigner:
         return time.perf_counter() - self.t0
 
     def out_of_time(self) -> bool:
-        return self.elapsed() > self.seconds
+        return self.elapsed() > self.seconds or (self.max_designs is not None and self.evaluated >= self.max_designs)
 
     def offer(self, d: Design) -> None:
         """Count a design and keep it if it beats the best (feasibility first, then score)."""

@@ -203,6 +203,7 @@ class GradientCoDesign(CoDesigner):
                 if self.out_of_time():
                     return
                 quick.append(p.design(v, [x[: self.screen_pool] for x in d.pools], self.gen, 2, weights=weights))
+                self.evaluated += 1
             top = sorted(range(len(quick)), key=lambda i: (quick[i].violation, quick[i].score))[: self.screened]
             best = None
             for i in top:

@@ -88,8 +88,8 @@ def plot_trace(result: CoDesignResult, path: Path) -> None:
 
 
 def run(problem: CoDesignProblem, method: str, seconds: float, seed: int,
-        on_improve: Callable | None = None) -> CoDesignResult:
-    return get_codesigner(method)(problem, seconds, seed, on_improve).run()
+        on_improve: Callable | None = None, designs: int | None = None) -> CoDesignResult:
+    return get_codesigner(method)(problem, seconds, seed, on_improve, designs).run()
 
 
 def _point(d: Design | None, names: tuple[str, str]) -> tuple[float, float]:
@@ -106,7 +106,7 @@ def _with_budget(b: Budgets, name: str, value: float) -> Budgets:
 
 def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[str, str], budgets: Budgets,
           points: int, method: str, seconds: float, seed: int,
-          on_point: Callable[[str, int, Design | None], None] | None = None) -> dict:
+          on_point: Callable[[str, int, Design | None], None] | None = None, designs: int | None = None) -> dict:
     """Epsilon-constraint and weighted-sum fronts of ``names`` = (first, second), each from
     ``points`` co-design runs of ``seconds``. The two anchors (each metric alone) are shared."""
     from accelmap.pareto import hypervolume_2d, missed_by, non_dominated, reference_point
@@ -116,7 +116,7 @@ def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[
     runs: dict[str, list] = {"epsilon": [], "weighted": []}
 
     def go(kind, i, objective, b):
-        res = run(make_problem(objective, b), method, seconds, seed + i)
+        res = run(make_problem(objective, b), method, seconds, seed + i, designs=designs)
         runs[kind].append({"objective": objective, "budgets": b.__dict__, "design": res.best,
                            "point": _point(res.best, names)})
         if on_point:
