@@ -342,10 +342,13 @@ class CoDesigner:
     summary: ClassVar[str] = ""
 
     def __init__(self, problem: CoDesignProblem, seconds: float, seed: int, on_improve: Progress | None = None,
-                 designs: int | None = None):
+                 designs: int | None = None, initial: tuple[Design, ...] = ()):
         """Stops after ``seconds`` or ``designs`` evaluated designs, whichever comes first; a
-        run that ends by ``designs`` is reproducible from its seed (a time cut-off is not)."""
+        run that ends by ``designs`` is reproducible from its seed (a time cut-off is not).
+        ``initial`` designs (e.g. neighbours on a front) are re-scored first and warm-start
+        the search."""
         self.problem, self.seconds, self.seed, self.max_designs = problem, seconds, seed, designs
+        self.initial = initial
         self.gen = torch.Generator().manual_seed(seed)
         self.on_improve = on_improve
         self.best: Design | None = None
@@ -372,6 +375,9 @@ class CoDesigner:
         self.t0 = time.perf_counter()
         interrupted = False
         try:
+            for d in self.initial:
+                if d is not None:
+                    self.offer(self.problem.design(d.values, d.pools or [g[None] for g in d.genomes], self.gen, 4))
             self.search()
         except KeyboardInterrupt:
             interrupted = True

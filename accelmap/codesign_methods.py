@@ -43,6 +43,7 @@ class GradientCoDesign(CoDesigner):
     starts = 6  # hardware starts (the base point and random ones)
     per_start = 12  # mapping starts per layer and hardware start
     steps = 80
+    first_steps = 40  # a shorter first descent: a good design early, deeper rounds after
     lr_map, lr_hw = 0.1, 0.05
     polish_steps = 10
     screened = 4  # hardware neighbours polished longer per local-search step
@@ -52,9 +53,11 @@ class GradientCoDesign(CoDesigner):
         """Rounds of (descent from fresh starts, rounding, local search) until the time is up;
         later rounds start half their hardware points near the best design so far."""
         p = self.problem
+        rounds = 0
         while not self.out_of_time():
             seeds = p.seed_pools(self.per_start, self.gen)
-            starts = self._descend(seeds)
+            starts = self._descend(seeds, self.first_steps if rounds == 0 else self.steps)
+            rounds += 1
             designs = []
             for values, pools in starts:
                 if self.out_of_time() and self.best is not None:
@@ -68,7 +71,7 @@ class GradientCoDesign(CoDesigner):
                 self.offer(p.design(self.best.values, self.best.pools, self.gen, 4 * self.polish_steps))
 
     # ---- phase 1: joint relaxed descent --------------------------------------------------------
-    def _descend(self, seeds: list[torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    def _descend(self, seeds: list[torch.Tensor], steps: int) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         p = self.problem
         H = self.starts
         lo, hi = torch.log(p.low), torch.log(p.high)
@@ -101,10 +104,10 @@ class GradientCoDesign(CoDesigner):
         net = None
         # the descent may use at most 40% of the time left, so rounding and search always run
         deadline = self.elapsed() + 0.4 * max(0.0, self.seconds - self.elapsed())
-        for step in range(self.steps):
+        for step in range(steps):
             if self.elapsed() > deadline:
                 break
-            mu = 10.0 ** (3 * step / max(1, self.steps - 1))  # penalty schedule 1 -> 1000, fixed once
+            mu = 10.0 ** (3 * step / max(1, steps - 1))  # penalty schedule 1 -> 1000, fixed once
             x = torch.exp(lo + (hi - lo) * torch.sigmoid(u))
             hw = p.hardware(x)
             loss = 0.0

@@ -88,8 +88,8 @@ def plot_trace(result: CoDesignResult, path: Path) -> None:
 
 
 def run(problem: CoDesignProblem, method: str, seconds: float, seed: int,
-        on_improve: Callable | None = None, designs: int | None = None) -> CoDesignResult:
-    return get_codesigner(method)(problem, seconds, seed, on_improve, designs).run()
+        on_improve: Callable | None = None, designs: int | None = None, initial: tuple = ()) -> CoDesignResult:
+    return get_codesigner(method)(problem, seconds, seed, on_improve, designs, initial).run()
 
 
 def _point(d: Design | None, names: tuple[str, str]) -> tuple[float, float]:
@@ -108,7 +108,9 @@ def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[
           points: int, method: str, seconds: float, seed: int,
           on_point: Callable[[str, int, Design | None], None] | None = None, designs: int | None = None) -> dict:
     """Epsilon-constraint and weighted-sum fronts of ``names`` = (first, second), each from
-    ``points`` co-design runs of ``seconds``. The two anchors (each metric alone) are shared."""
+    ``points`` co-design runs of ``seconds``. The two anchors (each metric alone) are shared;
+    every later run of either sweep is warm-started from the designs its sweep found so far
+    (continuation along the front), so tight bounds start from a feasible point."""
     from accelmap.pareto import hypervolume_2d, missed_by, non_dominated, reference_point
 
     obj = {"latency": "latency", "power": "power", "area": "area", "energy": "energy"}
@@ -116,7 +118,8 @@ def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[
     runs: dict[str, list] = {"epsilon": [], "weighted": []}
 
     def go(kind, i, objective, b):
-        res = run(make_problem(objective, b), method, seconds, seed + i, designs=designs)
+        initial = tuple(r["design"] for r in runs[kind] if r["design"] is not None)
+        res = run(make_problem(objective, b), method, seconds, seed + i, designs=designs, initial=initial)
         runs[kind].append({"objective": objective, "budgets": b.__dict__, "design": res.best,
                            "point": _point(res.best, names)})
         if on_point:
