@@ -3,6 +3,7 @@ and the baselines it is measured against (DiGamma-style genetic, random hardware
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 
 import torch
@@ -311,3 +312,44 @@ class RandomCoDesign(CoDesigner):
             first = False
             pools = p.seed_pools(self.per_layer, self.gen, v)
             self.offer(p.design(v, pools, self.gen, self.polish_steps))
+
+
+@register
+class BayesianCoDesign(CoDesigner):
+    """Bayesian optimization over the hardware with the mapper inside: optuna's TPE sampler
+    proposes hardware points (PE sides on their useful-size grid, sizes on a log scale), each
+    is scored after per-layer mapping search, as in the random baseline."""
+
+    name = "bayesian"
+    summary = "Bayesian optimization (optuna TPE) over hardware, per-layer mapping search inside"
+    per_layer = 16
+    polish_steps = 10
+
+    def search(self) -> None:
+        try:
+            import optuna
+        except ImportError:
+            from accelmap.errors import AccelmapError
+
+            raise AccelmapError("the bayesian method needs optuna (pip install optuna)", field="--method") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        p = self.problem
+        params = p.hw_space.parameters
+        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=self.seed))
+        base = p.base_values()
+        study.enqueue_trial({prm.name: (int(base[i]) if prm.integer else float(base[i]))
+                             for i, prm in enumerate(params)})
+        while not self.out_of_time():
+            trial = study.ask()
+            vals = []
+            for i, prm in enumerate(params):
+                if i in p.pe_grids:
+                    vals.append(float(trial.suggest_categorical(prm.name, [int(x) for x in p.pe_grids[i].tolist()])))
+                elif prm.integer:
+                    vals.append(float(trial.suggest_int(prm.name, int(math.ceil(prm.low)), int(prm.high), log=True)))
+                else:
+                    vals.append(trial.suggest_float(prm.name, prm.low, prm.high, log=True))
+            v = torch.tensor(vals, dtype=torch.float64)
+            d = p.design(v, p.seed_pools(self.per_layer, self.gen, v), self.gen, self.polish_steps)
+            self.offer(d)
+            study.tell(trial, d.score)
