@@ -4,7 +4,8 @@ Edge budget: the area of the eyeriss_like preset (45 nm) as the area budget; the
 is the built-in ``eyeriss_edge`` (PE array sides 4..32, every buffer's size), the preset's
 dataflow constraints hold. Every run gets the same wall time (``--seconds``) on this machine.
 
-1. genetic (DiGamma-style) and random baselines: min latency s.t. area <= edge budget.
+1. genetic (DiGamma-style), random-hardware and Bayesian-optimization (optuna TPE, mapper
+   inside) baselines: min latency s.t. area <= edge budget.
 2. gradient (ours) on the same problem: its latency, and the time it needs to reach the genetic
    baseline's final score against the time the baseline needed for it.
 3. gradient, constrained by the genetic design G (epsilon-constraint, one run each):
@@ -107,6 +108,7 @@ def main() -> None:
 
     g = go("genetic", "genetic", "latency", edge)
     go("random", "random", "latency", edge)
+    go("bayesian", "bayesian", "latency", edge)
     ours = go("gradient", "gradient", "latency", edge)
     tg = g["totals"]
     L, P, A = tg["latency_cycles"], tg["power_mW"], tg["area_mm2"]
