@@ -17,6 +17,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Map DNN layers onto spatial accelerators and co-design the hardware.")
 zoo_app = typer.Typer(help="Built-in networks.", invoke_without_command=True)
 app.add_typer(zoo_app, name="zoo")
+dcp_app = typer.Typer(help="Dataflow Code Propagation: dataset, predictor training, search, few-shot transfer.",
+                      no_args_is_help=True)
+app.add_typer(dcp_app, name="dcp")
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -340,6 +343,137 @@ def zoo_show(name: str = typer.Argument(..., help="Network name, e.g. resnet18."
     console.print(table)
     console.print(f"{net.name}: {len(net.unique_layers())} unique layers, "
                   f"{sum(layer.count for layer in net.layers)} layers, {net.total_macs / 1e9:.3f} GMACs")
+
+
+def _zoo_layers(networks: str) -> list:
+    from accelmap.zoo import get_network
+
+    seen: dict = {}
+    for n in networks.split(","):
+        for layer in get_network(n.strip()).unique_layers():
+            seen.setdefault(layer.workload.signature(), layer)
+    return list(seen.values())
+
+
+@dcp_app.command("dataset")
+def dcp_dataset(
+    out: str = typer.Option("dcp_data/data.npz", help="Output .npz (a .json manifest is written beside it)."),
+    networks: str = typer.Option(",".join(("resnet18", "resnet50", "mobilenet_v2", "vit_b16", "vgg16", "bert_base")),
+                                 help="Zoo networks whose unique layers are sampled."),
+    arch_space: str = typer.Option("eyeriss_edge", help="Hardware family: a hardware space (YAML or built-in)."),
+    hardware: int = typer.Option(24, help="Hardware points drawn from the family (the base included)."),
+    per_layer: int = typer.Option(5, help="Hardware points each layer is sampled on."),
+    random: int = typer.Option(1024, help="Random legal mappings per (layer, hardware) pair."),
+    walk: int = typer.Option(2048, help="Local-search points per pair (the good region)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Sample legal mappings of zoo layers on a hardware family and store their true costs."""
+    from accelmap.architecture import preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.dcp_data import generate, save
+    from accelmap.hardware_space import read_hardware_space, resolve_space
+
+    space = read_hardware_space(resolve_space(arch_space))
+    path = preset_constraints(space.base.name)
+    cons = read_constraints(path) if path else Constraints()
+    layers = _zoo_layers(networks)
+    t0 = time.perf_counter()
+    with console.status("sampling") as st:
+        data = generate(layers, space, cons, hardware, per_layer, random, walk, seed,
+                        progress=lambda i, n: st.update(f"pair {i}/{n}"))
+    manifest = {"seed": seed, "networks": networks.split(","), "arch_space": space.source, "hardware_points": hardware,
+                "per_layer": per_layer, "random": random, "walk": walk, "seconds": time.perf_counter() - t0,
+                "command": "accelmap dcp dataset " + " ".join(sys.argv[3:])}
+    save(data, out, manifest)
+    console.print(f"{len(data['y']):,} samples from {len(data['pairs'])} (layer, hardware) pairs of {len(layers)} "
+                  f"layers in {manifest['seconds']:.0f} s -> {out}")
+
+
+@dcp_app.command("train")
+def dcp_train(
+    data: str = typer.Argument(..., help="Dataset .npz from accelmap dcp dataset."),
+    out: str = typer.Option("dcp_data/predictor.pt", help="Checkpoint to write."),
+    epochs: int = typer.Option(8, help="Passes over the training rows."),
+    val_frac: float = typer.Option(0.15, help="Share of layers held out for validation."),
+    seed: int = typer.Option(0, help="Random seed (layer split, initialization, batches)."),
+) -> None:
+    """Train the cost predictor; report rank correlation and error on held-out layers."""
+    import torch
+
+    from accelmap.dcp_data import load
+    from accelmap.predictor import train
+
+    d = load(data)
+    n = len(d["layer_codes"])
+    g = torch.Generator().manual_seed(seed)
+    val = set(torch.randperm(n, generator=g)[: max(1, round(n * val_frac))].tolist())
+    with console.status("training") as st:
+        model, rep = train(d, val, epochs, seed, progress=lambda e, loss: st.update(f"epoch {e}/{epochs} loss {loss:.4f}"))
+    meta = {"dataset": d["manifest"], "val_layers": [d["manifest"]["layers"][i] for i in sorted(val)],
+            "report": rep.__dict__, "command": "accelmap dcp train " + " ".join(sys.argv[3:])}
+    meta["dataset"] = {k: v for k, v in d["manifest"].items() if k not in ("layers", "hardware")}
+    model.save(out, meta)
+    console.print(f"held-out layers ({len(val)}): Spearman {rep.spearman_edp:.3f} (per layer and hardware, EDP), "
+                  f"Kendall {rep.kendall_edp:.3f}, pooled Spearman {rep.spearman_pooled:.3f}, MAE log cycles "
+                  f"{rep.val_mae[0]:.3f} log energy {rep.val_mae[1]:.3f}; {rep.train_rows:,} training rows, "
+                  f"{rep.seconds:.0f} s -> {out}")
+
+
+@dcp_app.command("search")
+def dcp_search(
+    network: str = typer.Argument("mobilenet_v2", help="A zoo network or a Timeloop problem YAML."),
+    arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
+    checkpoint: Optional[str] = typer.Option(None, help="Predictor checkpoint (default: the packaged one)."),
+    objective: str = typer.Option("edp", help="edp, energy, cycles or a weighted sum of logs."),
+    budget: int = typer.Option(200, help="True-model evaluations per layer (predictor calls are free)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
+) -> None:
+    """Map every unique layer with DCP (accelmap map --optimizer dcp with a predictor)."""
+    import os
+
+    from accelmap.dcp import predictor_for
+
+    predictor_for(checkpoint)  # a bad checkpoint fails here, once, with a clear message
+    if checkpoint:
+        os.environ["ACCELMAP_DCP_CHECKPOINT"] = checkpoint  # worker processes inherit it
+    map_cmd(network=network, arch=arch, ert=None, art=None, constraints=None, objective=objective, require=[],
+            optimizer="dcp", budget=budget, patience=0, seed=seed, workers=workers, out=out)
+
+
+@dcp_app.command("finetune")
+def dcp_finetune(
+    arch: str = typer.Option(..., help="The new hardware: preset name or Timeloop architecture YAML."),
+    ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
+    art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
+    constraints: Optional[str] = typer.Option(None, help="Timeloop constraint YAML (default: the preset's)."),
+    checkpoint: Optional[str] = typer.Option(None, help="Predictor to adapt (default: the packaged one)."),
+    networks: str = typer.Option("mobilenet_v2,resnet50,vit_b16", help="Zoo networks whose layers are sampled."),
+    samples: int = typer.Option(100, help="True evaluations on the new hardware (at most)."),
+    out: str = typer.Option("dcp_data/finetuned.pt", help="Checkpoint to write."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Few-shot transfer: adapt the predictor to new hardware with <= SAMPLES true evaluations."""
+    from accelmap.architecture import load_architecture, preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.dcp import predictor_for
+    from accelmap.dcp_data import few_shot
+    from accelmap.predictor import finetune
+
+    if not 1 <= samples <= 100_000:
+        raise AccelmapError(f"samples must be between 1 and 100000, got {samples}", field="--samples")
+    model = predictor_for(checkpoint)
+    a = load_architecture(arch, ert, art)
+    if constraints:
+        cons = read_constraints(constraints)
+    else:
+        path = preset_constraints(arch) if not arch.endswith((".yaml", ".yml")) else None
+        cons = read_constraints(path) if path else Constraints()
+    fs = few_shot(_zoo_layers(networks), a, cons, model, samples, seed)
+    new = finetune(model, fs["layer"], fs["hw"], fs["codes"], fs["y"], fs["anchor_layer"], fs["anchor_codes"], seed=seed)
+    new.save(out, dict(new.meta, finetune={"arch": a.name, "evaluations": fs["evaluations"], "seed": seed}))
+    console.print(f"fine-tuned on {fs['evaluations']} true evaluations on {a.name} -> {out}")
 
 
 def _device(device: str) -> str:

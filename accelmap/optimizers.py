@@ -7,6 +7,7 @@ budget, a seed, a progress bar and a trial log; an optimizer never evaluates any
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import ClassVar
 
@@ -268,3 +269,7 @@ class Gradient(_Population):
         # keep the seed's loop orders, axes and bypass (from_code re-derives them from the code)
         rf, _, _, _ = lay.split(rounded)
         return torch.cat([rf.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1)
+
+
+# registered in their own modules (they import this one)
+importlib.import_module("accelmap.dcp")

@@ -51,6 +51,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
         raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
     gen = torch.Generator().manual_seed(seed)
     opt = get_optimizer(optimizer)(space, gen, budget)
+    opt.objective = obj  # model-guided optimizers (dcp) rank candidates by it
     t0 = time.perf_counter()
     evals, legal = 0, 0
     best_s, best_g, best_edp = math.inf, None, math.inf
