@@ -393,7 +393,7 @@ def dcp_dataset(
 def dcp_train(
     data: str = typer.Argument(..., help="Dataset .npz from accelmap dcp dataset."),
     out: str = typer.Option("dcp_data/predictor.pt", help="Checkpoint to write."),
-    epochs: int = typer.Option(8, help="Passes over the training rows."),
+    epochs: int = typer.Option(16, help="Passes over the training rows."),
     val_frac: float = typer.Option(0.15, help="Share of layers held out for validation."),
     seed: int = typer.Option(0, help="Random seed (layer split, initialization, batches)."),
 ) -> None:

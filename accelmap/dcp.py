@@ -53,6 +53,7 @@ class DCP(Optimizer):
     first = 80  # verified after propagation
     rounds = 40  # verified per refinement round
     refine_pool = 4096
+    refine_from = 8  # verified mappings whose neighbours a refinement round screens
 
     def __init__(self, space, generator, budget):
         super().__init__(space, generator, budget)
@@ -182,7 +183,7 @@ class DCP(Optimizer):
         if not ok.any():
             self.finished = True
             return g[:0]
-        best = g[ok][torch.argsort(s[ok])[:8]]
+        best = g[ok][torch.argsort(s[ok])[: self.refine_from]]
         nb = self.space.neighbours(best.repeat(self.refine_pool // len(best), 1), self.gen)
         # a second move widens the neighbourhood
         nb = torch.cat([nb, self.space.neighbours(nb[: len(nb) // 2], self.gen)])
