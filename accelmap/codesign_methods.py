@@ -89,14 +89,10 @@ class GradientCoDesign(CoDesigner):
         for li, sp in enumerate(p.spaces):
             g = seeds[li].repeat(H, 1)  # row h*k + j: start j of hardware h
             k = len(seeds[li])
-            fac, order, axis, keep = sp.layout.split(g)
-            logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64))
-            free = sp.free_slots
-            fixed_log = torch.log(fac.double()) * (~free)[None]
-            rest = logb[None, :] - fixed_log.sum(2)
-            logits = torch.where(free[None], torch.log(fac.double()).clamp(min=1e-3),
-                                 torch.full_like(fixed_log, -1e9)).requires_grad_(True)
-            state.append(dict(g=g, k=k, axis=axis, batch=sp.decode(g), free=free, fixed_log=fixed_log, rest=rest,
+            axis = sp.layout.split(g)[2]
+            fixed_log, rest, logits = sp.log_split(g)
+            logits.requires_grad_(True)
+            state.append(dict(g=g, k=k, axis=axis, batch=sp.decode(g), fixed_log=fixed_log, rest=rest,
                               logits=logits, hidx=torch.arange(H).repeat_interleave(k),
                               sel=torch.zeros(H, dtype=torch.int64)))
         opt = torch.optim.Adam([{"params": [u], "lr": self.lr_hw},
@@ -118,8 +114,7 @@ class GradientCoDesign(CoDesigner):
                 mask = torch.zeros(H * k, dtype=torch.bool)
                 mask[torch.arange(H) * k + s["sel"]] = True
                 rows = _grad_on_rows(hw.take(s["hidx"]), mask)
-                share = torch.softmax(s["logits"], dim=2) * s["free"][None]
-                logf = s["fixed_log"] + share * s["rest"][:, :, None]
+                logf = p.spaces[li].log_factors(s["fixed_log"], s["rest"], s["logits"])
                 lt, ls = p.spaces[li].place(logf, s["axis"], 0.0)
                 bt = s["batch"]
                 c = p.models[li].relaxed(lt, ls, bt.order, bt.keep, hw=rows, spatial_order=bt.spatial_order)
@@ -149,8 +144,7 @@ class GradientCoDesign(CoDesigner):
                 for li, s in enumerate(state):
                     sp = p.spaces[li]
                     rows = slice(h * s["k"], (h + 1) * s["k"])
-                    share = torch.softmax(s["logits"][rows], dim=2) * s["free"][None]
-                    logf = s["fixed_log"][rows] + share * s["rest"][rows][:, :, None]
+                    logf = sp.log_factors(s["fixed_log"][rows], s["rest"][rows], s["logits"][rows])
                     code = sp.to_code(s["g"][rows])
                     lay = sp.layout
                     logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64).clamp(min=2))

@@ -138,12 +138,8 @@ class DCP(Optimizer):
         seeds = g[torch.argsort(self._predict(g))[: self.starts]]
         lay = sp.layout
         fac, order, axis, keep = lay.split(seeds)
-        logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64))
-        free = sp.free_slots
-        fixed_log = torch.log(fac.double()) * (~free)[None]
-        rest = logb[None, :] - fixed_log.sum(2)
-        logits = torch.where(free[None], torch.log(fac.double()).clamp(min=1e-3),
-                             torch.full_like(fixed_log, -1e9)).requires_grad_(True)
+        fixed_log, rest, logits = sp.log_split(seeds)
+        logits.requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=self.lr)
         base_code = dataflow_code(sp, seeds, self.layout)
         we, wc = self._weights()
@@ -152,8 +148,7 @@ class DCP(Optimizer):
         idx = torch.tensor([self.layout.dims.index(d) for d in sp.workload.dims])
         trail = []
         for _ in range(self.steps):
-            share = torch.softmax(logits, dim=2) * free[None]
-            logf = fixed_log + share * rest[:, :, None]
+            logf = sp.log_factors(fixed_log, rest, logits)
             sh = (logf / logb2[None, :, None]).float()  # [n, D, S] the code's share block
             block = torch.zeros(len(seeds), CD, lay.S, dtype=torch.float32)
             block = block.index_copy(1, idx, sh)

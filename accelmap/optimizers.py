@@ -239,18 +239,14 @@ class Gradient(_Population):
         lay = sp.layout
         fac, order, axis, keep = lay.split(seeds)
         logb = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64))
-        free = sp.free_slots  # [D, S]
-        fixed_log = torch.log(fac.double()) * (~free)[None]  # fixed slots keep their factors
-        rest = logb[None, :] - fixed_log.sum(2)  # log of what the free slots share, [n, D]
-        logits = torch.where(free[None], torch.log(fac.double()).clamp(min=1e-3), torch.full_like(fixed_log, -1e9))
-        logits = logits.clone().requires_grad_(True)
+        fixed_log, rest, logits = sp.log_split(seeds)
+        logits = logits.requires_grad_(True)
         opt = torch.optim.Adam([logits], lr=self.lr)
         model = sp.model
         batch = sp.decode(seeds)
 
         for _ in range(self.steps):
-            share = torch.softmax(logits, dim=2) * free[None]
-            logf = fixed_log + share * rest[:, :, None]
+            logf = sp.log_factors(fixed_log, rest, logits)
             lt, ls = sp.place(logf, axis, 0.0)
             c = model.relaxed(lt, ls, batch.order, batch.keep, spatial_order=batch.spatial_order)
             cap = torch.where(torch.isfinite(c.capacity_excess), c.capacity_excess, torch.zeros_like(c.capacity_excess))
@@ -260,8 +256,7 @@ class Gradient(_Population):
             loss.backward()
             opt.step()
         with torch.no_grad():
-            share = torch.softmax(logits, dim=2) * free[None]
-            logf = fixed_log + share * rest[:, :, None]
+            logf = sp.log_factors(fixed_log, rest, logits)
         code = sp.to_code(seeds)
         a = lay.D * lay.S
         code[:, :a] = (logf / logb.clamp(min=math.log(2))[None, :, None]).flatten(1)

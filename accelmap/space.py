@@ -212,6 +212,22 @@ class MappingSpace:
             spatial[:, li, :, 1] = torch.where(axis[:, f] == 1, val, other)
         return temporal, spatial
 
+    def log_split(self, genomes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A relaxation for gradient search: (fixed_log [N, D, S], rest [N, D], logits [N, D, S])
+        with :meth:`log_factors` exact per dim (each dim's free slots share the log of what the
+        constrained slots leave, by a softmax of the logits), starting at the genomes' factors."""
+        fac = self.layout.split(genomes)[0]
+        logb = torch.log(torch.tensor(self.workload.bounds, dtype=torch.float64))
+        free = self.free_slots
+        fixed_log = torch.log(fac.double()) * (~free)[None]
+        rest = logb[None, :] - fixed_log.sum(2)
+        logits = torch.where(free[None], torch.log(fac.double()).clamp(min=1e-3), torch.full_like(fixed_log, -1e9))
+        return fixed_log, rest, logits
+
+    def log_factors(self, fixed_log: torch.Tensor, rest: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """[N, D, S] log factors of a :meth:`log_split` relaxation."""
+        return fixed_log + torch.softmax(logits, dim=2) * self.free_slots[None] * rest[:, :, None]
+
     def decode(self, genomes: torch.Tensor) -> MappingBatch:
         fac, order, axis, keep = self.layout.split(genomes)
         temporal, spatial = self.place(fac, axis, 1)
