@@ -300,9 +300,10 @@ class CoDesignProblem:
             cycles.append(float(c.cycles[0]))
             invalid.append(not bool(c.valid[0]))
             new_pools.append(pool[:keep])
-        return self._finish(values, genomes, energy, cycles, invalid, new_pools)
+        return self.make_design(values, genomes, energy, cycles, invalid, new_pools)
 
-    def _finish(self, values, genomes, energy, cycles, invalid, pools) -> Design:
+    def make_design(self, values, genomes, energy, cycles, invalid, pools) -> Design:
+        """A design from per-layer results (one occurrence each), with totals and scores."""
         t = self.totals(values[None], torch.tensor([energy], dtype=torch.float64),
                         torch.tensor([cycles], dtype=torch.float64), torch.tensor([invalid]))
         score, viol = self.scores(t)

@@ -281,10 +281,8 @@ class GeneticCoDesign(CoDesigner):
         score, viol = p.scores(p.totals(values, e, c, bad))
         self.evaluated += N - 1  # offer() counts the one it is given
         i = int(torch.argmin(score))
-        self.offer(Design(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(),
-                          p._finish(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(),
-                                    bad[i].tolist(), []).totals, float(score[i]), float(viol[i]),
-                          [m[i : i + 1] for m in maps]))
+        self.offer(p.make_design(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(), bad[i].tolist(),
+                                 [m[i : i + 1] for m in maps]))
         return score
 
 

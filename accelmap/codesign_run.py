@@ -113,7 +113,6 @@ def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[
     (continuation along the front), so tight bounds start from a feasible point."""
     from accelmap.pareto import hypervolume_2d, missed_by, non_dominated, reference_point
 
-    obj = {"latency": "latency", "power": "power", "area": "area", "energy": "energy"}
     m1, m2 = names
     runs: dict[str, list] = {"epsilon": [], "weighted": []}
 
@@ -128,18 +127,18 @@ def sweep(make_problem: Callable[[str, Budgets], CoDesignProblem], names: tuple[
             raise KeyboardInterrupt
 
     try:
-        go("epsilon", 0, obj[m1], budgets)  # anchor: the first metric alone
-        go("epsilon", 1, obj[m2], budgets)  # anchor: the second metric alone
+        go("epsilon", 0, m1, budgets)  # anchor: the first metric alone
+        go("epsilon", 1, m2, budgets)  # anchor: the second metric alone
         runs["weighted"] = [runs["epsilon"][0], runs["epsilon"][1]]
         hi = runs["epsilon"][0]["point"][1]
         lo = runs["epsilon"][1]["point"][1]
         if math.isfinite(hi) and math.isfinite(lo) and hi > lo:
             for i in range(1, points - 1):  # bounds on the second metric, geometric between anchors
                 eps = lo * (hi / lo) ** (i / (points - 1))
-                go("epsilon", i + 1, obj[m1], _with_budget(budgets, m2, eps))
+                go("epsilon", i + 1, m1, _with_budget(budgets, m2, eps))
         for i in range(1, points - 1):
             w = i / (points - 1)
-            go("weighted", i + 1, f"{1 - w:.4f}*{obj[m1]}+{w:.4f}*{obj[m2]}", budgets)
+            go("weighted", i + 1, f"{1 - w:.4f}*{m1}+{w:.4f}*{m2}", budgets)
         interrupted = False
     except KeyboardInterrupt:  # keep the points that finished
         interrupted = True
