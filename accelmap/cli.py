@@ -20,6 +20,8 @@ app.add_typer(zoo_app, name="zoo")
 dcp_app = typer.Typer(help="Dataflow Code Propagation: dataset, predictor training, search, few-shot transfer.",
                       no_args_is_help=True)
 app.add_typer(dcp_app, name="dcp")
+export_app = typer.Typer(help="Write accelmap inputs and results in other tools' formats.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
 console = Console(width=None if sys.stdout.isatty() else 150)
 
 
@@ -31,7 +33,8 @@ def _fmt(x: float) -> str:
 def evaluate(
     arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
     problem: Optional[str] = typer.Option(None, help="Timeloop problem YAML (default: resnet18 conv1)."),
-    mapping: Optional[str] = typer.Option(None, help="Timeloop mapping YAML (default: a built-in example)."),
+    mapping: Optional[str] = typer.Option(None, help="Timeloop mapping YAML or timeloop-mapper.map.txt (default: a "
+                                                     "built-in example)."),
     ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML (energy per action)."),
     art: Optional[str] = typer.Option(None, help="Accelergy ART YAML (area)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -285,6 +288,46 @@ def codesign(
     if not d.feasible:
         raise AccelmapError(f"no design found meets the budgets; at the best point found: "
                             f"{problem.describe_violation(d)}", field="budgets")
+
+
+@export_app.command("timeloop")
+def export_timeloop_cmd(
+    arch: Optional[str] = typer.Option(None, help="Preset name or Timeloop architecture YAML (default: the "
+                                                  "run's preset with --run)."),
+    ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
+    art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
+    network: Optional[str] = typer.Option(None, help="A zoo network or a Timeloop problem YAML: one problem file "
+                                                     "per unique layer."),
+    run: Optional[str] = typer.Option(None, help="An accelmap map run directory: its problems, best mappings and "
+                                                 "search settings."),
+    constraints: Optional[str] = typer.Option(
+        None, help="Timeloop constraint YAML; default: the run's, else the preset's; 'none' for none."),
+    out: str = typer.Option(..., help="Directory to write (arch.yaml, constraints.yaml, problems/, mappings/, "
+                                      "mapper.yaml, README.txt)."),
+) -> None:
+    """Write Timeloop v0.3 inputs: architecture + ERT/ART, constraints, problems, mappings, mapper settings."""
+    from accelmap.architecture import load_architecture
+    from accelmap.network import Layer
+    from accelmap.timeloop_export import export_constraints, export_timeloop, read_run_settings, run_arch
+    from accelmap.workload import read_problem_yaml
+    from accelmap.zoo import get_network
+
+    if network and run:
+        raise AccelmapError("give --network or --run, not both (a run names its own layers)", field="--network")
+    settings = read_run_settings(run) if run else {}
+    arch = arch or run_arch(settings)
+    a = load_architecture(arch, ert, art)
+    cons = export_constraints(constraints, arch, settings)
+    layers = None
+    if network:
+        if network.endswith((".yaml", ".yml")):
+            layers = [Layer(read_problem_yaml(network))]
+        else:
+            layers = list(get_network(network).unique_layers())
+    exported = export_timeloop(out, a, cons, layers, run)
+    n_maps = sum(1 for e in exported if e.mapping)
+    console.print(f"wrote Timeloop inputs for {a.name} to {out}: arch.yaml (+ ERT/ART), constraints.yaml, "
+                  f"mapper.yaml, {len(exported)} problem(s), {n_maps} mapping(s); commands in {out}/README.txt")
 
 
 @app.command()

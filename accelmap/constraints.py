@@ -54,6 +54,40 @@ class Constraints:
             )
         return merged
 
+    # ---- Timeloop YAML ------------------------------------------------------------------
+    def to_timeloop(self) -> dict:
+        """Timeloop constraint YAML (``architecture_constraints: targets: [...]``), readable back
+        by :func:`read_constraints`: one target per kind (bypass, temporal, spatial) per entry."""
+        targets = []
+        for c in self.levels:
+            if c.keep or c.bypass:
+                targets.append({"target": c.level, "type": "bypass", "keep": list(c.keep), "bypass": list(c.bypass)})
+            if c.temporal or c.permutation:
+                t = {"target": c.level, "type": "temporal"}
+                if c.temporal:
+                    t["factors"] = " ".join(f"{d}={f}" for d, f in c.temporal)
+                if c.permutation:
+                    t["permutation"] = c.permutation
+                targets.append(t)
+            if c.spatial or c.spatial_permutation or c.spatial_split is not None:
+                t = {"target": c.level, "type": "spatial"}
+                if c.spatial:
+                    t["factors"] = " ".join(f"{d}={f}" for d, f in c.spatial)
+                if c.spatial_permutation:
+                    t["permutation"] = c.spatial_permutation
+                if c.spatial_split is not None:
+                    t["split"] = c.spatial_split
+                targets.append(t)
+        return {"architecture_constraints": {"targets": targets}}
+
+    def to_yaml(self) -> str:
+        from accelmap.yamlio import dump_yaml
+
+        return dump_yaml(self.to_timeloop())
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
     def check(self, workload: Workload, arch: Architecture) -> None:
         """Raise naming the constraint when it refers to a missing level, dim or tensor, or
         when its fixed factors cannot multiply to a dimension's bound."""
@@ -116,18 +150,29 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+_SECTIONS = ("architecture_constraints", "mapspace_constraints")
+
+
 def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
-    if isinstance(doc, dict):
-        body = doc.get("architecture_constraints", doc.get("constraints", doc))
-        targets = body.get("targets") if isinstance(body, dict) else body
+    """Targets from ``architecture_constraints`` and ``mapspace_constraints`` (Timeloop applies
+    both), or from a ``constraints`` section or a bare list."""
+    sections: list[tuple[str, object]] = []
+    if isinstance(doc, dict) and any(k in doc for k in _SECTIONS):
+        sections = [(k, doc[k]) for k in _SECTIONS if k in doc]
+    elif isinstance(doc, dict):
+        sections = [("constraints" if "constraints" in doc else "architecture_constraints",
+                     doc.get("constraints", doc))]
     else:
-        targets = doc
-    if not isinstance(targets, list):
-        raise AccelmapError("expected 'architecture_constraints: targets:' with a list of constraints", file=src,
-                            field="architecture_constraints.targets")
+        sections = [("architecture_constraints", doc)]
+    entries = []
+    for key, body in sections:
+        targets = body.get("targets") if isinstance(body, dict) else body
+        if not isinstance(targets, list):
+            raise AccelmapError(f"expected '{key}: targets:' with a list of constraints", file=src,
+                                field=f"{key}.targets")
+        entries += [(f"{key}.targets[{i}]", t) for i, t in enumerate(targets)]
     out = []
-    for i, t in enumerate(targets):
-        where = f"architecture_constraints.targets[{i}]"
+    for where, t in entries:
         if not isinstance(t, dict) or "target" not in t or "type" not in t:
             raise AccelmapError("missing required field; expected 'target' and 'type'", file=src, field=where)
         typ = str(t["type"])

@@ -10,6 +10,7 @@ import torch
 
 from accelmap.architecture import Architecture, load_architecture
 from accelmap.cost_model import REASONS, CostModel, Costs
+from accelmap.loop_nest import looks_like_map_txt, read_map_txt
 from accelmap.mapping import Mapping, MappingBatch, read_mapping
 from accelmap.workload import Workload, read_problem_yaml
 
@@ -82,7 +83,8 @@ def evaluate_mapping(workload: Workload, arch: Architecture, mapping: Mapping, d
 
 def evaluate_files(arch: str = "eyeriss_like", problem: str | None = None, mapping: str | None = None,
                    ert: str | None = None, art: str | None = None, device: str = "cpu") -> Evaluation:
-    """Read an architecture (preset name or YAML), a problem YAML and a mapping YAML; evaluate.
+    """Read an architecture (preset name or YAML), a problem YAML and a mapping (Timeloop mapping
+    YAML, or the loop nest Timeloop's mapper prints to ``timeloop-mapper.map.txt``); evaluate.
 
     With no problem and mapping, evaluates the built-in default: resnet18's first layer with
     Timeloop's best mapping on eyeriss_like.
@@ -91,5 +93,8 @@ def evaluate_files(arch: str = "eyeriss_like", problem: str | None = None, mappi
     p = Path(problem) if problem else example_path(DEFAULT_PROBLEM)
     m = Path(mapping) if mapping else example_path(DEFAULT_MAPPING)
     w = read_problem_yaml(p)
-    mp = read_mapping(m, a.level_names)
+    if looks_like_map_txt(m):  # Timeloop's printed loop nest (timeloop-mapper.map.txt)
+        mp = read_map_txt(m, a, w)
+    else:
+        mp = read_mapping(m, a.level_names)
     return evaluate_mapping(w, a, mp, device, str(m))
