@@ -83,6 +83,8 @@ def map_cmd(
                                               "(0: use the whole budget)."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same mappings."),
     workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Search the layers on a Ray cluster instead: 'auto' "
+                                                          "(the running one, else a local one) or its address."),
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
@@ -92,6 +94,7 @@ def map_cmd(
 
     from accelmap.architecture import load_architecture, preset_constraints
     from accelmap.constraints import Constraints, read_constraints
+    from accelmap.executor import make_executor
     from accelmap.mapper import default_run_dir, map_layers, totals, write_run
     from accelmap.network import Layer
     from accelmap.objective import Objective
@@ -125,13 +128,17 @@ def map_cmd(
     run = Path(out) if out else default_run_dir(net_name, a.name)
     settings = {"network": net_name, "arch": a.name, "constraints": cons.source, "objective": obj.name,
                 "require": list(require), "optimizer": optimizer, "budget": budget, "patience": patience,
-                "seed": seed, "workers": workers}
+                "seed": seed, "workers": workers, "ray": ray}
+    executor = make_executor(min(workers, len(layers)), ray)
+    if ray:
+        console.print(f"mapping on {executor.describe()}")
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+    with executor, Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=console, transient=True) as bar:
         task = bar.add_task("", total=len(layers))
         outcomes = map_layers(layers, a, cons, obj, optimizer, budget, seed, min(workers, len(layers)),
-                              patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name))
+                              patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name),
+                              executor=executor)
     wall = time.perf_counter() - t0
     complete = len(outcomes) == len(layers)
     settings["wall_seconds"] = wall
@@ -288,6 +295,90 @@ def codesign(
     if not d.feasible:
         raise AccelmapError(f"no design found meets the budgets; at the best point found: "
                             f"{problem.describe_violation(d)}", field="budgets")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    arch_space: str = typer.Option("eyeriss_edge", help="Hardware space YAML (base architecture + parameter "
+                                                        "ranges) or a built-in space name."),
+    points: int = typer.Option(8, help="Hardware points sampled from the space."),
+    constraints: Optional[str] = typer.Option(
+        None, help="Timeloop constraint YAML; default: the base preset's dataflow constraints; 'none' for none."),
+    objective: str = typer.Option("edp", help="What each layer's mapping search minimises (as in accelmap map)."),
+    optimizer: str = typer.Option("annealing", help="A registered optimizer (accelmap optimizers)."),
+    budget: int = typer.Option(100_000, help="Model evaluations per layer and point (at most)."),
+    patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
+                                              "(0: use the whole budget)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same points and mappings."),
+    workers: int = typer.Option(2, help="(point, layer) tasks searched in parallel (processes)."),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the tasks on a Ray cluster instead: 'auto' (the "
+                                                          "running one, else a local one) or its address."),
+    out: Optional[str] = typer.Option(None, help="Output directory (default: runs/sweep_NETWORK_TIME)."),
+) -> None:
+    """Sample hardware points, map every unique layer on each: per-point energy, latency, EDP, area."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelmap.architecture import preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.executor import make_executor
+    from accelmap.hardware_space import read_hardware_space, resolve_space
+    from accelmap.network import Layer
+    from accelmap.objective import Objective
+    from accelmap.optimizers import get_optimizer
+    from accelmap.sweep import run_sweep, write_sweep_run
+    from accelmap.workload import read_problem_yaml
+    from accelmap.zoo import get_network
+
+    if points <= 0:
+        raise AccelmapError(f"points must be at least 1, got {points}", field="--points")
+    if budget <= 0:
+        raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
+    get_optimizer(optimizer)
+    obj = Objective.parse(objective)
+    space = read_hardware_space(resolve_space(arch_space))
+    if network.endswith((".yaml", ".yml")):
+        layers, net_name = [Layer(read_problem_yaml(network))], Path(network).stem
+    else:
+        net = get_network(network)
+        layers, net_name = list(net.unique_layers()), net.name
+    if constraints is None:
+        path = preset_constraints(space.base.name)
+        cons = read_constraints(path) if path else Constraints()
+    elif constraints.lower() == "none":
+        cons = Constraints()
+    else:
+        cons = read_constraints(constraints)
+    run_dir = Path(out) if out else Path("runs") / f"sweep_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    settings = {"network": net_name, "arch_space": space.source, "points": points, "constraints": cons.source,
+                "objective": obj.name, "optimizer": optimizer, "budget": budget, "patience": patience, "seed": seed,
+                "workers": workers, "ray": ray}
+    executor = make_executor(min(workers, points * len(layers)), ray)
+    if ray:
+        console.print(f"sweeping on {executor.describe()}")
+    t0 = time.perf_counter()
+    with executor, Progress(TextColumn("[bold]sweeping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), console=console, transient=True) as bar:
+        task = bar.add_task("", total=points * len(layers))
+        result = run_sweep(layers, space, cons, obj, points, executor, seed, optimizer, budget, patience or None,
+                           on_done=lambda k, o: bar.update(task, advance=1, description=f"point {k}: {o.name}"))
+    settings["wall_seconds"] = time.perf_counter() - t0
+    summary = write_sweep_run(run_dir, result, settings)
+    table = Table(title=f"{net_name} on {len(result.points)} points of {space.base.name}", header_style="bold")
+    for col in ("point", *space.names, "energy (uJ)", "latency (cycles)", "EDP (J*cyc)", "area (mm^2)", "mapped"):
+        table.add_column(col, justify="right")
+    for r in summary["points"]:
+        table.add_row(str(r["point"]), *(f"{r['values'][k]:g}" for k in space.names), f"{r['energy_pJ'] / 1e6:,.1f}",
+                      f"{r['cycles']:,.0f}", f"{r['edp'] * 1e-12:.4g}", f"{r['area_mm2']:.3f}",
+                      f"{r['mapped_layers']}/{len(layers)}")
+    console.print(table)
+    console.print(f"wall {settings['wall_seconds']:.1f} s; output: {run_dir} (summary.json, points.csv, scatter.png, "
+                  f"archs/)")
+    if not result.complete:
+        console.print("[yellow]interrupted: the finished (point, layer) tasks were saved[/]")
+        raise typer.Exit(130)
 
 
 @export_app.command("timeloop")

@@ -7,13 +7,13 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 from accelmap.architecture import Architecture
 from accelmap.constraints import Constraints
+from accelmap.executor import Executor, make_executor
 from accelmap.network import Layer
 from accelmap.objective import Objective
 from accelmap.workload import Workload, problem_to_dict
@@ -124,57 +124,19 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
         problem_yaml=dump_yaml(problem_to_dict(w)), trace=[list(t) for t in res.trace], note=note)
 
 
-def _init_worker() -> None:
-    # Ctrl-C is the parent's to handle: it stops the pool and keeps the finished layers.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # one process per core: the kernel inside each worker must not spawn its own threads too
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except ImportError:
-        pass
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints, objective: Objective,
                optimizer: str = "annealing", budget: int = DEFAULT_BUDGET, seed: int = 0, workers: int = 1,
                patience: int | None = DEFAULT_PATIENCE,
-               on_done: Callable[[LayerOutcome], None] | None = None) -> list[LayerOutcome]:
-    """Search every layer; results arrive through ``on_done`` as layers finish. Ctrl-C stops
-    the pool and returns the layers that finished (the caller keeps them)."""
-    done: list[LayerOutcome] = []
+               on_done: Callable[[LayerOutcome], None] | None = None,
+               executor: Executor | None = None) -> list[LayerOutcome]:
+    """Search every layer, on ``executor`` (default: a local pool of ``workers`` processes, or
+    this process for one). Results arrive through ``on_done`` as layers finish; Ctrl-C cancels
+    the rest and returns the layers that finished (the caller keeps them). Layer i is searched
+    with seed ``seed + i`` wherever it runs, so the backend does not change the results."""
     args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience) for i, layer in enumerate(layers)]
-    if workers <= 1:
-        try:
-            for a in args:
-                out = map_layer(*a)
-                done.append(out)
-                if on_done:
-                    on_done(out)
-        except KeyboardInterrupt:
-            pass
-        return sorted(done, key=lambda o: o.index)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
-    try:
-        futures = [pool.submit(map_layer, *a) for a in args]
-        for f in as_completed(futures):
-            out = f.result()
-            done.append(out)
-            if on_done:
-                on_done(out)
-    except KeyboardInterrupt:
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:
-            p.terminate()
-        return sorted(done, key=lambda o: o.index)
-    pool.shutdown()
-    return sorted(done, key=lambda o: o.index)
+    ex = executor or make_executor(min(workers, max(1, len(layers))))
+    done = ex.run(map_layer, args, (lambda i, out: on_done(out)) if on_done else None)
+    return [done[i] for i in sorted(done)]
 
 
 def totals(outcomes: list[LayerOutcome]) -> dict:
