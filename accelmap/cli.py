@@ -29,6 +29,10 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.4g}"
 
 
+def _warn(message: str) -> None:
+    console.print(f"warning: {message}", style="yellow", markup=False)
+
+
 @app.command()
 def evaluate(
     arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
@@ -68,7 +72,8 @@ def evaluate(
 
 @app.command("map")
 def map_cmd(
-    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo), a Timeloop problem YAML or "
+                                                   "an ONNX model (.onnx)."),
     arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
     ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
     art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
@@ -96,11 +101,9 @@ def map_cmd(
     from accelmap.constraints import Constraints, read_constraints
     from accelmap.executor import make_executor
     from accelmap.mapper import default_run_dir, map_layers, totals, write_run
-    from accelmap.network import Layer
+    from accelmap.network import load_network
     from accelmap.objective import Objective
     from accelmap.optimizers import get_optimizer
-    from accelmap.workload import read_problem_yaml
-    from accelmap.zoo import get_network
 
     if budget <= 0:
         raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
@@ -109,13 +112,8 @@ def map_cmd(
     get_optimizer(optimizer)
     obj = Objective.parse(objective, require)
     a = load_architecture(arch, ert, art)
-    if network.endswith((".yaml", ".yml")):
-        layers = [Layer(read_problem_yaml(network))]
-        net_name = Path(network).stem
-    else:
-        net = get_network(network)
-        layers = list(net.unique_layers())
-        net_name = net.name
+    net = load_network(network, on_warning=_warn)
+    layers, net_name = list(net.unique_layers()), net.name
     if constraints is None:
         path = preset_constraints(arch) if not arch.endswith((".yaml", ".yml")) else None
         cons = read_constraints(path) if path else Constraints()
@@ -178,7 +176,8 @@ def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
 
 @app.command()
 def codesign(
-    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo), a Timeloop problem YAML or "
+                                                   "an ONNX model (.onnx)."),
     arch_space: str = typer.Option("eyeriss_edge", help="Hardware space YAML (base architecture + parameter "
                                                         "ranges) or a built-in space name."),
     constraints: Optional[str] = typer.Option(
@@ -207,9 +206,7 @@ def codesign(
     from accelmap.codesign_run import FRONT_METRICS, sweep, write_codesign_run, write_sweep
     from accelmap.constraints import Constraints, read_constraints
     from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.network import Layer
-    from accelmap.workload import read_problem_yaml
-    from accelmap.zoo import get_network
+    from accelmap.network import load_network
 
     get_codesigner(method)
     if seconds <= 0:
@@ -217,11 +214,8 @@ def codesign(
     if designs is not None and designs <= 0:
         raise AccelmapError(f"designs must be positive, got {designs}", field="--designs")
     space = read_hardware_space(resolve_space(arch_space))
-    if network.endswith((".yaml", ".yml")):
-        layers, net_name = [Layer(read_problem_yaml(network))], Path(network).stem
-    else:
-        net = get_network(network)
-        layers, net_name = list(net.unique_layers()), net.name
+    net = load_network(network, on_warning=_warn)
+    layers, net_name = list(net.unique_layers()), net.name
     if constraints is None:
         path = preset_constraints(space.base.name)
         cons = read_constraints(path) if path else Constraints()
