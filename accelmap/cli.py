@@ -137,7 +137,7 @@ def map_cmd(
         outcomes = map_layers(layers, a, cons, obj, optimizer, budget, seed, min(workers, len(layers)),
                               patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name),
                               executor=executor)
-    wall = time.perf_counter() - t0
+        wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
     complete = len(outcomes) == len(layers)
     settings["wall_seconds"] = wall
     write_run(run, outcomes, settings, complete)
@@ -293,7 +293,8 @@ def codesign(
 
 @app.command("sweep")
 def sweep_cmd(
-    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo) or a Timeloop problem YAML."),
+    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo), a Timeloop problem YAML or "
+                                                   "an ONNX model (.onnx)."),
     arch_space: str = typer.Option("eyeriss_edge", help="Hardware space YAML (base architecture + parameter "
                                                         "ranges) or a built-in space name."),
     points: int = typer.Option(8, help="Hardware points sampled from the space."),
@@ -319,12 +320,10 @@ def sweep_cmd(
     from accelmap.constraints import Constraints, read_constraints
     from accelmap.executor import make_executor
     from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.network import Layer
+    from accelmap.network import load_network
     from accelmap.objective import Objective
     from accelmap.optimizers import get_optimizer
     from accelmap.sweep import run_sweep, write_sweep_run
-    from accelmap.workload import read_problem_yaml
-    from accelmap.zoo import get_network
 
     if points <= 0:
         raise AccelmapError(f"points must be at least 1, got {points}", field="--points")
@@ -333,11 +332,8 @@ def sweep_cmd(
     get_optimizer(optimizer)
     obj = Objective.parse(objective)
     space = read_hardware_space(resolve_space(arch_space))
-    if network.endswith((".yaml", ".yml")):
-        layers, net_name = [Layer(read_problem_yaml(network))], Path(network).stem
-    else:
-        net = get_network(network)
-        layers, net_name = list(net.unique_layers()), net.name
+    net = load_network(network, on_warning=_warn)
+    layers, net_name = list(net.unique_layers()), net.name
     if constraints is None:
         path = preset_constraints(space.base.name)
         cons = read_constraints(path) if path else Constraints()
@@ -381,8 +377,8 @@ def export_timeloop_cmd(
                                                   "run's preset with --run)."),
     ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
     art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
-    network: Optional[str] = typer.Option(None, help="A zoo network or a Timeloop problem YAML: one problem file "
-                                                     "per unique layer."),
+    network: Optional[str] = typer.Option(None, help="A zoo network, a Timeloop problem YAML or an ONNX model: one "
+                                                     "problem file per unique layer."),
     run: Optional[str] = typer.Option(None, help="An accelmap map run directory: its problems, best mappings and "
                                                  "search settings."),
     constraints: Optional[str] = typer.Option(
@@ -392,10 +388,8 @@ def export_timeloop_cmd(
 ) -> None:
     """Write Timeloop v0.3 inputs: architecture + ERT/ART, constraints, problems, mappings, mapper settings."""
     from accelmap.architecture import load_architecture
-    from accelmap.network import Layer
+    from accelmap.network import load_network
     from accelmap.timeloop_export import export_constraints, export_timeloop, read_run_settings, run_arch
-    from accelmap.workload import read_problem_yaml
-    from accelmap.zoo import get_network
 
     if network and run:
         raise AccelmapError("give --network or --run, not both (a run names its own layers)", field="--network")
@@ -403,12 +397,7 @@ def export_timeloop_cmd(
     arch = arch or run_arch(settings)
     a = load_architecture(arch, ert, art)
     cons = export_constraints(constraints, arch, settings)
-    layers = None
-    if network:
-        if network.endswith((".yaml", ".yml")):
-            layers = [Layer(read_problem_yaml(network))]
-        else:
-            layers = list(get_network(network).unique_layers())
+    layers = list(load_network(network, on_warning=_warn).unique_layers()) if network else None
     exported = export_timeloop(out, a, cons, layers, run)
     n_maps = sum(1 for e in exported if e.mapping)
     console.print(f"wrote Timeloop inputs for {a.name} to {out}: arch.yaml (+ ERT/ART), constraints.yaml, "
