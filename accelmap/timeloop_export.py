@@ -178,19 +178,17 @@ def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraint
     mappings) into ``out``; return what was written per layer."""
     if layers is not None and run is not None:
         raise AccelmapError("give either a network or a run directory, not both", field="--run")
+    settings: dict = {}
+    if run is not None:
+        settings, run_layers = read_run(run, arch)
+    else:
+        run_layers = [RunLayer(layer.workload, None, layer.count) for layer in layers or []]
+    for rl in run_layers:  # everything is checked before anything is written
+        constraints.check(rl.workload, arch)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     write_architecture(arch, d, ARCH_STEM)
     constraints.write(d / "constraints.yaml")
-    settings: dict = {}
-    if run is not None:
-        settings, run_layers = read_run(run, arch)
-        for rl in run_layers:
-            constraints.check(rl.workload, arch)
-    else:
-        run_layers = [RunLayer(layer.workload, None, layer.count) for layer in layers or []]
-        for rl in run_layers:
-            constraints.check(rl.workload, arch)
     mapper, notes = mapper_settings(settings.get("objective", "edp"), settings.get("budget", DEFAULT_BUDGET),
                                     settings.get("patience", DEFAULT_PATIENCE), settings.get("workers", 2),
                                     settings.get("optimizer", "annealing"), settings.get("require", ()))
