@@ -163,7 +163,8 @@ class RayExecutor(Executor):
         pending = list(refs)
         try:
             while pending:
-                ready, pending = ray.wait(pending, num_returns=1)
+                # a short timeout hands control back to Python, so Ctrl-C is seen while tasks run
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
                 for r in ready:
                     i = refs[r]
                     done[i] = ray.get(r)
