@@ -405,6 +405,114 @@ def export_timeloop_cmd(
 
 
 @app.command()
+def tune(
+    layer: str = typer.Argument(..., help="A Timeloop problem YAML or a zoo network (every unique layer)."),
+    target: str = typer.Option("vta_like", help="Preset name or Timeloop architecture YAML; a VTA-like target "
+                                                "uses VTA's conv2d template, any other its mapping space."),
+    tuner: str = typer.Option("xgb-validity", help="random, grid, xgb, xgb-validity or xgb-validity-learned."),
+    measurements: int = typer.Option(1000, help="Measurements per layer (logged ones included on --resume)."),
+    measurer: str = typer.Option("model", help="model (the target's analytical model) or 'command:CMD' (JSON "
+                                               "batch on stdin, JSON results on stdout)."),
+    timeout: float = typer.Option(10.0, help="Seconds per configuration for a command measurer."),
+    batch_size: int = typer.Option(64, help="Configurations per measurement batch (AutoTVM's plan size)."),
+    log: Optional[str] = typer.Option(None, help="The measurement log, JSON lines (default: OUT/records.jsonl)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the log of an interrupted run: measured "
+                                                        "configurations are replayed, not measured again."),
+    seed: int = typer.Option(0, help="Random seed; the same seed gives the same measurements."),
+    out: Optional[str] = typer.Option(None, help="Run directory (default: runs/tune_LAYER_TARGET_TIME)."),
+) -> None:
+    """Auto-tune schedule knobs with measurements in the loop (validity-aware AutoTVM)."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from accelmap.architecture import load_architecture, preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.measurer import make_measurer
+    from accelmap.tune_log import TuneLog, read_records
+    from accelmap.tune_run import (check_space, default_run_dir, is_vta_like, layer_records, make_task,
+                                   resolve_layers, tune_task, write_summary)
+    from accelmap.tuners import get_tuner
+
+    if measurements <= 0:
+        raise AccelmapError(f"measurements must be a positive number, got {measurements}", field="--measurements")
+    get_tuner(tuner)
+    m = make_measurer(measurer, timeout)
+    arch = load_architecture(target)
+    name, layers = resolve_layers(layer)
+    if resume and log is None and out is None:
+        raise AccelmapError("--resume needs the interrupted run's --log FILE or --out DIR", field="--resume")
+    run_dir = Path(out) if out else default_run_dir(name, arch.name)
+    log_path = Path(log) if log else run_dir / "records.jsonl"
+    previous = read_records(log_path)
+    if previous and not resume:
+        raise AccelmapError(f"the log already holds {len(previous)} measurements; pass --resume to continue it, or "
+                            f"choose another --log/--out", file=str(log_path))
+    if resume and not log_path.exists():
+        raise AccelmapError("--resume: there is no log to continue", file=str(log_path))
+    cons = Constraints()
+    if not is_vta_like(arch) and not target.endswith((".yaml", ".yml")) and preset_constraints(target):
+        cons = read_constraints(preset_constraints(target))
+    tasks, skipped = [], []
+    for lay in layers:
+        try:
+            task = make_task(lay.workload, arch, cons)
+            check_space(task)
+            tasks.append((task, lay.count))
+        except AccelmapError as exc:
+            if len(layers) == 1:
+                raise
+            skipped.append({"name": lay.workload.name, "reason": exc.detail})
+    if not tasks:
+        raise AccelmapError(f"no layer of {name} can be tuned on {arch.name} (e.g. {skipped[0]['reason']})")
+    settings = {"network": name, "layer": layer, "target": arch.name, "tuner": tuner, "measurer": m.describe(),
+                "measurements": measurements, "batch_size": batch_size, "seed": seed, "timeout": timeout,
+                "log": str(log_path), "runtime_unit": m.unit, "resumed": resume,
+                "command": "accelmap tune " + " ".join(sys.argv[2:])}
+    results, complete, error = [], False, None
+    tlog = TuneLog(log_path).open()
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            for i, (task, count) in enumerate(tasks):
+                pid = bar.add_task(task.name, total=measurements, best="")
+
+                def show(r, pid=pid):
+                    best = f"best {r.best_runtime:,.6g} {m.unit}" if r.best_runtime is not None else "no valid yet"
+                    bar.update(pid, completed=min(r.measurements, measurements), best=f"{best}, {r.invalid} invalid")
+
+                results.append(tune_task(task, tuner, m, measurements, seed + i, tlog,
+                                         layer_records(previous, task.name), batch_size, count, show))
+        complete = True
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: the finished measurements are in the log; continue with --resume[/]")
+    except AccelmapError as exc:
+        error = str(exc)
+        raise
+    finally:
+        tlog.close()
+        write_summary(run_dir, settings, results, skipped, complete, error)
+    table = Table(title=f"{name} on {arch.name} ({tuner}, {m.describe()})", header_style="bold")
+    for col in ("layer", "space", "measured", "new", "invalid", f"best ({m.unit})", "at", "best configuration"):
+        table.add_column(col, justify="left" if col in ("layer", "best configuration") else "right")
+    for r in results:
+        cfg = " ".join(f"{k}={v}" for k, v in (r.best_config or {}).items())
+        table.add_row(r.name, f"{r.space_size:,}", str(r.measurements), str(r.new_measurements), str(r.invalid),
+                      f"{r.best_runtime:,.6g}" if r.best_runtime is not None else "-",
+                      str(r.best_index or "-"), cfg or "no valid configuration")
+    console.print(table)
+    for s in skipped:
+        console.print(f"skipped {s['name']}: {s['reason']}", markup=False)
+    console.print(f"run directory: {run_dir} (log: {log_path})")
+    if not complete:
+        raise typer.Exit(130)
+    missing = [r.name for r in results if r.best_runtime is None]
+    if missing:
+        raise AccelmapError(f"no valid configuration found for {', '.join(missing)} in {measurements} measurements "
+                            f"(see the error codes in {log_path})")
+
+
+@app.command()
 def optimizers() -> None:
     """List the registered mapping optimizers."""
     from accelmap.optimizers import OPTIMIZERS
