@@ -405,6 +405,17 @@ def export_timeloop_cmd(
 
 
 @app.command()
+def report(
+    run_dir: str = typer.Argument(..., help="A run directory of accelmap map, codesign (or a --pareto front) or tune."),
+    out: Optional[str] = typer.Option(None, help="HTML file to write (default: RUN_DIR/report.html)."),
+) -> None:
+    """Write one self-contained HTML page (tables, plots, loop nests) for a run directory."""
+    from accelmap.report import write_report
+
+    print(write_report(run_dir, out))
+
+
+@app.command()
 def tune(
     layer: str = typer.Argument(..., help="A Timeloop problem YAML or a zoo network (every unique layer)."),
     target: str = typer.Option("vta_like", help="Preset name or Timeloop architecture YAML; a VTA-like target "

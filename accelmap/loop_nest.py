@@ -13,6 +13,7 @@ temporal loops, then the spatial loops of the fan-out below it (Y loops enclose 
 Loops of size 1 are not printed (a level without any prints ``for N in [0:1)``), so the dims
 a level does not loop over keep factor 1 and go outside its printed loops; that leaves the
 mapping's costs unchanged. A dataspace missing from a header is bypassed at that level.
+:func:`format_map_txt` writes the same text from a Mapping (``accelmap report`` shows it).
 """
 
 from __future__ import annotations
@@ -160,3 +161,49 @@ def parse_map_txt(text: str, arch: Architecture, workload: Workload, source: str
     mapping = Mapping(tuple(out))
     mapping.check(workload, arch, source)
     return mapping
+
+
+def format_map_txt(mapping: Mapping, dims: list[str], tiles: dict | None = None) -> str:
+    """A mapping as the loop nest Timeloop's mapper prints (``timeloop-mapper.map.txt``), so
+    :func:`parse_map_txt` reads it back.
+
+    Levels outermost first; each opens with the tensors it keeps and their tile sizes in words
+    (``tiles``: level -> tensor -> words, per instance; without it, only the names of the
+    mapping's keep lists, which the reader does not take),
+    then its temporal loops outermost first (``for K in [0:4)``), then the spatial loops of
+    the fan-out below it, Y loops enclosing X loops. Loops of factor 1 are left out; a level
+    without a temporal loop prints one of size 1, as Timeloop does. On the 336 Timeloop reference
+    records the text equals the mapper's own ``map.txt``.
+    """
+    lines: list[str] = [""]
+    depth = 0
+
+    def loop(d: str, f: int, tag: str = "") -> None:
+        nonlocal depth
+        lines.append("| " + "  " * depth + f"for {d} in [0:{f})" + tag)
+        depth += 1
+
+    for lv in mapping.levels:
+        kept = (tiles or {}).get(lv.name)
+        if kept is not None:
+            inside = " ".join(f"{t}:{n} ({n})" for t, n in kept.items())
+        else:
+            inside = " ".join(lv.keep) if (lv.keep or lv.bypass) else "all tensors"
+        head = f"{lv.name} [ {inside} ]" if inside else f"{lv.name} [ ]"
+        lines += [head + " ", "-" * len(head)]
+        start = depth
+        perm = [c for c in lv.permutation if c in dims]  # innermost first; omitted dims go outside
+        for d in [d for d in dims if d not in perm] + perm[::-1]:
+            if lv.temporal_factor(d) > 1:
+                loop(d, lv.temporal_factor(d))
+        if depth == start:  # no temporal loop: Timeloop prints one of size 1 over the last dimension
+            loop(dims[-1], 1)
+        if lv.spatial:
+            sperm = [c for c in (lv.spatial_permutation or "") if c in dims]
+            order = [d for d in dims if d not in sperm] + sperm[::-1]
+            order = sorted(order, key=lambda d: lv.spatial_axis(d) == 0)  # Y loops enclose X loops
+            for d in order:
+                if lv.spatial_factor(d) > 1:
+                    loop(d, lv.spatial_factor(d), " (Spatial-X)" if lv.spatial_axis(d) == 0 else " (Spatial-Y)")
+        lines.append("")
+    return "\n".join(lines) + "\n"
