@@ -73,10 +73,14 @@ def detect_kind(run: Path) -> str:
     if s.get("kind") == "tune":
         return "tune"
     settings = s.get("settings") if isinstance(s.get("settings"), dict) else {}
-    if "arch_space" in settings or "hardware" in s:
+    if "hardware" in s or ("arch_space" in settings and "trace" in s):
         return "codesign"
     if "arch" in settings and isinstance(s.get("layers"), list):
         return "map"
+    if isinstance(s.get("points"), list):
+        raise AccelmapError("a hardware sweep (accelmap sweep) has no report page yet; its points.csv and "
+                            "scatter.png hold the results; expected a run of accelmap map, codesign or tune",
+                            file=str(summary))
     raise AccelmapError("not a summary of accelmap map (settings.arch and layers), codesign (settings.arch_space) "
                         "or tune (\"kind\": \"tune\")", file=str(summary), field="settings")
 

@@ -359,6 +359,10 @@ def test_unknown_directories_are_one_clear_error(tmp_path, cli):
     (tmp_path / "odd" / "summary.json").write_text('{"settings": {"x": 1}}')
     with pytest.raises(AccelmapError, match=r"odd/summary.json: field 'settings': not a summary of accelmap map"):
         write_report(tmp_path / "odd")
+    (tmp_path / "hw").mkdir()
+    (tmp_path / "hw" / "summary.json").write_text('{"settings": {"arch_space": "s"}, "parameters": [], "points": []}')
+    with pytest.raises(AccelmapError, match=r"a hardware sweep \(accelmap sweep\) has no report page yet"):
+        write_report(tmp_path / "hw")
     code, out, err = cli("report", str(tmp_path / "empty"))
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "summary.json" in err
 
