@@ -12,6 +12,7 @@ Ray is optional (``pip install 'accelmap[ray]'``) and imported only by :class:`R
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,24 @@ def single_threaded() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _start_method() -> str:
+    """'fork' (fast: workers inherit the imports), unless this process has already run numba's
+    GNU OpenMP threads (the compiled kernel's parallel loop), which cannot survive a fork: a
+    forked worker would terminate itself. Then 'spawn'."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        try:
+            if numba.threading_layer() == "omp":
+                return "spawn"
+        except ValueError:  # no parallel region has run yet
+            pass
+    return "fork"
 
 
 def _init_pool_worker() -> None:
@@ -85,7 +104,10 @@ class PoolExecutor(Executor):
 
     def run(self, fn: Callable, tasks: Sequence[tuple], on_done: OnDone | None = None) -> dict[int, Any]:
         done: dict[int, Any] = {}
-        pool = ProcessPoolExecutor(max_workers=max(1, min(self.workers, len(tasks))), initializer=_init_pool_worker)
+        import multiprocessing
+
+        pool = ProcessPoolExecutor(max_workers=max(1, min(self.workers, len(tasks))), initializer=_init_pool_worker,
+                                   mp_context=multiprocessing.get_context(_start_method()))
         try:
             futures = {pool.submit(fn, *args): i for i, args in enumerate(tasks)}
             for f in as_completed(futures):

@@ -132,6 +132,32 @@ def test_interrupt_keeps_finished_tasks(backend, request):
     assert time.perf_counter() - t0 < 20  # the 30 s tasks were cancelled, not awaited
 
 
+def test_pool_after_the_parallel_kernel_ran_in_this_process():
+    """numba's GNU OpenMP threads cannot survive a fork: once the compiled kernel's parallel
+    loop has run here, the pool spawns its workers instead (it used to lose every task)."""
+    import torch
+
+    from accelmap import kernel
+    from accelmap.executor import _start_method
+    from accelmap.space import MappingSpace
+
+    if not kernel.HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    arch = preset("simple_pe16x16")
+    r18 = {lay.workload.name: lay for lay in get_network("resnet18").unique_layers()}
+    layers = [r18["fc"], r18["layer4.0.downsample.0"]]
+    space = MappingSpace(layers[0].workload, arch, read_constraints(preset_constraints("simple_pe16x16")))
+    space.evaluate(space.sample(256, torch.Generator().manual_seed(0)))  # the parallel kernel, here
+    import numba
+
+    assert _start_method() == ("spawn" if numba.threading_layer() == "omp" else "fork")
+    args = (layers, arch, read_constraints(preset_constraints("simple_pe16x16")), Objective.parse("edp"),
+            "annealing", 2000, SEED)
+    pooled = map_layers(*args, patience=500, executor=PoolExecutor(2))
+    serial = map_layers(*args, patience=500, workers=1)
+    assert [_outcome_key(o) for o in pooled] == [_outcome_key(o) for o in serial]
+
+
 def test_missing_ray_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(AccelmapError, match=r"pip install 'accelmap\[ray\]'"):
