@@ -18,8 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
 from accelmap.errors import AccelmapError
 from accelmap.knobs import knob_space_from_mapping_space, vta_conv2d_space
 from accelmap.measurer import MeasureResult, Measurer, TuneTask
@@ -206,8 +204,3 @@ def default_run_dir(name: str, target: str) -> Path:
 def layer_records(records: list[dict], name: str) -> list[dict]:
     return [r for r in records if r.get("layer") == name]
 
-
-def best_so_far(runtimes: np.ndarray) -> np.ndarray:
-    """[n] runtimes in measurement order (nan invalid) -> best valid runtime after each (inf before any)."""
-    r = np.where(np.isfinite(runtimes), runtimes, np.inf)
-    return np.minimum.accumulate(r) if len(r) else r

@@ -308,8 +308,16 @@ class XGBValidityTuner(XGBTuner):
         return super().has_next()
 
     def _random_pick(self) -> np.ndarray | None:
-        if self.pool is None:
-            return super()._random_pick()
+        if self.pool is None:  # too large to enumerate: rejection sampling through the rules
+            for _ in range(64):
+                cand = self._unvisited(256)
+                if not len(cand):
+                    return None
+                ok = self.validity_model.predict(cand)
+                if ok.any():
+                    return cand[int(np.argmax(ok))]
+                self._mark_rejected(cand)
+            return None
         while self._pool_pt < len(self._perm_pool) and int(self._perm_pool[self._pool_pt]) in self.visited:
             self._pool_pt += 1
         if self._pool_pt >= len(self._perm_pool):
@@ -318,6 +326,11 @@ class XGBValidityTuner(XGBTuner):
 
     def _fallback_pick(self, cand: np.ndarray) -> np.ndarray | None:
         return None  # never propose a configuration the rules call invalid
+
+    def _mark_rejected(self, cand: np.ndarray) -> None:
+        """Predicted-invalid candidates are never proposed: skip them from now on (they are
+        not measured, so they do not count against the budget)."""
+        self.visited.update(self.space.keys(cand).tolist())
 
     def _start_points(self, n: int) -> np.ndarray:
         if self.pool is None:
