@@ -6,7 +6,8 @@ without its newline as never written; opening for append first truncates it away
 stays line-by-line parseable. An unparseable line before the last is a corrupt log: an error
 naming the line, never a silent skip.
 
-Record fields: ``layer``, ``tuner``, ``seed``, ``target``, ``measurer``, ``index`` (the
+Record fields: ``layer``, ``tuner``, ``seed`` (the tuner's seed for the layer: ``--seed`` plus
+the layer's position in the run), ``target``, ``measurer``, ``index`` (the
 measurement number within the layer, from 1), ``config_index`` (the configuration's index in
 the knob space), ``batch`` (from 1), ``config`` ({knob: value}), ``runtime`` (float in
 ``unit``; null when invalid), ``unit`` ("cycles" or "seconds"), ``error`` (null or a code such

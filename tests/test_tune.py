@@ -4,8 +4,6 @@ resume, the command measurer (failures, timeouts, bad replies) and ``accelmap tu
 
 import json
 import math
-import os
-import stat
 import sys
 
 import numpy as np
