@@ -54,6 +54,7 @@ class DCP(Optimizer):
     rounds = 40  # verified per refinement round
     refine_pool = 4096
     refine_from = 8  # verified mappings whose neighbours a refinement round screens
+    per_group = 2  # first verification: at most this many per spatial unrolling before the rest
 
     def __init__(self, space, generator, budget):
         super().__init__(space, generator, budget)
@@ -99,10 +100,25 @@ class DCP(Optimizer):
         self.legality_checks += len(genomes)
         return self.space.evaluate(genomes).valid
 
-    def _fresh(self, genomes: torch.Tensor, scores: torch.Tensor, k: int) -> torch.Tensor:
-        """The k best-predicted genomes not yet sent to the true model."""
+    def _fresh(self, genomes: torch.Tensor, scores: torch.Tensor, k: int, per_group: int = 0) -> torch.Tensor:
+        """The k best-predicted genomes not yet sent to the true model. With ``per_group`` > 0, at
+        most that many per spatial unrolling come first, so that a predictor mistaken about one
+        region of the space (likeliest on unseen hardware) does not spend the whole batch there."""
+        order = torch.argsort(scores).tolist()
+        if per_group:
+            L = self.space.layout.L
+            spatial = self.space.layout.split(genomes)[0][:, :, L:].flatten(1)
+            count: dict[tuple, int] = {}
+            first = []
+            for i in order:
+                key = tuple(spatial[i].tolist())
+                count[key] = count.get(key, 0) + 1
+                if count[key] <= per_group:
+                    first.append(i)
+            taken = set(first)
+            order = first + [i for i in order if i not in taken]
         out = []
-        for i in torch.argsort(scores).tolist():
+        for i in order:
             key = tuple(genomes[i].tolist())
             if key in self.seen:
                 continue
@@ -169,7 +185,7 @@ class DCP(Optimizer):
             cands.append(torch.cat([rf.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1))
         c = torch.unique(torch.cat(cands), dim=0)
         c = c[self._legal(c)]
-        return self._fresh(c, self._predict(c), k)
+        return self._fresh(c, self._predict(c), k, self.per_group)
 
     def _refine(self, k: int) -> torch.Tensor:
         g = torch.cat([x for x, _ in self.verified])
