@@ -5,7 +5,7 @@ Each (layer, hardware) pair contributes random legal mappings (the space as a wh
 mappings a short parallel local search visits from the best of them (the good region, which
 random samples almost never reach and a search-oriented predictor must rank well). Targets are
 log(cycles / cycle bound) and log(energy / energy bound) with the bounds of
-:func:`accelmap.mapper.lower_bound`, so the predictor learns mapping efficiency rather than
+:func:`accelmap.mapper.lower_bound` (``box=True``: whole tensor boxes, the normalization the packaged predictor was trained with), so the predictor learns mapping efficiency rather than
 layer size. Stored as one ``.npz`` plus a JSON manifest (seed, layers, hardware, counts).
 """
 
@@ -68,7 +68,7 @@ def pair_samples(space: MappingSpace, layout: CodeLayout, constraints: Constrain
         pool = torch.where(better[:, None], pick, pool)
     genomes = torch.unique(torch.cat(seen), dim=0)
     c = space.evaluate(genomes)
-    b = lower_bound(space.workload, space.arch, constraints)
+    b = lower_bound(space.workload, space.arch, constraints, box=True)
     return PairData(dataflow_code(space, genomes, layout), genomes, torch.log(c.cycles / b.cycles).float(),
                     torch.log(c.energy / b.energy_pJ).float())
 
@@ -169,7 +169,7 @@ def few_shot(layers: list[Layer], arch, constraints: Constraints, model, samples
             pred = model(lc, hc, codes).sum(1)
         top = torch.argsort(pred)[:per]
         c = space.evaluate(g[top])
-        b = lower_bound(w, arch, constraints)
+        b = lower_bound(w, arch, constraints, box=True)
         L.append(lc.expand(len(top), -1))
         C.append(codes[top])
         Y.append(torch.stack([torch.log(c.cycles / b.cycles), torch.log(c.energy / b.energy_pJ)], 1).float())

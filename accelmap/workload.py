@@ -100,6 +100,22 @@ class Workload:
         ext = extents or self.bound
         return math.prod(self.rank_extent(rank, ext) for rank in self.tensor(name).ranks)
 
+    def touched_size(self, name: str) -> int:
+        """Points of the tensor some MAC actually reads or writes: per rank, the distinct values
+        of its affine index (a stride larger than the kernel leaves holes the box counts).
+        Ranks sharing a dim fall back to the box, which is then only an estimate."""
+        ranks = self.tensor(name).ranks
+        dims = [d for rank in ranks for d, _ in rank]
+        if len(dims) != len(set(dims)):
+            return self.tensor_size(name)
+        n = 1
+        for rank in ranks:
+            vals = {0}
+            for d, c in rank:
+                vals = {v + c * i for v in vals for i in range(self.bound[d])}
+            n *= len(vals)
+        return n
+
     def signature(self) -> tuple:
         """Identity of the layer's shape, ignoring its name (to map repeated layers once)."""
         return (self.dims, self.bounds, self.tensors)

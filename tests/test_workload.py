@@ -49,3 +49,35 @@ def test_bad_sizes_are_user_errors(kw):
     args.update(kw)
     with pytest.raises(AccelmapError):
         conv2d("bad", **args)
+
+
+def test_touched_size_skips_stride_holes():
+    # 1x1 stride 2: every other input row and column is never read (hand count: P*Q*C)
+    w = conv2d("ds", C=64, K=128, P=28, R=1, stride=2)
+    assert w.tensor_size("Inputs") == 64 * 55 * 55 and w.touched_size("Inputs") == 64 * 28 * 28
+    # stride 3, 2-wide kernel, 4 outputs: columns {0,1,3,4,6,7,9,10} = 8 of the box's 11
+    w = conv2d("s3", C=1, K=1, P=4, Q=1, R=2, S=1, stride=3)
+    assert w.tensor_size("Inputs") == 11 and w.touched_size("Inputs") == 8
+    # overlapping windows leave no holes: touched equals the box
+    w = conv2d("c1", C=3, K=64, P=112, R=7, stride=2)
+    assert w.touched_size("Inputs") == w.tensor_size("Inputs") == 3 * 229 * 229
+
+
+def test_lower_bound_holds_for_every_reference_mapping(ref):
+    """Energy and cycles of every Timeloop record are at least the bounds (strided layers included)."""
+    import json
+
+    from accelmap.architecture import read_architecture
+    from accelmap.constraints import read_constraints
+    from accelmap.mapper import lower_bound
+
+    for arch_name in ("eyeriss_like", "simple_pe16x16"):
+        arch = read_architecture(ref / f"inputs/arch/{arch_name}.yaml", ref / f"inputs/ert/{arch_name}.ERT.yaml",
+                                 ref / f"inputs/ert/{arch_name}.ART.yaml")
+        cons = read_constraints(ref / f"inputs/mapper/{arch_name}.constraints.yaml")
+        for line in (ref / f"records/{arch_name}.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            w = read_problem_yaml(ref / f"inputs/problems/{rec['layer']['name']}.yaml")
+            b = lower_bound(w, arch, cons)
+            assert rec["summary"]["energy_pJ"] >= b.energy_pJ * (1 - 1e-9), (arch_name, rec["layer"]["name"])
+            assert rec["summary"]["cycles_exact"] >= b.cycles
