@@ -91,6 +91,8 @@ def map_cmd(
     ray: Optional[str] = typer.Option(None, "--ray", help="Search the layers on a Ray cluster instead: 'auto' "
                                                           "(the running one, else a local one) or its address."),
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
+    device: str = typer.Option("cpu", help="Where the cost model runs: cpu, or cuda (layers then run one after "
+                                           "another in this process, sharing the GPU)."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
     from pathlib import Path
@@ -110,6 +112,10 @@ def map_cmd(
     if workers <= 0:
         raise AccelmapError(f"workers must be at least 1, got {workers}", field="--workers")
     get_optimizer(optimizer)
+    dev = _device(device)
+    if dev != "cpu" and ray:
+        raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
+                            field="--device")
     obj = Objective.parse(objective, require)
     a = load_architecture(arch, ert, art)
     net = load_network(network, on_warning=_warn)
@@ -126,8 +132,12 @@ def map_cmd(
     run = Path(out) if out else default_run_dir(net_name, a.name)
     settings = {"network": net_name, "arch": a.name, "constraints": cons.source, "objective": obj.name,
                 "require": list(require), "optimizer": optimizer, "budget": budget, "patience": patience,
-                "seed": seed, "workers": workers, "ray": ray}
-    executor = make_executor(min(workers, len(layers)), ray)
+                "seed": seed, "workers": workers, "ray": ray, "device": dev,
+                # the files themselves, so a run on a user's architecture can be re-evaluated later
+                "arch_file": str(Path(arch).resolve()) if arch.endswith((".yaml", ".yml")) else None,
+                "ert": str(Path(ert).resolve()) if ert else None, "art": str(Path(art).resolve()) if art else None}
+    # one GPU is shared by one process: layers run one after another there
+    executor = make_executor(1 if dev != "cpu" else min(workers, len(layers)), ray)
     if ray:
         console.print(f"mapping on {executor.describe()}")
     t0 = time.perf_counter()
@@ -136,7 +146,7 @@ def map_cmd(
         task = bar.add_task("", total=len(layers))
         outcomes = map_layers(layers, a, cons, obj, optimizer, budget, seed, min(workers, len(layers)),
                               patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name),
-                              executor=executor)
+                              executor=executor, device=dev)
         wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
     complete = len(outcomes) == len(layers)
     settings["wall_seconds"] = wall

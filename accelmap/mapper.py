@@ -23,6 +23,11 @@ DEFAULT_BUDGET = 100_000
 DEFAULT_PATIENCE = 10_000
 
 
+LOWER_BOUND_NOTE = ("cycles >= MACs / MAC units. energy >= MACs x E_mac + for each tensor, every word some MAC "
+                    "uses once through DRAM (a read, or a write for outputs) and written once into every level "
+                    "the constraints force to keep it (per-word energy = per-block energy / block size).")
+
+
 @dataclass(frozen=True)
 class Bound:
     """Lower bounds of one layer (see :func:`lower_bound`)."""
@@ -93,14 +98,14 @@ class LayerOutcome:
 
 
 def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constraints, objective: Objective,
-              optimizer: str, budget: int, seed: int, patience: int | None) -> LayerOutcome:
+              optimizer: str, budget: int, seed: int, patience: int | None, device: str = "cpu") -> LayerOutcome:
     import torch
 
     from accelmap.search import optimize
     from accelmap.space import MappingSpace
 
     w = layer.workload
-    space = MappingSpace(w, arch, constraints)
+    space = MappingSpace(w, arch, constraints, device=device)
     res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience)
     b = lower_bound(w, arch, constraints)
     found = res.costs is not None and bool(res.costs.valid[0])
@@ -130,12 +135,13 @@ def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints
                optimizer: str = "annealing", budget: int = DEFAULT_BUDGET, seed: int = 0, workers: int = 1,
                patience: int | None = DEFAULT_PATIENCE,
                on_done: Callable[[LayerOutcome], None] | None = None,
-               executor: Executor | None = None) -> list[LayerOutcome]:
+               executor: Executor | None = None, device: str = "cpu") -> list[LayerOutcome]:
     """Search every layer, on ``executor`` (default: a local pool of ``workers`` processes, or
     this process for one). Results arrive through ``on_done`` as layers finish; Ctrl-C cancels
     the rest and returns the layers that finished (the caller keeps them). Layer i is searched
     with seed ``seed + i`` wherever it runs, so the backend does not change the results."""
-    args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience) for i, layer in enumerate(layers)]
+    args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience, device)
+            for i, layer in enumerate(layers)]
     ex = executor or make_executor(min(workers, max(1, len(layers))))
     done = ex.run(map_layer, args, (lambda i, out: on_done(out)) if on_done else None)
     return [done[i] for i in sorted(done)]
@@ -174,7 +180,7 @@ def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete:
                      mapping_file=f"mappings/{stem}.yaml", problem_file=f"problems/{stem}.yaml")
             layers.append(d)
     summary = {"settings": settings, "complete": complete, "totals": totals(outcomes), "layers": layers,
-               "lower_bound": lower_bound.__doc__.strip().replace("\n   ", "")}
+               "lower_bound": LOWER_BOUND_NOTE}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     try:
         from accelmap.plots import plot_convergence, plot_energy_by_level

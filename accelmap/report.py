@@ -336,7 +336,7 @@ def _map_page(run: Path) -> dict:
     st = s["settings"]
     layers = s["layers"]
     tot = s.get("totals") or {}
-    arch, why = _load_arch(str(st["arch"]), base=run)
+    arch, why = _load_arch(str(st.get("arch_file") or st["arch"]), st.get("ert"), st.get("art"), base=run)
     views = _layer_views(run, layers, arch)
 
     settings = _section("settings", "Settings", _kv((k, _value(v)) for k, v in st.items()),

@@ -84,8 +84,12 @@ class Layout:
 
 
 class MappingSpace:
-    def __init__(self, workload: Workload, arch: Architecture, constraints: Constraints | None = None):
+    def __init__(self, workload: Workload, arch: Architecture, constraints: Constraints | None = None,
+                 device: str = "cpu"):
+        """``device``: where :meth:`evaluate` runs the cost model ("cuda": the tensor model on the
+        GPU, costs brought back to the CPU); genomes and everything else stay on the CPU."""
         self.workload, self.arch = workload, arch
+        self.device = device
         self.constraints = constraints or Constraints()
         self.constraints.check(workload, arch)
         dims, L = list(workload.dims), len(arch.levels)
@@ -185,7 +189,7 @@ class MappingSpace:
     @property
     def model(self) -> CostModel:
         if self._model is None:
-            self._model = CostModel(self.workload, self.arch)
+            self._model = CostModel(self.workload, self.arch, device=self.device)
         return self._model
 
     def size(self) -> float:
@@ -304,7 +308,9 @@ class MappingSpace:
         return torch.cat([fac.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1)
 
     def evaluate(self, genomes: torch.Tensor, detail: bool = False):
-        return self.model(self.decode(genomes), detail=detail)
+        if self.device == "cpu":
+            return self.model(self.decode(genomes), detail=detail)
+        return self.model(self.decode(genomes).to(self.device), detail=detail).to("cpu")
 
     def sample_legal(self, n: int, generator: torch.Generator, max_draws: int = 2_000_000) -> torch.Tensor:
         """n legal genomes by rejection (uniform over the legal space); an error naming the

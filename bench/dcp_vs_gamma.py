@@ -9,7 +9,7 @@ DCP's time per layer is the median of three identical runs (the machine is share
 Layers without any legal mapping are listed and skipped. DCP times exclude loading the predictor
 and the kernel's one-off compile (a warm-up search runs first).
 
-    python bench/dcp_vs_gamma.py [--seed 0] [--checkpoint PATH]
+    python bench/dcp_vs_gamma.py [--seed 0] [--checkpoint PATH]   # seed N != 0 writes dcp_vs_gamma_seedN.json
 """
 
 from __future__ import annotations
@@ -114,9 +114,10 @@ def main() -> None:
     out["few_shot"] = {"evaluations": fs["evaluations"], "seconds": time.perf_counter() - t0}
     os.environ["ACCELMAP_DCP_CHECKPOINT"] = str(path)
     out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (few-shot)"))
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(out, indent=1, default=float))
-    print(f"wrote {OUT}")
+    out_path = OUT if args.seed == 0 else OUT.with_name(f"{OUT.stem}_seed{args.seed}.json")
+    out_path.parent.mkdir(exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=1, default=float))
+    print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

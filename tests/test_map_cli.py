@@ -102,3 +102,40 @@ def test_interrupt_keeps_the_finished_layers(cli, tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert code == 130 and "interrupted: 2 of 12 layers" in text
     assert not s["complete"] and s["totals"]["layers"] == 2 and len(list((out / "mappings").glob("*.yaml"))) == 2
+
+
+def test_map_device_cuda_without_cuda_is_a_clear_error(cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    code, out, err = cli("map", "resnet18", "--device", "cuda", "--budget", "100")
+    assert code == 2 and "CUDA" in err and "Traceback" not in err
+
+
+@pytest.mark.gpu
+def test_map_on_cuda_matches_cpu(tmp_path):
+    """A search with the cost model on the GPU reports what the CPU model says of its mappings,
+    and finds mappings as good as the CPU search (the two may part ways on rounding)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from accelmap.architecture import preset, preset_constraints
+    from accelmap.constraints import read_constraints
+    from accelmap.mapper import map_layers
+    from accelmap.objective import Objective
+    from accelmap.zoo import get_network
+
+    layers = list(get_network("resnet18").unique_layers())[:3]
+    arch = preset("eyeriss_like")
+    cons = read_constraints(preset_constraints("eyeriss_like"))
+    runs = [map_layers(layers, arch, cons, Objective.parse("edp"), budget=3000, device=d) for d in ("cpu", "cuda")]
+    from accelmap.evaluation import evaluate_mapping
+    from accelmap.mapping import parse_mapping
+
+    for layer, a, b in zip(layers, *runs):
+        ev = evaluate_mapping(layer.workload, arch, parse_mapping(b.mapping_yaml, arch.level_names))
+        assert ev.to_dict()["energy_pJ"] == pytest.approx(b.energy_pJ, rel=1e-9)
+        assert ev.to_dict()["cycles"] == b.cycles
+        assert b.edp <= 1.05 * a.edp
