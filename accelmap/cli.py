@@ -107,10 +107,8 @@ def map_cmd(
     from accelmap.objective import Objective
     from accelmap.optimizers import get_optimizer
 
-    if budget <= 0:
-        raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
-    if workers <= 0:
-        raise AccelmapError(f"workers must be at least 1, got {workers}", field="--workers")
+    _require_positive(budget, "--budget", "a positive number of evaluations")
+    _require_positive(workers, "--workers", "at least 1")
     get_optimizer(optimizer)
     dev = _device(device)
     if dev != "cpu" and ray:
@@ -335,10 +333,8 @@ def sweep_cmd(
     from accelmap.optimizers import get_optimizer
     from accelmap.sweep import run_sweep, write_sweep_run
 
-    if points <= 0:
-        raise AccelmapError(f"points must be at least 1, got {points}", field="--points")
-    if budget <= 0:
-        raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
+    _require_positive(points, "--points", "at least 1")
+    _require_positive(budget, "--budget", "a positive number of evaluations")
     get_optimizer(optimizer)
     obj = Objective.parse(objective)
     space = read_hardware_space(resolve_space(arch_space))
@@ -455,8 +451,7 @@ def tune(
                                    resolve_layers, tune_task, write_summary)
     from accelmap.tuners import get_tuner
 
-    if measurements <= 0:
-        raise AccelmapError(f"measurements must be a positive number, got {measurements}", field="--measurements")
+    _require_positive(measurements, "--measurements", "a positive number")
     get_tuner(tuner)
     m = make_measurer(measurer, timeout)
     arch = load_architecture(target)
@@ -722,6 +717,11 @@ def dcp_finetune(
     new = finetune(model, fs["layer"], fs["hw"], fs["codes"], fs["y"], fs["anchor_layer"], fs["anchor_codes"], seed=seed)
     new.save(out, dict(new.meta, finetune={"arch": a.name, "evaluations": fs["evaluations"], "seed": seed}))
     console.print(f"fine-tuned on {fs['evaluations']} true evaluations on {a.name} -> {out}")
+
+
+def _require_positive(value: int, option: str, expected: str) -> None:
+    if value <= 0:
+        raise AccelmapError(f"{option.lstrip('-')} must be {expected}, got {value}", field=option)
 
 
 def _device(device: str) -> str:
