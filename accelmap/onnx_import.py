@@ -12,23 +12,30 @@ ResNet block or transformer encoder layer has the zoo's shapes and MAC counts:
   output dimensions. ``MatMul`` of two activations with batch dimensions (attention's
   ``Q @ K^T`` and ``softmax @ V``): :func:`batched_matmul` with batch = the product of the
   broadcast leading dimensions (batch x heads).
-- A packed projection (``nn.MultiheadAttention``'s ``in_proj``, timm's ``qkv``) whose output
-  features are cut into n equal parts right after it (a ``Split``, or a ``Reshape`` to
-  ``[..., n, features/n]`` followed by ``Gather``s or a ``Split`` on that axis) becomes n
-  linears, as the zoo lists q, k and v separately.
+- A packed projection (``nn.MultiheadAttention``'s ``in_proj``, timm's ``qkv``, GPT-2's
+  ``c_attn``) whose output features are cut into n equal parts right after it (a ``Split``,
+  ``Slice``s, or a ``Reshape`` to ``[..., n, features/n]`` followed by ``Gather``s or a
+  ``Split`` on that axis; reshapes that only regroup the token axes, as around HF's
+  ``Conv1D`` ``addmm``, are followed through) becomes n linears, as the zoo lists q, k and v
+  separately.
 
 Other ops that do MACs (``ConvTranspose``, ``LSTM``, ``Einsum``, 3-D convolutions, ...) are
 not modelled: they are counted in :attr:`OnnxImport.skipped` so a caller can say once what
 was left out. Ops without MACs (activations, normalisation, pooling, softmax, reshapes) are
 ignored, as in the zoo.
 
-Layer names: the torch module path when the weight or bias initializer is named like
-``conv1.weight`` (what ``torch.onnx.export(dynamo=True)`` writes) or the node name is a
-TorchScript scope (``/layer1/conv1/Conv``); otherwise the node name, or ``OpType_index``.
+Layer names come from the MAC op itself, never from a neighbour: its weight initializer
+(``conv1.weight`` -> ``conv1``) when no other node uses it; else the torch module path that
+``torch.onnx.export(dynamo=True)`` records on the node (``encoder.layer.0.attention.self.query``;
+an op between activations adds its own name: ``...attention.self.matmul``); else its bias
+initializer when only its own ``Add`` uses it; else a TorchScript scope (``/layer1/conv1/Conv``),
+the node name (without the dynamo exporter's ``node_`` prefix), or ``OpType_index``. An
+initializer used by other nodes may be a deduplicated copy named after some other module.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from collections import Counter
@@ -306,6 +313,11 @@ class _GraphReader:
                     if pos in axes:
                         return 1
                     pos -= sum(a < pos for a in axes)
+            elif u.op_type == "Reshape" and n == 1 and pos == len(src) - 1 and dst[-1] == src[-1] \
+                    and math.prod(dst) == math.prod(src):
+                # [tokens, F] -> [batch, seq, F] (HF's Conv1D flattens around its addmm):
+                # the features stay the last axis
+                pos = len(dst) - 1
             elif u.op_type == "Reshape" and n == 1 and pos == len(src) - 1:
                 # [..., F] -> [..., n, F/n, ...]: the leading axes kept, the features cut
                 if len(dst) < pos + 2 or dst[:pos] != src[:pos] or math.prod(dst[pos:]) != src[pos]:
@@ -354,13 +366,27 @@ class _GraphReader:
 
     # ---- names ---------------------------------------------------------------------------
     def _layer_name(self, node, index: int) -> str:
-        params = [i for i in node.input if i in self.initializers]
-        bias = [i for u in self.users.get(node.output[0], []) if u.op_type == "Add"
-                for i in u.input if i in self.initializers]
-        for p in params + bias:
-            m = re.fullmatch(r"(.+?)[._](weight|bias)", p)
-            if m:
-                return m.group(1)
+        """The name of the module or weight whose op this is, never of an unrelated node.
+
+        Exporters deduplicate equal initializers (torch's drops every all-zero bias of a
+        freshly built BERT but the first, ``embeddings.LayerNorm.bias``), so an initializer's
+        name is trusted only where that initializer belongs to this op alone: a weight used
+        by this MAC node only, or a bias used by this node's own ``Add`` only. In between,
+        the module path torch.export records on the node (``pkg.torch.onnx.name_scopes``).
+        """
+        weights = [i for i in node.input if i in self.initializers]
+        for w in weights:
+            if len(self.users.get(w, [])) == 1 and (m := _param_owner(w)):
+                return m
+        scoped = self._scope_name(node)
+        if scoped:
+            return scoped
+        for u in self.users.get(node.output[0], []):
+            if u.op_type != "Add":
+                continue
+            for b in u.input:
+                if b in self.initializers and len(self.users.get(b, [])) == 1 and (m := _param_owner(b)):
+                    return m
         if node.name.startswith("/"):  # TorchScript scopes: /layer1/layer1.0/conv1/Conv
             parts = node.name.strip("/").split("/")
             scope = parts[-2] if len(parts) > 1 else ""
@@ -368,7 +394,40 @@ class _GraphReader:
             if last == node.op_type and scope:
                 return scope
             return f"{scope}.{last}" if scope else last
-        return node.name or f"{node.op_type}_{index}"
+        # a weight shared by several MAC ops of this kind (a module called twice)
+        for w in weights:
+            if all(u.op_type == node.op_type for u in self.users[w]) and (m := _param_owner(w)):
+                return m
+        name = node.name
+        if name.startswith("node_") and len(name) > 5:  # torch's dynamo exporter prefixes every node
+            name = name[5:]
+        return name or f"{node.op_type}_{index}"
+
+    def _scope_name(self, node) -> str | None:
+        """The innermost torch module path that torch.export recorded for ``node``: the module
+        itself for an op with a constant operand (its weight: ``encoder.layer.0.attention.self.query``),
+        the module plus the op for one between activations (``...attention.self.matmul``)."""
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+        if not scopes:
+            return None
+        try:
+            scopes = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(scopes, list) or len(scopes) < 2 or not all(isinstance(x, str) for x in scopes):
+            return None
+        module, op = scopes[-2], re.sub(r"_\d+$", "", scopes[-1])
+        if not module:  # the exported module's own forward
+            return None
+        if any(i in self.constant for i in node.input if i):
+            return module
+        return f"{module}.{op}" if op else module
+
+def _param_owner(name: str) -> str | None:
+    """``conv1`` for a parameter named ``conv1.weight`` (``self_attn.in_proj`` for
+    ``self_attn.in_proj_weight``); None for a generated name such as ``val_12``."""
+    m = re.fullmatch(r"(.+?)[._](weight|bias)", name)
+    return m.group(1) if m else None
 
 
 def _has_macs(node) -> bool:

@@ -315,3 +315,174 @@ def test_map_corrupted_onnx_is_one_line(cli, tmp_path):
     f.write_bytes(f.read_bytes()[:40])  # truncated mid-message
     code, _, err = cli("map", str(f), "--budget", "2000", "--workers", "1", "--out", str(tmp_path / "r"))
     assert code == 2 and str(f) in err and len(err.strip().splitlines()) == 1
+
+
+# ---- transformer blocks written as HF writes them (transformers itself is not a dependency) ----
+
+D, HEADS, TOKENS = 16, 2, 6  # hidden, heads, sequence: small so the exports take a second
+
+
+class _SelfAttention(nn.Module):
+    """BERT's BertSelfAttention: separate query/key/value linears, heads split by view."""
+
+    def __init__(self):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(D, D), nn.Linear(D, D), nn.Linear(D, D)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        q, k, v = (m(x).view(b, t, HEADS, D // HEADS).transpose(1, 2) for m in (self.query, self.key, self.value))
+        a = torch.softmax(q @ k.transpose(-1, -2) / (D // HEADS) ** 0.5, -1)
+        return (a @ v).transpose(1, 2).reshape(b, t, D)
+
+
+class _BertLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention = nn.Module()
+        self.attention.self = _SelfAttention()
+        self.attention.output = nn.Module()
+        self.attention.output.dense = nn.Linear(D, D)
+        self.attention.output.LayerNorm = nn.LayerNorm(D)
+
+    def forward(self, x):
+        out = self.attention.output
+        return out.LayerNorm(out.dense(self.attention.self(x)) + x)
+
+
+class _Bert(nn.Module):
+    """Embeddings + LayerNorm, then two layers. Every bias is zero, as a freshly built HF BERT's
+    is: the exporter keeps one zero vector, named ``embeddings.LayerNorm.bias``, for all of them."""
+
+    def __init__(self):
+        super().__init__()
+        self.embeddings = nn.Module()
+        self.embeddings.word_embeddings = nn.Embedding(30, D)
+        self.embeddings.LayerNorm = nn.LayerNorm(D)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([_BertLayer(), _BertLayer()])
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, ids):
+        x = self.embeddings.LayerNorm(self.embeddings.word_embeddings(ids))
+        for layer in self.encoder.layer:
+            x = layer(x)
+        return x
+
+
+class _Conv1D(nn.Module):
+    """HF's GPT-2 Conv1D: weight [in, out], ``addmm(bias, x.view(-1, in), weight).view(..., out)``."""
+
+    def __init__(self, nx, nf):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(nx, nf) * 0.02)
+        self.bias = nn.Parameter(torch.randn(nf))
+        self.nf = nf
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(*x.shape[:-1], self.nf)
+
+
+class _GPT2Attention(nn.Module):
+    """GPT-2's attention: one packed c_attn [D -> 3D] cut into q, k, v, then c_proj.
+
+    ``conv1d``: HF's Conv1D (Gemm, reshapes around it) cut by slicing (Slice ops);
+    otherwise nn.Linear cut by ``split`` (a Split op)."""
+
+    def __init__(self, conv1d: bool):
+        super().__init__()
+        self.conv1d = conv1d
+        self.c_attn = _Conv1D(D, 3 * D) if conv1d else nn.Linear(D, 3 * D)
+        self.c_proj = _Conv1D(D, D) if conv1d else nn.Linear(D, D)
+
+    def forward(self, x):
+        b, t, _ = x.shape
+        h = self.c_attn(x)
+        q, k, v = (h[:, :, :D], h[:, :, D:2 * D], h[:, :, 2 * D:]) if self.conv1d else h.split(D, dim=2)
+        q, k, v = (y.reshape(b, t, HEADS, D // HEADS).transpose(1, 2) for y in (q, k, v))
+        a = torch.softmax(q @ k.transpose(-1, -2), -1)
+        return self.c_proj((a @ v).transpose(1, 2).reshape(b, t, D))
+
+
+class _GPT2(nn.Module):
+    def __init__(self, conv1d: bool):
+        super().__init__()
+        self.h = nn.ModuleList([nn.Module()])
+        self.h[0].ln_1 = nn.LayerNorm(D)
+        self.h[0].attn = _GPT2Attention(conv1d)
+
+    def forward(self, x):
+        return x + self.h[0].attn(self.h[0].ln_1(x))
+
+
+def export_dynamo(module, args, path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), args, str(path), dynamo=True, verbose=False)
+    return path
+
+
+def test_bert_linears_are_named_after_their_own_module(tmp_path):
+    """Not after ``embeddings.LayerNorm``, whose (zero) bias the exporter shares with every linear."""
+    import onnx
+
+    torch.manual_seed(0)
+    f = export_dynamo(_Bert(), (torch.randint(0, 30, (1, TOKENS)),), tmp_path / "bert.onnx")
+    got = workloads(f)
+    hd = D // HEADS
+    one_linear = linear("", in_features=D, out_features=D, tokens=TOKENS).signature()
+    scores = batched_matmul("", batch=HEADS, M=TOKENS, K=hd, N=TOKENS).signature()
+    context = batched_matmul("", batch=HEADS, M=TOKENS, K=TOKENS, N=hd).signature()
+    expected = []
+    for i in range(2):
+        p = f"encoder.layer.{i}.attention"
+        expected += [(f"{p}.self.query", one_linear), (f"{p}.self.key", one_linear), (f"{p}.self.value", one_linear),
+                     (f"{p}.self.matmul", scores), (f"{p}.self.matmul_2", context), (f"{p}.output.dense", one_linear)]
+    assert [(w.name, w.signature()) for w in got] == expected
+    assert sum(w.macs for w in got) == 2 * (4 * TOKENS * D * D + 2 * HEADS * TOKENS * TOKENS * hd)
+    # Without torch's module scopes (an optimizer that drops node metadata) the shared bias
+    # still names nothing: the linears keep their own node names, all different.
+    model = onnx.load(str(f))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    stripped = tmp_path / "stripped.onnx"
+    onnx.save(model, str(stripped))
+    names = [w.name for w in workloads(stripped)]
+    assert len(names) == 12 and len(set(names)) == 12
+    assert not any(n.startswith("embeddings") for n in names), names
+
+
+@pytest.mark.parametrize("conv1d", [False, True], ids=["linear-split", "conv1d-slices"])
+def test_gpt2_packed_c_attn_becomes_q_k_v(tmp_path, conv1d):
+    torch.manual_seed(0)
+    batch = 2
+    f = export_dynamo(_GPT2(conv1d), (torch.randn(batch, TOKENS, D),), tmp_path / "gpt2.onnx")
+    got = workloads(f)
+    hd, tokens = D // HEADS, batch * TOKENS
+    one_linear = linear("", in_features=D, out_features=D, tokens=tokens).signature()
+    assert [(w.name, w.signature()) for w in got] == [
+        ("h.0.attn.c_attn.0", one_linear), ("h.0.attn.c_attn.1", one_linear), ("h.0.attn.c_attn.2", one_linear),
+        ("h.0.attn.matmul", batched_matmul("", batch=batch * HEADS, M=TOKENS, K=hd, N=TOKENS).signature()),
+        ("h.0.attn.matmul_2", batched_matmul("", batch=batch * HEADS, M=TOKENS, K=TOKENS, N=hd).signature()),
+        ("h.0.attn.c_proj", one_linear)]
+    assert [w.macs for w in got] == [tokens * D * D] * 3 + [batch * HEADS * TOKENS * TOKENS * hd] * 2 + [
+        tokens * D * D]
+
+
+def test_packed_gemm_reshaped_before_the_split(tmp_path):
+    """HF's Conv1D as an ONNX file writes it: Gemm on [tokens, F], Reshape to [batch, seq, F], Split."""
+    i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+    f = save_graph(tmp_path / "conv1d.onnx", [
+        helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+        helper.make_node("Gemm", ["xf", "attn.c_attn.weight", "attn.c_attn.bias"], ["h"], name="Gemm_3"),
+        helper.make_node("Reshape", ["h", "back"], ["hr"]),
+        helper.make_node("Split", ["hr", "sizes"], ["q", "k", "v"], axis=2),
+    ], {"x": [2, 5, 8]}, {"flat": i64(10, 8), "attn.c_attn.weight": [8, 24], "attn.c_attn.bias": [24],
+                          "back": i64(2, 5, 24), "sizes": i64(8, 8, 8)})
+    got = workloads(f)
+    assert [w.name for w in got] == ["attn.c_attn.0", "attn.c_attn.1", "attn.c_attn.2"]
+    assert {w.signature() for w in got} == {linear("", in_features=8, out_features=8, tokens=10).signature()}
