@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from accelmap.errors import AccelmapError
+from accelmap.options import check_device, require_positive
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Map DNN layers onto spatial accelerators and co-design the hardware.")
@@ -47,7 +48,7 @@ def evaluate(
     """Evaluate one mapping: energy, cycles, EDP, utilization, area, per-level accesses."""
     from accelmap.evaluation import evaluate_files
 
-    ev = evaluate_files(arch, problem, mapping, ert, art, _device(device))
+    ev = evaluate_files(arch, problem, mapping, ert, art, check_device(device))
     d = ev.to_dict()
     if json_out:
         print(json.dumps(d, indent=1))
@@ -95,70 +96,49 @@ def map_cmd(
                                            "another in this process, sharing the GPU)."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
-    from pathlib import Path
+    _run_map(network, arch, ert=ert, art=art, constraints=constraints, objective=objective, require=tuple(require),
+             optimizer=optimizer, budget=budget, patience=patience, seed=seed, workers=workers, ray=ray,
+             device=device, out=out)
 
+
+def _run_map(network: str, arch: str, **kwargs) -> None:
+    """Plan (every input checked), compile the kernel once if due, search with a progress bar,
+    print the table; shared by ``map`` and ``dcp search`` through the API, not each other."""
+    # the cheap checks first: a mistyped number is reported before torch is imported
+    require_positive(kwargs["budget"], "--budget", "a positive number of evaluations")
+    require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.architecture import load_architecture, preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
-    from accelmap.executor import make_executor
-    from accelmap.mapper import default_run_dir, map_layers, totals, write_run
-    from accelmap.network import load_network
-    from accelmap.objective import Objective
-    from accelmap.optimizers import get_optimizer
+    from accelmap.mapper import compile_kernel, kernel_needs_compile, make_executor, plan_map, run_map
 
-    _require_positive(budget, "--budget", "a positive number of evaluations")
-    _require_positive(workers, "--workers", "at least 1")
-    get_optimizer(optimizer)
-    dev = _device(device)
-    if dev != "cpu" and ray:
-        raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
-                            field="--device")
-    obj = Objective.parse(objective, require)
-    a = load_architecture(arch, ert, art)
-    net = load_network(network, on_warning=_warn)
-    layers, net_name = list(net.unique_layers()), net.name
-    if constraints is None:
-        path = preset_constraints(arch) if not arch.endswith((".yaml", ".yml")) else None
-        cons = read_constraints(path) if path else Constraints()
-    elif constraints.lower() == "none":
-        cons = Constraints()
-    else:
-        cons = read_constraints(constraints)
-    for layer in layers:
-        cons.check(layer.workload, a)
-    run = Path(out) if out else default_run_dir(net_name, a.name)
-    settings = {"network": net_name, "arch": a.name, "constraints": cons.source, "objective": obj.name,
-                "require": list(require), "optimizer": optimizer, "budget": budget, "patience": patience,
-                "seed": seed, "workers": workers, "ray": ray, "device": dev,
-                # the files themselves, so a run on a user's architecture can be re-evaluated later
-                "arch_file": str(Path(arch).resolve()) if arch.endswith((".yaml", ".yml")) else None,
-                "ert": str(Path(ert).resolve()) if ert else None, "art": str(Path(art).resolve()) if art else None}
-    # one GPU is shared by one process: layers run one after another there
-    executor = make_executor(1 if dev != "cpu" else min(workers, len(layers)), ray)
-    if ray:
+    plan = plan_map(network, arch, on_warning=_warn, **kwargs)
+    _compile_step(kernel_needs_compile(plan.device), compile_kernel)
+    executor = make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+    if plan.ray:
         console.print(f"mapping on {executor.describe()}")
-    t0 = time.perf_counter()
-    with executor, Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("{task.description}"), console=console, transient=True) as bar:
-        task = bar.add_task("", total=len(layers))
-        outcomes = map_layers(layers, a, cons, obj, optimizer, budget, seed, min(workers, len(layers)),
-                              patience or None, on_done=lambda o: bar.update(task, advance=1, description=o.name),
-                              executor=executor, device=dev)
-        wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
-    complete = len(outcomes) == len(layers)
-    settings["wall_seconds"] = wall
-    write_run(run, outcomes, settings, complete)
-    _print_map_table(outcomes, totals(outcomes), a, obj, wall)
-    console.print(f"run directory: {run}")
-    failed = [o for o in outcomes if not o.found]
-    if failed and len(failed) == len(outcomes):
-        raise AccelmapError(failed[0].note or "no legal mapping")
-    for o in failed:
+    with Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=console, transient=True) as bar:
+        task = bar.add_task("", total=len(plan.layers))
+        res = run_map(plan, on_done=lambda o: bar.update(task, advance=1, description=o.name), executor=executor)
+    _print_map_table(res.outcomes, res.totals, plan.arch, plan.objective, res.wall_seconds)
+    console.print(f"run directory: {res.run_dir}")
+    if res.unmapped and len(res.unmapped) == len(res.outcomes):
+        raise AccelmapError(res.unmapped[0].note or "no legal mapping")
+    for o in res.unmapped:
         console.print(f"[yellow]warning: {o.name} was not mapped: {o.note}[/]")
-    if not complete:
-        console.print(f"[yellow]interrupted: {len(outcomes)} of {len(layers)} layers finished and were saved[/]")
+    if not res.complete:
+        console.print(f"[yellow]interrupted: {len(res.outcomes)} of {len(plan.layers)} layers finished and were "
+                      f"saved[/]")
         raise typer.Exit(130)
+
+
+def _compile_step(needed: bool, compile_fn) -> None:
+    """The kernel's one-off compilation as its own step on screen, not charged to any layer."""
+    if not needed:
+        return
+    with console.status("compiling the cost kernel, once after install (about 15 s on 2 idle cores)"):
+        seconds = compile_fn()
+    console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
 
 
 def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
@@ -333,8 +313,8 @@ def sweep_cmd(
     from accelmap.optimizers import get_optimizer
     from accelmap.sweep import run_sweep, write_sweep_run
 
-    _require_positive(points, "--points", "at least 1")
-    _require_positive(budget, "--budget", "a positive number of evaluations")
+    require_positive(points, "--points", "at least 1")
+    require_positive(budget, "--budget", "a positive number of evaluations")
     get_optimizer(optimizer)
     obj = Objective.parse(objective)
     space = read_hardware_space(resolve_space(arch_space))
@@ -451,7 +431,7 @@ def tune(
                                    resolve_layers, tune_task, write_summary)
     from accelmap.tuners import get_tuner
 
-    _require_positive(measurements, "--measurements", "a positive number")
+    require_positive(measurements, "--measurements", "a positive number")
     get_tuner(tuner)
     m = make_measurer(measurer, timeout)
     arch = load_architecture(target)
@@ -674,15 +654,12 @@ def dcp_search(
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
 ) -> None:
     """Map every unique layer with DCP (accelmap map --optimizer dcp with a predictor)."""
-    import os
-
     from accelmap.dcp import predictor_for
 
     predictor_for(checkpoint)  # a bad checkpoint fails here, once, with a clear message
-    if checkpoint:
-        os.environ["ACCELMAP_DCP_CHECKPOINT"] = checkpoint  # worker processes inherit it
-    map_cmd(network=network, arch=arch, ert=None, art=None, constraints=None, objective=objective, require=[],
-            optimizer="dcp", budget=budget, patience=0, seed=seed, workers=workers, out=out)
+    _run_map(network, arch, constraints=None, objective=objective, optimizer="dcp",
+             options={"checkpoint": checkpoint} if checkpoint else {}, budget=budget, patience=0, seed=seed,
+             workers=workers, out=out)
 
 
 @dcp_app.command("finetune")
@@ -717,22 +694,6 @@ def dcp_finetune(
     new = finetune(model, fs["layer"], fs["hw"], fs["codes"], fs["y"], fs["anchor_layer"], fs["anchor_codes"], seed=seed)
     new.save(out, dict(new.meta, finetune={"arch": a.name, "evaluations": fs["evaluations"], "seed": seed}))
     console.print(f"fine-tuned on {fs['evaluations']} true evaluations on {a.name} -> {out}")
-
-
-def _require_positive(value: int, option: str, expected: str) -> None:
-    if value <= 0:
-        raise AccelmapError(f"{option.lstrip('-')} must be {expected}, got {value}", field=option)
-
-
-def _device(device: str) -> str:
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise AccelmapError(f"unknown device '{device}'; expected cpu or cuda", field="--device")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise AccelmapError("CUDA was asked for but no CUDA device is available", field="--device")
-    return device
 
 
 def main() -> None:

@@ -242,6 +242,18 @@ class CostModel:
             raise AccelmapError("the kernel backend needs numba (pip install numba)")
         return kernel.HAVE_NUMBA and not hw.batched and not any(t.requires_grad for t in vars(hw).values())
 
+    def compile_kernel(self) -> None:
+        """Compile the CPU kernel for this model's argument types (or load it from numba's cache)
+        without evaluating anything: a one-off step that callers can show on its own."""
+        if not self._use_kernel(self.hw):
+            return
+        from accelmap import kernel
+
+        L, D, T = len(self.hw.capacity), len(self.bounds), self.coef.shape[0]
+        ints = lambda *shape: np.ones(shape, dtype=np.int64)  # noqa: E731
+        kernel.compile_for(self._kernel_plan(self.hw), ints(1, L, D), ints(1, L, D, 2), ints(1, L, D), ints(1, L, D),
+                           np.ones((1, L, T), dtype=np.bool_))
+
     def _kernel_plan(self, hw: Hardware) -> dict:
         """The model's constants as NumPy arrays for :mod:`accelmap.kernel` (cached for self.hw)."""
         if hw is self.hw and getattr(self, "_plan", None) is not None:
@@ -353,7 +365,12 @@ class CostModel:
         wmask = (jidx[None, :] <= ends[:, None])[None] & big[:, None, :]  # [B, Lb, J]
         same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
         se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
-        se = torch.where(has_m[:, None] & ~is_mac[None, None], se, torch.zeros_like(se))
+        # MAC operands: with no spatial fanout from the innermost level, every MAC reads its
+        # operands at every step; with one, the MACs under it keep an unchanged operand
+        # between steps (Timeloop differences the MACs' points like any child's tiles).
+        mac_reuse = fs[:, L - 1].prod(-1) > big_thr  # [B]
+        diff_ok = has_m & (~is_mac[None] | mac_reuse[:, None])  # [B, Lb]
+        se = torch.where(diff_ok[:, None], se, torch.zeros_like(se))
 
         # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
         d_m = torch.gather(dimj, 1, mi)
@@ -432,10 +449,23 @@ class CostModel:
         energy_by_level = torch.cat([e_level, mac_e], 1)
 
         cc = nprod[:, -1]  # compute cycles: the product of all temporal factors
-        lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
-                           (fills + updates).sum(1) / _rows(hw.write_bw, 1))
         if exact:
-            lc = torch.ceil(lc - 1e-9)
+            # Timeloop's throttling in its own float steps, so that its ceil rounds as ours does
+            # (14 cycles, 116 reads at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004
+            # -> 30 cycles): demand = sum over tensors, in order, of accesses / compute cycles;
+            # slowdown = bandwidth / demand where demand exceeds it; cycles = ceil(cc / slowdown).
+            rsum = torch.zeros(B, L, dtype=dt, device=dev)
+            wsum = torch.zeros(B, L, dtype=dt, device=dev)
+            for t in range(T):
+                rsum = rsum + reads[:, t] / cc[:, None]
+                wsum = wsum + (fills[:, t] + updates[:, t]) / cc[:, None]
+            rbw, wbw = _rows(hw.read_bw, 1).to(dt), _rows(hw.write_bw, 1).to(dt)
+            one = torch.ones_like(rsum)
+            slow = torch.minimum(torch.where(rbw < rsum, rbw / rsum, one), torch.where(wbw < wsum, wbw / wsum, one))
+            lc = torch.ceil(cc[:, None] / slow)
+        else:
+            lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
+                               (fills + updates).sum(1) / _rows(hw.write_bw, 1))
         cycles = lc.amax(1)
         util = self.macs / (cycles * hw.mac_instances)
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
@@ -529,3 +559,28 @@ class CostModel:
         out_e = torch.where(full_m, full_b * (x0 * sa + xk * sb - x0 * xk * sab), torch.zeros_like(full_b))
         per_child = in_e + out_e
         return torch.where(ok, per_child, torch.zeros_like(per_child))
+
+
+def compile_kernel_in_child() -> bool:
+    """Compile the CPU kernel into numba's on-disk cache in a child process and wait for it.
+
+    Done once after install, before worker processes start, so that no layer's search time
+    includes it and the workers only load the cached code. A child process, because compiling
+    the kernel's parallel loop starts numba's OpenMP threads, after which this process could no
+    longer fork its workers. Returns False if the child failed (the workers then compile for
+    themselves, as before)."""
+    import subprocess
+    import sys
+
+    code = "from accelmap.cost_model import _compile_kernel_here; _compile_kernel_here()"
+    return subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL).returncode == 0
+
+
+def _compile_kernel_here() -> None:
+    # The signature depends only on the argument dtypes and ranks, not on the problem, so any
+    # small problem on any architecture compiles the one signature every search uses.
+    from accelmap.architecture import preset
+    from accelmap.workload import conv2d
+
+    w = conv2d("compile", C=2, K=2, P=4)
+    CostModel(w, preset("simple_pe16x16")).compile_kernel()

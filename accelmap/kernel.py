@@ -319,8 +319,8 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     nxt[t] = l
         for l in range(L):
             out_inst[o, l] = inst
-            rd = 0.0
-            wr = 0.0
+            rsum = 0.0
+            wsum = 0.0
             e_lvl = 0.0
             used = 0.0
             for t in range(T):
@@ -357,16 +357,19 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 e = inst * (_blocks(reads, blk) * er[l] + (_blocks(fil, blk) + _blocks(upd, blk)) * ew[l])
                 out_elt[o, l, t] = e
                 e_lvl += e
-                rd += reads
-                wr += fil + upd
+                rsum += reads / cc
+                wsum += (fil + upd) / cc
             out_elevel[o, l] = e_lvl
             energy += e_lvl
-            lc = cc
-            if rd / rbw[l] > lc:
-                lc = rd / rbw[l]
-            if wr / wbw[l] > lc:
-                lc = wr / wbw[l]
-            lc = math.ceil(lc - 1e-9)
+            # Timeloop's throttling in its own float steps (so its ceil rounds as ours does):
+            # demand = sum over tensors of accesses / compute cycles, slowdown = bandwidth /
+            # demand where demand exceeds it, cycles = ceil(compute cycles / slowdown).
+            slow = 1.0
+            if rbw[l] < rsum:
+                slow = min(slow, rbw[l] / rsum)
+            if wbw[l] < wsum:
+                slow = min(slow, wbw[l] / wsum)
+            lc = math.ceil(cc / slow)
             out_lc[o, l] = lc
             if lc > cycles:
                 cycles = lc
@@ -460,13 +463,16 @@ if HAVE_NUMBA:
                                 d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
-def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-             keep: np.ndarray, detail: bool = True, chunk: int = 256) -> dict:
-    """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
-    int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
-    CostModel._kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
-    if not HAVE_NUMBA:
-        raise RuntimeError("numba is not installed")
+def _batch_args(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+                keep: np.ndarray, detail: bool, chunk: int) -> tuple[dict, tuple]:
+    """The output arrays of a batch and the whole argument tuple of :func:`_evaluate_batch`.
+    Mapping arrays are cast to one set of dtypes, so numba compiles one signature only, whatever
+    integer widths the caller's batch uses."""
+    temporal = np.ascontiguousarray(temporal, dtype=np.int32)
+    spatial = np.ascontiguousarray(spatial, dtype=np.int32)
+    order = np.ascontiguousarray(order, dtype=np.int8)
+    sorder = np.ascontiguousarray(sorder, dtype=np.int8)
+    keep = np.ascontiguousarray(keep, dtype=np.bool_)
     B, L, D = temporal.shape
     T = plan["coef"].shape[0]
     rows = B if detail else 1  # without detail, per-level arrays are scratch (one row)
@@ -478,11 +484,50 @@ def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.nd
         "compute_cycles": np.empty(B), "fanout_excess": np.empty((rows, L, 2)), "factor_error": np.empty((rows, D)),
     }
     p = plan
-    _evaluate_batch(temporal, spatial, order, sorder, keep, p["coef"], p["rank_live"], p["key_coef"], p["d1"],
-                    p["d2"], p["c1"], p["c2"], p["read_write"], p["bounds"], p["act"], p["capacity"], p["block"],
-                    p["rbw"], p["wbw"], p["er"], p["ew"], p["fanout"], p["mac_energy"], p["macs"],
-                    p["mac_instances"], out["energy"], out["cycles"], out["reason"], out["reads"], out["fills"],
-                    out["updates"], out["tile"], out["instances"], out["level_cycles"], out["energy_by_level"],
-                    out["energy_by_level_tensor"], out["compute_cycles"], out["fanout_excess"], out["factor_error"],
-                    detail, chunk)
+    args = (temporal, spatial, order, sorder, keep, p["coef"], p["rank_live"], p["key_coef"], p["d1"],
+            p["d2"], p["c1"], p["c2"], p["read_write"], p["bounds"], p["act"], p["capacity"], p["block"],
+            p["rbw"], p["wbw"], p["er"], p["ew"], p["fanout"], p["mac_energy"], p["macs"],
+            p["mac_instances"], out["energy"], out["cycles"], out["reason"], out["reads"], out["fills"],
+            out["updates"], out["tile"], out["instances"], out["level_cycles"], out["energy_by_level"],
+            out["energy_by_level_tensor"], out["compute_cycles"], out["fanout_excess"], out["factor_error"],
+            detail, chunk)
+    return out, args
+
+
+def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+             keep: np.ndarray, detail: bool = True, chunk: int = 256) -> dict:
+    """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
+    int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
+    CostModel._kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
+    if not HAVE_NUMBA:
+        raise RuntimeError("numba is not installed")
+    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
+    _evaluate_batch(*args)
     return out
+
+
+def is_compiled() -> bool:
+    """Whether the kernel's machine code is in numba's on-disk cache (or already loaded), so the
+    first evaluation only loads it. Numba's cache index is read through its private API; if that
+    changes, the answer is False and the caller merely shows a compile step that is quick."""
+    if not HAVE_NUMBA:
+        return True  # nothing to compile: the torch model is used
+    if _evaluate_batch.signatures:
+        return True
+    try:
+        return all(bool(f._cache._cache_file._load_index()) for f in (_evaluate_batch, _evaluate_range_jit))
+    except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
+        return False
+
+
+def compile_for(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+                keep: np.ndarray) -> None:
+    """Compile (or load from the cache) the kernel for this batch's argument types without running
+    it. Running its parallel loop would start numba's OpenMP threads in this process, after which
+    worker processes can no longer be forked (see :mod:`accelmap.executor`); compiling does not."""
+    if not HAVE_NUMBA:
+        return
+    from numba import typeof
+
+    _, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
+    _evaluate_batch.compile(tuple(typeof(a) for a in args))

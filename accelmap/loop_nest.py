@@ -45,7 +45,7 @@ def looks_like_map_txt(path: str | Path) -> bool:
             for line in f:
                 if line.strip():
                     return bool(_HEADER.match(line.rstrip("\n")))
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False  # the YAML reader names the file and the problem
     return False
 

@@ -13,9 +13,11 @@ from typing import Callable
 
 from accelmap.architecture import Architecture
 from accelmap.constraints import Constraints
+from accelmap.errors import AccelmapError
 from accelmap.executor import Executor, make_executor
 from accelmap.network import Layer
 from accelmap.objective import Objective
+from accelmap.options import check_device, require_positive
 from accelmap.workload import Workload, problem_to_dict
 from accelmap.yamlio import dump_yaml
 
@@ -98,7 +100,8 @@ class LayerOutcome:
 
 
 def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constraints, objective: Objective,
-              optimizer: str, budget: int, seed: int, patience: int | None, device: str = "cpu") -> LayerOutcome:
+              optimizer: str, budget: int, seed: int, patience: int | None, device: str = "cpu",
+              options: dict | None = None) -> LayerOutcome:
     import torch
 
     from accelmap.search import optimize
@@ -106,7 +109,7 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
 
     w = layer.workload
     space = MappingSpace(w, arch, constraints, device=device)
-    res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience)
+    res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience, options=options)
     b = lower_bound(w, arch, constraints)
     found = res.costs is not None and bool(res.costs.valid[0])
     c = res.costs
@@ -135,12 +138,14 @@ def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints
                optimizer: str = "annealing", budget: int = DEFAULT_BUDGET, seed: int = 0, workers: int = 1,
                patience: int | None = DEFAULT_PATIENCE,
                on_done: Callable[[LayerOutcome], None] | None = None,
-               executor: Executor | None = None, device: str = "cpu") -> list[LayerOutcome]:
+               executor: Executor | None = None, device: str = "cpu",
+               options: dict | None = None) -> list[LayerOutcome]:
     """Search every layer, on ``executor`` (default: a local pool of ``workers`` processes, or
     this process for one). Results arrive through ``on_done`` as layers finish; Ctrl-C cancels
     the rest and returns the layers that finished (the caller keeps them). Layer i is searched
-    with seed ``seed + i`` wherever it runs, so the backend does not change the results."""
-    args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience, device)
+    with seed ``seed + i`` wherever it runs, so the backend does not change the results.
+    ``options`` are the optimizer's keyword arguments (e.g. DCP's predictor checkpoint)."""
+    args = [(i, layer, arch, constraints, objective, optimizer, budget, seed, patience, device, options)
             for i, layer in enumerate(layers)]
     ex = executor or make_executor(min(workers, max(1, len(layers))))
     done = ex.run(map_layer, args, (lambda i, out: on_done(out)) if on_done else None)
@@ -153,9 +158,14 @@ def totals(outcomes: list[LayerOutcome]) -> dict:
     c = sum(o.cycles * o.count for o in ok)
     be = sum(o.bound_energy_pJ * o.count for o in ok)
     bc = sum(o.bound_cycles * o.count for o in ok)
+    missing = [o for o in outcomes if not o.found]
+    # Totals over the mapped layers only; "unmapped" names the rest so no reader takes the
+    # sums for the whole network.
     return {"layers": len(outcomes), "mapped": len(ok), "macs": sum(o.macs * o.count for o in ok),
             "energy_pJ": e, "cycles": c, "edp": e * c, "gap_energy": e / be if be else None,
-            "gap_cycles": c / bc if bc else None, "search_seconds": sum(o.seconds for o in outcomes)}
+            "gap_cycles": c / bc if bc else None, "search_seconds": sum(o.seconds for o in outcomes),
+            "partial": bool(missing), "unmapped": [o.name for o in missing],
+            "unmapped_macs": sum(o.macs * o.count for o in missing)}
 
 
 def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete: bool) -> None:
@@ -179,7 +189,7 @@ def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete:
             d.update(gap_energy=o.gap_energy, gap_cycles=o.gap_cycles, gap_edp=o.gap_edp,
                      mapping_file=f"mappings/{stem}.yaml", problem_file=f"problems/{stem}.yaml")
             layers.append(d)
-    summary = {"settings": settings, "complete": complete, "totals": totals(outcomes), "layers": layers,
+    summary = {"kind": "map", "settings": settings, "complete": complete, "totals": totals(outcomes), "layers": layers,
                "lower_bound": LOWER_BOUND_NOTE}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     try:
@@ -193,3 +203,129 @@ def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete:
 
 def default_run_dir(network: str, arch: str) -> Path:
     return Path("runs") / f"{network}_{arch}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
+
+
+# ---- the whole job: what `accelmap map` and `accelmap dcp search` both call ------------------
+
+@dataclass(frozen=True)
+class MapPlan:
+    """One network-mapping job with every input loaded and checked (see :func:`plan_map`)."""
+
+    network: str
+    layers: tuple[Layer, ...]  # the unique layers, in network order
+    arch: Architecture
+    constraints: Constraints
+    objective: Objective
+    optimizer: str
+    options: dict  # the optimizer's keyword arguments
+    budget: int
+    patience: int | None
+    seed: int
+    workers: int
+    ray: str | None
+    device: str
+    run_dir: Path
+    settings: dict  # what summary.json records of the request
+
+
+@dataclass(frozen=True)
+class MapResult:
+    outcomes: list[LayerOutcome]  # the layers that finished, in network order
+    totals: dict
+    complete: bool  # False after Ctrl-C: the finished layers were still written
+    wall_seconds: float  # the search alone: process start-up, compile and writing left out
+    run_dir: Path
+
+    @property
+    def unmapped(self) -> list[LayerOutcome]:
+        return [o for o in self.outcomes if not o.found]
+
+
+def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None, art: str | None = None,
+             constraints: str | None = None, objective: str = "edp", require: tuple[str, ...] = (),
+             optimizer: str = "annealing", options: dict | None = None, budget: int = DEFAULT_BUDGET,
+             patience: int | None = DEFAULT_PATIENCE, seed: int = 0, workers: int = 2, ray: str | None = None,
+             device: str = "cpu", out: str | None = None,
+             on_warning: Callable[[str], None] | None = None) -> MapPlan:
+    """Load and check everything a mapping job needs (network, architecture, constraints,
+    objective, optimizer, output directory) before any search starts: a bad option fails here,
+    in seconds, never after the search. Arguments are as on ``accelmap map``; ``patience`` None
+    or 0 uses the whole budget."""
+    from accelmap.architecture import load_architecture
+    from accelmap.constraints import load_constraints
+    from accelmap.network import load_network
+    from accelmap.optimizers import get_optimizer
+    from accelmap.rundir import prepare_run_dir
+
+    require_positive(budget, "--budget", "a positive number of evaluations")
+    require_positive(workers, "--workers", "at least 1")
+    if patience is not None and patience < 0:
+        raise AccelmapError(f"patience must be 0 (off) or positive, got {patience}", field="--patience")
+    get_optimizer(optimizer)
+    dev = check_device(device)
+    if dev != "cpu" and ray:
+        raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
+                            field="--device")
+    obj = Objective.parse(objective, list(require))
+    a = load_architecture(arch, ert, art)
+    net = load_network(network, on_warning=on_warning)
+    layers = tuple(net.unique_layers())
+    cons = load_constraints(constraints, arch)
+    for layer in layers:
+        cons.check(layer.workload, a)
+    run = prepare_run_dir(out, default_run_dir(net.name, a.name))
+    is_file = arch.endswith((".yaml", ".yml"))
+    settings = {"network": net.name, "arch": a.name, "constraints": cons.source,
+                "objective": obj.name, "require": list(require), "optimizer": optimizer,
+                "options": dict(options or {}), "budget": budget, "patience": patience, "seed": seed,
+                "workers": workers, "ray": ray, "device": dev, "unique_layers": len(layers),
+                # the files themselves, so a run on a user's architecture can be re-evaluated later
+                "arch_file": str(Path(arch).resolve()) if is_file else None,
+                "ert": str(Path(ert).resolve()) if ert else None, "art": str(Path(art).resolve()) if art else None}
+    return MapPlan(net.name, layers, a, cons, obj, optimizer, dict(options or {}), budget, patience or None, seed,
+                   workers, ray, dev, run, settings)
+
+
+def kernel_needs_compile(device: str = "cpu") -> bool:
+    """True when searching on ``device`` would first compile the CPU kernel (once after install)."""
+    if device != "cpu":
+        return False
+    from accelmap import kernel
+
+    return not kernel.is_compiled()
+
+
+def compile_kernel() -> float:
+    """Compile the CPU kernel into numba's cache now (see cost_model.compile_kernel_in_child);
+    returns the seconds it took."""
+    from accelmap.cost_model import compile_kernel_in_child
+
+    t0 = time.perf_counter()
+    compile_kernel_in_child()
+    return time.perf_counter() - t0
+
+
+def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None,
+            executor: Executor | None = None) -> MapResult:
+    """Search every unique layer of ``plan`` and write its run directory (also after Ctrl-C,
+    with the layers that finished). ``executor`` defaults to the plan's (a process pool of
+    ``workers``, Ray with ``ray``, this process on CUDA)."""
+    if kernel_needs_compile(plan.device):
+        compile_kernel()  # once, before the workers start, so they load it instead of each compiling
+    # one GPU is shared by one process: layers run one after another there
+    ex = executor or make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+    t0 = time.perf_counter()
+    with ex:
+        outcomes = map_layers(list(plan.layers), plan.arch, plan.constraints, plan.objective, plan.optimizer,
+                              plan.budget, plan.seed, min(plan.workers, len(plan.layers)), plan.patience,
+                              on_done=on_done, executor=ex, device=plan.device, options=plan.options)
+        wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
+    complete = len(outcomes) == len(plan.layers)
+    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall), complete)
+    return MapResult(outcomes, totals(outcomes), complete, wall, plan.run_dir)
+
+
+def map_network(network: str, arch: str = "eyeriss_like", **kwargs) -> MapResult:
+    """The best mapping of every unique layer of ``network`` on ``arch`` (see :func:`plan_map`
+    for the arguments), with the run directory written: ``accelmap map`` in one call."""
+    return run_map(plan_map(network, arch, **kwargs))

@@ -70,8 +70,8 @@ def detect_kind(run: Path) -> str:
     s = _load_json(summary)
     if not isinstance(s, dict):
         raise AccelmapError("expected a JSON object", file=str(summary))
-    if s.get("kind") == "tune":
-        return "tune"
+    if s.get("kind") in ("map", "codesign", "tune"):  # what every writer records now
+        return s["kind"]
     settings = s.get("settings") if isinstance(s.get("settings"), dict) else {}
     if "hardware" in s or ("arch_space" in settings and "trace" in s):
         return "codesign"
@@ -342,7 +342,10 @@ def _map_page(run: Path) -> dict:
     settings = _section("settings", "Settings", _kv((k, _value(v)) for k, v in st.items()),
                         None if s.get("complete", True) else
                         _note("The run was interrupted: only the layers that finished are here.", warn=True))
-    cards = [("layers mapped", f"{tot.get('mapped', '–')} / {tot.get('layers', len(layers))}"),
+    # the network's unique layers, not only those that finished before an interruption
+    n_unique = st.get("unique_layers") or tot.get("layers", len(layers))
+    not_run = max(0, n_unique - len(layers))
+    cards = [("layers mapped", f"{tot.get('mapped', '–')} / {n_unique}"),
              ("GMACs", f"{tot['macs'] / 1e9:.3f}" if _finite(tot.get("macs")) else "–"),
              ("energy (uJ)", _uj(tot.get("energy_pJ"))), ("cycles", _num(tot.get("cycles"))),
              ("EDP (J·cycle)", _sci(tot["edp"] * 1e-12) if _finite(tot.get("edp")) else "–"),
@@ -350,7 +353,13 @@ def _map_page(run: Path) -> dict:
              ("cycles / lower bound", _gap(tot.get("gap_cycles"))),
              ("search (s, all layers)", _num(tot.get("search_seconds"), 3)),
              ("wall (s)", _num(st.get("wall_seconds"), 3))]
-    totals = _section("totals", "Network totals", _cards(cards),
+    partial = None
+    if tot.get("unmapped") or not_run:
+        partial = _note(f"Partial totals: they leave out {len(tot.get('unmapped') or [])} layer(s) with no legal "
+                        f"mapping ({_num(tot.get('unmapped_macs'))} MACs)"
+                        + (f" and {not_run} layer(s) not searched before the interruption" if not_run else "")
+                        + ".", warn=True)
+    totals = _section("totals", "Network totals", partial, _cards(cards),
                       _note("Totals weight each unique layer by its count. " + (s.get("lower_bound") or "")))
 
     rows = []
@@ -372,7 +381,8 @@ def _map_page(run: Path) -> dict:
         "One occurrence of each unique layer. util: share of MAC units busy. Gaps: energy, cycles and EDP as "
         "ratios to their lower bounds (×1.00 = at the bound). evals: model evaluations; search s: seconds. "
         "Unmapped layers: " + ("; ".join(f"{r['name']}: {r.get('note', '')}" for r in layers
-                                         if not r.get("found", True)) or "none") + ".")))
+                                         if not r.get("found", True)) or "none")
+        + (f"; {not_run} more not searched (the run was interrupted)" if not_run else "") + ".")))
 
     arch_note = None if arch is not None else _note(
         f"The architecture '{st['arch']}' could not be loaded ({why}); the breakdown by tensor and the tile sizes "

@@ -37,12 +37,14 @@ class SearchResult:
 
 def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer: str = "annealing",
              budget: int = 100_000, seconds: float | None = None, seed: int = 0,
-             patience: int | None = None, progress: Callable[[int, int], None] | None = None) -> SearchResult:
+             patience: int | None = None, progress: Callable[[int, int], None] | None = None,
+             options: dict | None = None) -> SearchResult:
     """Search ``space`` for the mapping minimising ``objective``.
 
     ``budget`` caps model evaluations, ``seconds`` wall time, ``patience`` the evaluations
     without any improvement of the best (Timeloop's victory condition), whichever comes first.
     The same seed gives the same result: all randomness comes from one generator.
+    ``options`` are keyword arguments of the optimizer's constructor (e.g. DCP's ``checkpoint``).
     """
     obj = Objective.parse(objective) if isinstance(objective, str) else objective
     if budget <= 0:
@@ -50,7 +52,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
 
         raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
     gen = torch.Generator().manual_seed(seed)
-    opt = get_optimizer(optimizer)(space, gen, budget)
+    opt = get_optimizer(optimizer)(space, gen, budget, **(options or {}))
     opt.objective = obj  # model-guided optimizers (dcp) rank candidates by it
     t0 = time.perf_counter()
     evals, legal = 0, 0

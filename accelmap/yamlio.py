@@ -18,9 +18,11 @@ def load_yaml(path: str | Path) -> Any:
     if p.is_dir():
         raise AccelmapError("expected a YAML file, got a directory", file=str(p))
     try:
-        text = p.read_text()
-    except OSError as exc:  # permission, encoding
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:  # permission
         raise AccelmapError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
+    except UnicodeDecodeError as exc:  # a binary file (an ONNX model, a checkpoint) given as YAML
+        raise AccelmapError(f"not a text file (byte {exc.start} is not UTF-8); expected YAML", file=str(p)) from None
     return parse_yaml(text, source=str(p))
 
 
