@@ -167,6 +167,12 @@ def _positive_int(value: Any, src: str, field: str) -> int:
 
 def read_architecture(path: str | Path, ert: str | Path | None = None, art: str | Path | None = None,
                       name: str | None = None) -> Architecture:
+    from accelmap.spec import looks_like_v4
+
+    if looks_like_v4(path):  # Timeloop v0.4 (nodes, tags, jinja2): accelmap.timeloop_v4
+        from accelmap.timeloop_v4 import read_v4_architecture
+
+        return read_v4_architecture(path, ert, art, name).arch
     src = str(path)
     doc = load_yaml(path)
     return architecture_from_dict(doc, src, name or Path(path).stem, read_ert(ert), read_art(art))
@@ -222,7 +228,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
     for cname, comp, inst, attrs, path, cpath in flat:
         cls = str(comp["class"])
         t = attrs.get("technology", "45nm")
-        tech_nm = float(str(t).lower().replace("nm", "")) if t is not None else 45.0
+        tech_nm = _table().parse_technology(t, src, f"{cpath}.attributes.technology") if t is not None else 45.0
         tech = tech_nm
         mesh_x = attrs.get("meshX")
         mesh_x = _positive_int(mesh_x, src, f"{cpath}.attributes.meshX") if mesh_x is not None else inst

@@ -96,5 +96,37 @@ def evaluate_files(arch: str = "eyeriss_like", problem: str | None = None, mappi
     if looks_like_map_txt(m):  # Timeloop's printed loop nest (timeloop-mapper.map.txt)
         mp = read_map_txt(m, a, w)
     else:
-        mp = read_mapping(m, a.level_names)
+        from accelmap.timeloop_v4 import is_v4_mapping, read_v4_mapping
+
+        mp = read_v4_mapping(m, a, w) if is_v4_mapping(m, a) else read_mapping(m, a.level_names)
     return evaluate_mapping(w, a, mp, device, str(m))
+
+
+def evaluate_spec(spec: list[str], problem: str | None = None, mapping: str | None = None, ert: str | None = None,
+                  art: str | None = None, device: str = "cpu", warn=None) -> Evaluation:
+    """Evaluate what Timeloop v0.4 files describe (``--spec FILE... [NAME=VALUE...]``): their
+    architecture, problem and mapping; ``problem``/``mapping`` files replace the spec's own."""
+    from accelmap.errors import AccelmapError
+    from accelmap.spec import split_spec_args
+    from accelmap.timeloop_v4 import complete_mapping, read_spec, read_v4_mapping
+
+    files, variables = split_spec_args(spec)
+    s = read_spec(files, variables, ert, art, warn)
+    if s.arch is None:
+        raise AccelmapError("the spec has no 'architecture'", file=files[0], field="architecture")
+    a = s.arch.arch
+    w = read_problem_yaml(problem) if problem else s.workload
+    if w is None:
+        raise AccelmapError("the spec has no 'problem'; give one in the spec or with --problem", file=files[0],
+                            field="problem")
+    src = mapping or files[0]
+    if mapping:
+        mp = read_map_txt(Path(mapping), a, w) if looks_like_map_txt(Path(mapping)) else read_v4_mapping(mapping, a, w)
+    elif s.mapping is not None:
+        mp = complete_mapping(s.mapping, w, a)
+    else:
+        raise AccelmapError("the spec has no 'mapping'; give one in the spec or with --mapping (e.g. the "
+                            "mapper's timeloop-mapper.map.yaml)", file=files[0], field="mapping")
+    cons = s.constraints_for([t.name for t in w.tensors])
+    cons.check(w, a)
+    return evaluate_mapping(w, a, mp, device, str(src))

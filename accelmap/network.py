@@ -66,14 +66,25 @@ class Network:
 
 
 def load_network(spec: str, on_warning: Callable[[str], None] | None = None) -> Network:
-    """A zoo network name, a Timeloop problem YAML (one layer) or an ONNX model (``.onnx``).
+    """A zoo network name, a Timeloop problem YAML (one layer; v0.3 or v0.4), a folder of problem
+    files (one layer per file, in file-name order, named by the files) or an ONNX model (``.onnx``).
 
     ``on_warning`` receives one line naming the ops an ONNX model has that are not modelled
     (default: a Python warning).
     """
+    if Path(spec).is_dir():  # a folder of problem files (Timeloop's layer_shapes): one layer per file
+        from accelmap.timeloop_v4 import problem_folder_network
+
+        return problem_folder_network(spec, on_warning or (lambda m: warnings.warn(m, stacklevel=3)))
     if spec.endswith((".yaml", ".yml")):
+        from accelmap.spec import looks_like_v4
         from accelmap.workload import read_problem_yaml
 
+        if looks_like_v4(spec):
+            from accelmap.timeloop_v4 import read_v4_problem
+
+            w = read_v4_problem(spec, warn=on_warning or (lambda m: warnings.warn(m, stacklevel=3)))
+            return Network(Path(spec).stem, (Layer(w),))
         return Network(Path(spec).stem, (Layer(read_problem_yaml(spec)),))
     if spec.endswith(".onnx"):
         from accelmap.onnx_import import read_onnx

@@ -235,6 +235,14 @@ def batched_matmul(name: str, *, batch: int, M: int, K: int, N: int) -> Workload
 
 def read_problem_yaml(path: str | Path, name: str | None = None) -> Workload:
     """Read a Timeloop v0.3/v0.4 problem file (``problem: {shape, instance}``)."""
+    from accelmap.spec import looks_like_v4
+
+    if looks_like_v4(path):  # Timeloop v0.4 (data_spaces, jinja2, <<<): accelmap.timeloop_v4
+        import warnings
+
+        from accelmap.timeloop_v4 import read_v4_problem
+
+        return read_v4_problem(path, name, warn=lambda m: warnings.warn(m, stacklevel=3))
     src = str(path)
     doc = load_yaml(path)
     return problem_from_dict(doc, src, name or Path(path).stem)
