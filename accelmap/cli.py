@@ -428,7 +428,7 @@ def tune(
     from accelmap.measurer import make_measurer
     from accelmap.tune_log import TuneLog, read_records
     from accelmap.tune_run import (check_space, default_run_dir, is_vta_like, layer_records, make_task,
-                                   resolve_layers, tune_task, write_summary)
+                                   resolve_layers, results_from_log, tune_task, write_summary)
     from accelmap.tuners import get_tuner
 
     require_positive(measurements, "--measurements", "a positive number")
@@ -465,7 +465,7 @@ def tune(
                 "measurements": measurements, "batch_size": batch_size, "seed": seed, "timeout": timeout,
                 "log": str(log_path), "runtime_unit": m.unit, "resumed": resume,
                 "command": "accelmap tune " + " ".join(sys.argv[2:])}
-    results, complete, error = [], False, None
+    results, complete, error, live = [], False, None, {}
     tlog = TuneLog(log_path).open()
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
@@ -474,11 +474,14 @@ def tune(
                 pid = bar.add_task(task.name, total=measurements, best="")
 
                 def show(r, pid=pid):
+                    live[r.name] = r
                     best = f"best {r.best_runtime:,.6g} {m.unit}" if r.best_runtime is not None else "no valid yet"
                     bar.update(pid, completed=min(r.measurements, measurements), best=f"{best}, {r.invalid} invalid")
 
                 results.append(tune_task(task, tuner, m, measurements, seed + i, tlog,
                                          layer_records(previous, task.name), batch_size, count, show))
+                if results[-1].stopped:  # the bar ends full, at the measurements there were to take
+                    bar.update(pid, total=results[-1].measurements, completed=results[-1].measurements)
         complete = True
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the finished measurements are in the log; continue with --resume[/]")
@@ -487,6 +490,9 @@ def tune(
         raise
     finally:
         tlog.close()
+        if not complete:  # every layer with measurements in the log, not only those that returned
+            results = results_from_log(tasks, results, read_records(log_path), previous, measurements, tuner,
+                                       live)
         write_summary(run_dir, settings, results, skipped, complete, error)
     table = Table(title=f"{name} on {arch.name} ({tuner}, {m.describe()})", header_style="bold")
     for col in ("layer", "space", "measured", "new", "invalid", f"best ({m.unit})", "at", "best configuration"):
@@ -497,6 +503,12 @@ def tune(
                       f"{r.best_runtime:,.6g}" if r.best_runtime is not None else "-",
                       str(r.best_index or "-"), cfg or "no valid configuration")
     console.print(table)
+    for r in results:
+        if r.stopped:
+            console.print(f"{r.name}: stopped at {r.measurements} of {measurements} measurements: {r.stopped}",
+                          markup=False)
+        elif not r.complete:
+            console.print(f"{r.name}: interrupted at {r.measurements} of {measurements} measurements", markup=False)
     for s in skipped:
         console.print(f"skipped {s['name']}: {s['reason']}", markup=False)
     console.print(f"run directory: {run_dir} (log: {log_path})")

@@ -74,6 +74,7 @@ class LayerResult:
     best_config_index: int | None = None
     seconds: float = 0.0
     complete: bool = False
+    stopped: str | None = None  # why fewer than the budget's measurements were taken (space exhausted)
 
 
 def _result(rec: dict) -> MeasureResult:
@@ -114,6 +115,7 @@ def tune_task(task: TuneTask, tuner: str, measurer: Measurer, budget: int, seed:
     while used < budget:
         pts = tuner_obj.next_batch(min(batch_size, budget - used))
         if not len(pts):
+            res.stopped = tuner_obj.stop_reason()
             break
         batch += 1
         idx = space.indices(pts)
@@ -140,8 +142,9 @@ def tune_task(task: TuneTask, tuner: str, measurer: Measurer, budget: int, seed:
                 cache[idx[i]] = rec
                 results[i] = r
                 res.new_measurements += 1
-        tuner_obj.update(pts, results)
         used += len(pts)
+        if used < budget:  # after the last batch a refit (and annealing) would serve no proposal
+            tuner_obj.update(pts, results)
         _summarize(res, cache.values())
         res.seconds = time.perf_counter() - t0
         if progress:
@@ -150,6 +153,59 @@ def tune_task(task: TuneTask, tuner: str, measurer: Measurer, budget: int, seed:
     _summarize(res, cache.values())
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def results_from_log(tasks, finished: list[LayerResult], records: list[dict], previous: list[dict], budget: int,
+                     tuner: str, live: dict[str, LayerResult] | None = None) -> list[LayerResult]:
+    """Every layer of ``tasks`` (``[(TuneTask, count)]``) whose measurements are in the log, in
+    task order, for the summary of a run that stopped early (Ctrl-C, an error).
+
+    A layer that ``tune_task`` finished keeps its result; any other layer with records in
+    ``records`` (the log as it now is) is summarized from them: the one in progress when the
+    run stopped, one interrupted right after its last measurement was logged, and on
+    ``--resume`` those the earlier run measured that this one did not reach. Its
+    ``new_measurements`` are the records numbered after the ``previous`` ones (the log before
+    this run); it is ``complete`` when the budget is in the log, or when ``tuner`` would have
+    nothing left to propose after the logged configurations (then ``stopped`` says why).
+    ``live``: the last progress report of each layer (its seconds so far)."""
+    done = {r.name: r for r in finished}
+    out = []
+    for task, count in tasks:
+        if task.name in done:
+            out.append(done[task.name])
+            continue
+        recs = layer_records(records, task.name)
+        if not recs:
+            continue
+        w = task.layer
+        res = LayerResult(task.name, count, dict(zip(w.dims, w.bounds)), task.space.size, task.space.describe())
+        _summarize(res, {rec["config_index"]: rec for rec in recs}.values())
+        before = max((rec.get("index", 0) for rec in layer_records(previous, task.name)), default=0)
+        res.new_measurements = sum(rec.get("index", 0) > before for rec in recs)
+        res.complete = res.measurements >= budget
+        if not res.complete:
+            res.stopped = _exhausted(task, tuner, [rec["config_index"] for rec in recs])
+            res.complete = res.stopped is not None
+        if live and task.name in live:
+            res.seconds = live[task.name].seconds
+        out.append(res)
+    return out
+
+
+def _exhausted(task: TuneTask, tuner: str, config_indices: list[int]) -> str | None:
+    """The tuner's stop reason if, with these configurations measured, it has none left to propose."""
+    tcls = get_tuner(tuner)
+    validity = None
+    if tcls.validity == "rules":
+        from accelmap.validity import RuleValidity
+
+        validity = RuleValidity(task.space, task.arch)
+    try:
+        t = tcls(task.space, 0, 64, validity)
+    except AccelmapError:
+        return None
+    t.skip(task.space.points(config_indices))
+    return None if t.has_next() else t.stop_reason()
 
 
 def _summarize(res: LayerResult, records) -> None:

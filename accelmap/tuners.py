@@ -2,7 +2,10 @@
 ``update(points, results)`` reports what the measurements said; registered by name.
 
 A tuner never measures anything itself and never proposes a configuration twice; the driver
-(:mod:`accelmap.tune_run`) owns the budget, the measurer and the log. Points are ``[n, K]`` option
+(:mod:`accelmap.tune_run`) owns the budget, the measurer and the log. A tuner that has nothing
+left to propose (every configuration, or every one its validity rules allow, measured) returns
+an empty batch, and ``stop_reason()`` says why, so a layer that stops short of its budget says
+so. Points are ``[n, K]`` option
 indices of a :class:`~accelmap.knobs.KnobSpace`.
 
 * ``random``: uniform without replacement. ``grid``: index order (AutoTVM's GridSearchTuner).
@@ -73,6 +76,18 @@ class Tuner:
 
     def has_next(self) -> bool:
         return len(self.visited) < self.space.size
+
+    def skip(self, points: np.ndarray) -> None:
+        """Never propose these points (measured elsewhere, e.g. an earlier run's log)."""
+        self._mark(points)
+
+    def stop_reason(self) -> str:
+        """Why ``next_batch`` proposes nothing more (asked by the driver when it returns no point
+        before the budget is spent), in words for the run's table and summary."""
+        if len(self.visited) >= self.space.size:
+            return f"space exhausted: all {self.space.size:,} configurations measured"
+        return (f"no untried configuration found by sampling ({len(self.visited):,} of {self.space.size:,} "
+                "tried)")
 
     # ---- shared helpers ---------------------------------------------------------------------
     def _mark(self, points: np.ndarray) -> None:
@@ -306,6 +321,12 @@ class XGBValidityTuner(XGBTuner):
         if self.pool is not None:
             return self._pool_seen < len(self.pool)
         return super().has_next()
+
+    def stop_reason(self) -> str:
+        if self.pool is not None:
+            return (f"space exhausted: all {len(self.pool):,} configurations the validity rules allow were measured "
+                    f"(the other {self.space.size - len(self.pool):,} of the {self.space.size:,} are invalid)")
+        return "no untried configuration the validity rules allow was found by sampling"
 
     def _random_pick(self) -> np.ndarray | None:
         if self.pool is None:  # too large to enumerate: rejection sampling through the rules

@@ -362,3 +362,109 @@ def test_measure_result_is_runtime_or_error():
     with pytest.raises(ValueError):
         MeasureResult(None)
     assert math.isfinite(MeasureResult(2.5).runtime)
+
+
+# ---- stopping short of the budget, and interrupted runs (issue 12, item 8) ---------------------
+
+def test_a_layer_that_runs_out_of_configurations_says_so(cli, tmp_path):
+    """3x3, 4x4 output, 32 -> 32 channels: 3 x 3 tile_h/tile_w x 2 x 2 channel tiles x 2 x 2
+    threads = 144 configurations, few of them valid (VTA's model measurer, over all of them);
+    xgb-validity measures only valid ones, so 40 measurements stop short, and say why."""
+    path = problem(tmp_path, P=4)
+    task = TuneTask(conv2d("l", C=32, K=32, P=4, R=3), ARCH, vta_conv2d_space(conv2d("l", C=32, K=32, P=4, R=3)))
+    valid = sum(r.valid for r in ModelMeasurer().measure(task, task.space.enumerate()))
+    assert task.space.size == 144 and 16 < valid < 40
+    out = tmp_path / "run"
+    code, text, err = cli("tune", path, "--measurements", "40", "--batch-size", "16", "--out", str(out))
+    assert code == 0, err
+    lay = json.loads((out / "summary.json").read_text())["layers"][0]
+    assert lay["measurements"] == valid and lay["complete"] and lay["invalid"] == 0
+    assert lay["stopped"].startswith(f"space exhausted: all {valid} configurations the validity rules allow")
+    assert f"stopped at {valid} of 40 measurements: space exhausted" in " ".join(text.split())
+    # a tuner without rules runs out at the size of the space
+    out = tmp_path / "random"
+    code, text, err = cli("tune", path, "--tuner", "random", "--measurements", "150", "--out", str(out))
+    assert code == 0, err
+    lay = json.loads((out / "summary.json").read_text())["layers"][0]
+    assert lay["measurements"] == 144 and lay["stopped"] == "space exhausted: all 144 configurations measured"
+    assert "stopped at 144 of 150 measurements" in " ".join(text.split())
+    # a layer that gets its whole budget says nothing of the kind
+    code, text, _ = cli("tune", path, "--tuner", "random", "--measurements", "20", "--out", str(tmp_path / "full"))
+    assert code == 0 and "stopped at" not in text
+    assert json.loads((tmp_path / "full" / "summary.json").read_text())["layers"][0]["stopped"] is None
+
+
+def interrupt_after(monkeypatch, layer, index):
+    """Ctrl-C right after the log has written record ``index`` of ``layer``."""
+    real = TuneLog.append
+
+    def append(self, rec):
+        real(self, rec)
+        if rec["layer"] == layer and rec["index"] == index:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(TuneLog, "append", append)
+
+
+def summary_layers(out):
+    return {x["name"]: (x["measurements"], x["new_measurements"], x["complete"])
+            for x in json.loads((out / "summary.json").read_text())["layers"]}
+
+
+def test_interrupted_and_resumed_summaries_hold_every_layer_in_the_log(cli, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    args = ["tune", "resnet18", "--tuner", "random", "--measurements", "8", "--batch-size", "4", "--out", str(out)]
+    # 1. Ctrl-C just after the second layer's last measurement was logged: all 8 are in the log
+    interrupt_after(monkeypatch, "layer2.0.conv1", 8)
+    code, text, _ = cli(*args)
+    assert code == 130
+    assert summary_layers(out) == {"layer1.0.conv1": (8, 8, True), "layer2.0.conv1": (8, 8, True)}
+    assert "layer2.0.conv1" in text
+    # 2. resumed, and stopped halfway through the third layer
+    monkeypatch.undo()
+    interrupt_after(monkeypatch, "layer2.0.conv2", 4)
+    code, text, _ = cli(*args, "--resume")
+    assert code == 130
+    assert summary_layers(out) == {"layer1.0.conv1": (8, 0, True), "layer2.0.conv1": (8, 0, True),
+                                   "layer2.0.conv2": (4, 4, False)}
+    assert "layer2.0.conv2: interrupted at 4 of 8 measurements" in text
+    # 3. resumed, and stopped before even the first layer was replayed: the summary still
+    # holds the three layers the log has
+    monkeypatch.undo()
+    real = get_tuner("random").next_batch
+
+    def stop(self, n):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(get_tuner("random"), "next_batch", stop)
+    code, _, _ = cli(*args, "--resume")
+    assert code == 130
+    assert summary_layers(out) == {"layer1.0.conv1": (8, 0, True), "layer2.0.conv1": (8, 0, True),
+                                   "layer2.0.conv2": (4, 0, False)}
+    assert len(records(out / "records.jsonl")) == 20
+    # 4. and finished: every layer, nothing measured twice
+    monkeypatch.setattr(get_tuner("random"), "next_batch", real)
+    code, _, err = cli(*args, "--resume")
+    assert code == 0, err
+    got = summary_layers(out)
+    assert len(got) == 10 and all(m == 8 and c for m, _, c in got.values())
+    assert got["layer2.0.conv2"] == (8, 4, True) and got["layer1.0.conv1"] == (8, 0, True)
+    recs = records(out / "records.jsonl")
+    assert len(recs) == 80 and len({(r["layer"], r["config_index"]) for r in recs}) == 80
+
+
+def test_summary_of_an_interrupted_run_knows_a_layer_that_had_run_out(tmp_path):
+    """A layer the earlier run measured to exhaustion (fewer than the budget) counts as complete."""
+    from accelmap.tune_run import make_task, results_from_log
+
+    task = make_task(conv2d("l", C=32, K=32, P=4, R=3), ARCH)
+    pts = task.space.enumerate()
+    ok = np.nonzero(RuleValidity(task.space, ARCH).predict(pts))[0].tolist()
+    recs = [{"layer": "l", "index": i + 1, "config_index": c, "config": {}, "runtime": 1.0 + i, "error": None}
+            for i, c in enumerate(ok)]
+    n = len(ok)
+    (r,) = results_from_log([(task, 1)], [], recs, recs, 40, "xgb-validity")
+    assert r.measurements == n and r.complete and r.stopped.startswith(f"space exhausted: all {n} ")
+    assert r.best_runtime == 1.0 and r.new_measurements == 0
+    (r,) = results_from_log([(task, 1)], [], recs[:-1], recs[:5], 40, "xgb-validity")
+    assert r.measurements == n - 1 and not r.complete and r.stopped is None and r.new_measurements == n - 6
