@@ -173,8 +173,21 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 if b < L and not keep[i, b, t]:
                     continue  # only keepers (and the MAC) receive data
                 if b == L:
-                    deltas[t, b] = total_iters
-                    continue
+                    # MAC operands: read at every step, unless the innermost level fans out to
+                    # the MACs by loops that all leave tensor t unindexed (then the MACs keep an
+                    # unchanged operand between steps, as Timeloop differences their points).
+                    reuse = False
+                    for d in range(D):
+                        if fs[L - 1, d] > 1.5:
+                            reuse = True
+                    for d in range(D):
+                        if fs[L - 1, d] > 1.5:
+                            for r in range(R):
+                                if coef[t, r, d] != 0.0:
+                                    reuse = False
+                    if not reuse:
+                        deltas[t, b] = total_iters
+                        continue
                 cnt = cnt_[b]
                 nbp = pprod[cnt]
                 if cnt == 0:
@@ -195,6 +208,8 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 delta_m = full[t, b] - ov
                 deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se
                 # 4. link transfers (one fanout level between the parent keeper and b)
+                if b == L:
+                    continue  # no forwarding between MACs
                 p = par[b]
                 if p < 0:
                     continue
