@@ -368,9 +368,12 @@ class CostModel:
         # MAC operands: with no spatial fanout from the innermost level, every MAC reads its
         # operands at every step; with one, the MACs under it keep an unchanged operand
         # between steps (Timeloop differences the MACs' points like any child's tiles).
-        mac_reuse = fs[:, L - 1].prod(-1) > big_thr  # [B]
-        diff_ok = has_m & (~is_mac[None] | mac_reuse[:, None])  # [B, Lb]
-        se = torch.where(diff_ok[:, None], se, torch.zeros_like(se))
+        sp_in = fs[:, L - 1] > big_thr  # [B, D] spatial loops from the innermost level to the MACs
+        indexes = (coef != 0).any(1)  # [T, D]
+        scattered = (sp_in[:, None, :] & indexes[None]).any(-1)  # [B, T]
+        mac_reuse = sp_in.any(-1)[:, None] & ~scattered  # [B, T]
+        diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
+        se = torch.where(diff_ok, se, torch.zeros_like(se))
 
         # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
         d_m = torch.gather(dimj, 1, mi)
