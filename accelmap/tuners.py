@@ -325,7 +325,7 @@ class XGBValidityTuner(XGBTuner):
     def stop_reason(self) -> str:
         if self.pool is not None:
             return (f"space exhausted: all {len(self.pool):,} configurations the validity rules allow were measured "
-                    f"(the other {self.space.size - len(self.pool):,} of the {self.space.size:,} are invalid)")
+                    f"(the rules call the other {self.space.size - len(self.pool):,} of {self.space.size:,} invalid)")
         return "no untried configuration the validity rules allow was found by sampling"
 
     def _random_pick(self) -> np.ndarray | None:
