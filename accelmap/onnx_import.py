@@ -28,7 +28,8 @@ Layer names come from the MAC op itself, never from a neighbour: its weight init
 (``conv1.weight`` -> ``conv1``) when no other node uses it; else the torch module path that
 ``torch.onnx.export(dynamo=True)`` records on the node (``encoder.layer.0.attention.self.query``;
 an op between activations adds its own name: ``...attention.self.matmul``); else its bias
-initializer when only its own ``Add`` uses it; else a TorchScript scope (``/layer1/conv1/Conv``),
+initializer when only its own ``Add`` uses it; else the TorchScript scopes in the node name
+(``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``),
 the node name (without the dynamo exporter's ``node_`` prefix), or ``OpType_index``. An
 initializer used by other nodes may be a deduplicated copy named after some other module.
 """
@@ -388,12 +389,7 @@ class _GraphReader:
                 if b in self.initializers and len(self.users.get(b, [])) == 1 and (m := _param_owner(b)):
                     return m
         if node.name.startswith("/"):  # TorchScript scopes: /layer1/layer1.0/conv1/Conv
-            parts = node.name.strip("/").split("/")
-            scope = parts[-2] if len(parts) > 1 else ""
-            last = parts[-1]
-            if last == node.op_type and scope:
-                return scope
-            return f"{scope}.{last}" if scope else last
+            return self._torchscript_name(node)
         # a weight shared by several MAC ops of this kind (a module called twice)
         for w in weights:
             if all(u.op_type == node.op_type for u in self.users[w]) and (m := _param_owner(w)):
@@ -402,6 +398,24 @@ class _GraphReader:
         if name.startswith("node_") and len(name) > 5:  # torch's dynamo exporter prefixes every node
             name = name[5:]
         return name or f"{node.op_type}_{index}"
+
+    def _torchscript_name(self, node) -> str:
+        """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the module path from the scopes
+        (a scope that repeats its parent's name, ``layer1`` then ``layer1.0``, replaces it); an op
+        between activations keeps its own name (``/encoder/layer.0/attention/self/MatMul_1`` ->
+        ``encoder.layer.0.attention.self.MatMul_1``)."""
+        *scopes, last = [p for p in node.name.split("/") if p]
+        path: list[str] = []
+        for part in scopes:
+            if path and part.startswith(path[-1] + "."):
+                path[-1] = part
+            else:
+                path.append(part)
+        module = ".".join(path)
+        weighted = any(i in self.constant for i in node.input if i)
+        if module and weighted and re.fullmatch(rf"{node.op_type}(_\d+)?", last):
+            return module
+        return f"{module}.{last}" if module else last
 
     def _scope_name(self, node) -> str | None:
         """The innermost torch module path that torch.export recorded for ``node``: the module

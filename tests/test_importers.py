@@ -486,3 +486,27 @@ def test_packed_gemm_reshaped_before_the_split(tmp_path):
     got = workloads(f)
     assert [w.name for w in got] == ["attn.c_attn.0", "attn.c_attn.1", "attn.c_attn.2"]
     assert {w.signature() for w in got} == {linear("", in_features=8, out_features=8, tokens=10).signature()}
+
+
+def test_torchscript_names_and_a_deduplicated_bias(tmp_path):
+    """As the TorchScript exporter writes BERT: transposed weights ``onnx::MatMul_N``, node names
+    carrying the module scopes, and one zero bias (deduplicated by value) named after the
+    embeddings' LayerNorm that also uses it: the names come from the scopes, not that bias."""
+    ln, scope = "/embeddings/LayerNorm/LayerNormalization", "/encoder/layer.0/attention/self"
+    f = save_graph(tmp_path / "ts.onnx", [
+        helper.make_node("LayerNormalization", ["x", "embeddings.LayerNorm.weight", "embeddings.LayerNorm.bias"],
+                         ["h"], name=ln, axis=-1),
+        helper.make_node("MatMul", ["h", "onnx::MatMul_1"], ["q0"], name=f"{scope}/query/MatMul"),
+        helper.make_node("Add", ["embeddings.LayerNorm.bias", "q0"], ["q"], name=f"{scope}/query/Add"),
+        helper.make_node("MatMul", ["h", "onnx::MatMul_2"], ["k0"], name=f"{scope}/key/MatMul"),
+        helper.make_node("Add", ["embeddings.LayerNorm.bias", "k0"], ["k"], name=f"{scope}/key/Add"),
+        helper.make_node("Transpose", ["k"], ["kt"], name=f"{scope}/Transpose", perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["q", "kt"], ["s"], name=f"{scope}/MatMul"),
+        helper.make_node("Conv", ["img", "onnx::Conv_3"], ["y"], name="/layer1/layer1.0/conv1/Conv"),
+    ], {"x": [1, 5, 8], "img": [1, 4, 6, 6]},
+        {"embeddings.LayerNorm.weight": [8], "embeddings.LayerNorm.bias": [8], "onnx::MatMul_1": [8, 8],
+         "onnx::MatMul_2": [8, 8], "onnx::Conv_3": [4, 4, 3, 3]})
+    got = workloads(f)
+    p = "encoder.layer.0.attention.self"
+    assert [w.name for w in got] == [f"{p}.query", f"{p}.key", f"{p}.MatMul", "layer1.0.conv1"]
+    assert [w.macs for w in got] == [5 * 8 * 8, 5 * 8 * 8, 5 * 8 * 5, 4 * 4 * 9 * 4 * 4]
