@@ -61,8 +61,12 @@ def looks_like_v4(path: str | Path) -> bool:
 
 # ---- YAML ---------------------------------------------------------------------------------
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader plus the v0.4 node tags and the include placeholder (per-render registry)."""
+# libyaml's parser where present (thousands of layer files), with the safe constructor either way
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeBase):
+    """The safe loader plus the v0.4 node tags and the include placeholder (per-render registry)."""
 
     includes: list = []  # replaced per document by a subclass (see parse_v4_yaml)
     source = "<string>"
@@ -163,6 +167,18 @@ def _dig(obj: Any, key: str | None, src: str) -> Any:
     return cur
 
 
+_ENV = []
+
+
+def _environment():
+    """One jinja2 environment for every render (its template cache makes folders of layer files fast)."""
+    import jinja2
+
+    if not _ENV:
+        _ENV.append(jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True))
+    return _ENV[0]
+
+
 class _Renderer:
     """Renders one top file; included files are rendered with the same helpers and search path."""
 
@@ -194,7 +210,7 @@ class _Renderer:
     def render_text(self, text: str, here: Path, src: str) -> str:
         import jinja2
 
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        env = _environment()
         helpers = self._helpers(here.resolve(), src)
         try:
             return env.from_string(text).render(**{**self.variables, **helpers})

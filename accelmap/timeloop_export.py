@@ -99,6 +99,12 @@ def export_constraints(spec: str | None, arch_spec: str, settings: dict) -> Cons
             raise AccelmapError(f"the run's constraint file {src} is not there; give --constraints FILE or none",
                                 field="--constraints")
         return read_constraints(src)
+    from accelmap.spec import looks_like_v4
+
+    if looks_like_v4(arch_spec):  # a v0.4 architecture carries its constraints in its nodes
+        from accelmap.timeloop_v4 import v4_architecture_constraints
+
+        return v4_architecture_constraints(arch_spec)
     path = preset_constraints(arch_spec) if not arch_spec.endswith((".yaml", ".yml")) else None
     return read_constraints(path) if path else Constraints()
 
@@ -173,9 +179,13 @@ def _safe_stem(name: str, taken: set[str]) -> str:
 
 
 def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraints,
-                    layers: list[Layer] | None = None, run: str | Path | None = None) -> list[ExportedLayer]:
+                    layers: list[Layer] | None = None, run: str | Path | None = None,
+                    fmt: str = "v3") -> list[ExportedLayer]:
     """Write the Timeloop inputs for ``arch`` (and ``layers``, or a map run's layers and
-    mappings) into ``out``; return what was written per layer."""
+    mappings) into ``out``; return what was written per layer. ``fmt`` "v4" writes Timeloop
+    v0.4 files (see :func:`export_timeloop_v4`); "v3" folds v0.4 fanout levels away first."""
+    if fmt not in ("v3", "v4"):
+        raise AccelmapError(f"unknown format '{fmt}'; expected v3 or v4", field="--format")
     if layers is not None and run is not None:
         raise AccelmapError("give either a network or a run directory, not both", field="--run")
     settings: dict = {}
@@ -185,6 +195,15 @@ def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraint
         run_layers = [RunLayer(layer.workload, None, layer.count) for layer in layers or []]
     for rl in run_layers:  # everything is checked before anything is written
         constraints.check(rl.workload, arch)
+    if fmt == "v4":
+        export_timeloop_v4(out, arch, constraints, [Layer(rl.workload, rl.count) for rl in run_layers],
+                           {rl.workload.name: rl.mapping for rl in run_layers if rl.mapping is not None})
+        return [ExportedLayer(rl.workload.name, f"problems/{rl.workload.name}.yaml") for rl in run_layers]
+    folded, _, cons_f = fold_fanout_levels(arch, None, constraints)
+    if folded is not arch:
+        run_layers = [RunLayer(rl.workload, fold_fanout_levels(arch, rl.mapping)[1] if rl.mapping else None,
+                               rl.count) for rl in run_layers]
+        arch, constraints = folded, cons_f
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     write_architecture(arch, d, ARCH_STEM)
@@ -246,3 +265,243 @@ def _readme(arch: Architecture, exported: list[ExportedLayer], run) -> str:
     else:
         lines.append("No layers exported; give --network or --run for problem (and mapping) files.")
     return "\n".join(lines) + "\n"
+
+
+# ---- Timeloop v0.4 --------------------------------------------------------------------------
+# v0.4 writes the same design as nodes: levels that share an instance count follow each other,
+# and each step in instances is a !Container with its mesh (meshX/meshY). accelmap's fanout
+# levels (class dummy_storage, read from v0.4 containers) are written back as those containers,
+# under their own names, so mappings can keep targeting ``inter_<name>_spatial``.
+
+def _v4_factors(items) -> str:
+    return " ".join(f"{d}={f}" for d, f in items)
+
+
+def _v4_node_constraints(constraints: Constraints | None, level: str, container: bool) -> dict:
+    if constraints is None:
+        return {}
+    c = constraints.at(level)
+    out: dict = {}
+    if (c.keep or c.bypass) and not container:
+        ds = {}
+        if c.keep:
+            ds["keep"] = list(dict.fromkeys(c.keep))
+        if c.bypass:
+            ds["bypass"] = list(dict.fromkeys(c.bypass))
+        out["dataspace"] = ds
+    if (c.temporal or c.permutation) and not container:
+        t: dict = {}
+        if c.temporal:
+            t["factors"] = _v4_factors(c.temporal)
+        if c.permutation:
+            t["permutation"] = list(c.permutation)
+        out["temporal"] = t
+    if c.spatial or c.spatial_permutation or c.spatial_split is not None:
+        s: dict = {}
+        if c.spatial:
+            s["factors"] = _v4_factors(c.spatial)
+        if c.spatial_permutation:
+            s["permutation"] = list(c.spatial_permutation)
+        if c.spatial_split is not None:
+            s["split"] = c.spatial_split
+        out["spatial"] = s
+    return out
+
+
+def architecture_to_v4(arch: Architecture, constraints: Constraints | None = None) -> tuple[dict, dict, dict]:
+    """(v0.4 architecture document with :class:`~accelmap.spec.Node` values, ERT, ART) for ``arch``;
+    node constraints from ``constraints`` (fanout levels' bypasses are implied, not written)."""
+    from accelmap.architecture import StorageLevel
+    from accelmap.spec import Node
+    from accelmap.timeloop_v4 import DUMMY_CLASS
+
+    nodes: list = [Node("Container", {"name": "system", "attributes": {"technology": f"{arch.technology_nm:g}nm"}})]
+    ert, art = [], []
+    inst, mesh_x = 1, 1
+    comps = list(arch.levels) + [arch.compute]
+    k = 0
+    for i, c in enumerate(comps):
+        is_dummy = isinstance(c, StorageLevel) and c.cls == DUMMY_CLASS
+        nxt = comps[i + 1] if i + 1 < len(comps) else None
+        if is_dummy:
+            if c.instances != inst:
+                raise AccelmapError(f"fanout level {c.name} has {c.instances} instances, expected {inst}",
+                                    field=c.name)
+            cname = c.name[len("inter_"):-len("_spatial")] if c.name.startswith("inter_") and \
+                c.name.endswith("_spatial") else c.name
+            mx, my = nxt.mesh_x // max(1, mesh_x), (nxt.instances // nxt.mesh_x) // max(1, inst // mesh_x)
+            body: dict = {"name": cname, "spatial": {"meshX": mx, "meshY": my}}
+            cons = _v4_node_constraints(constraints, c.name, True)
+            if cons:
+                body["constraints"] = cons
+            nodes.append(Node("Container", body))
+            inst, mesh_x = nxt.instances, nxt.mesh_x
+            continue
+        if c.instances != inst:  # a fanout right above this level, without a named container
+            mx = c.mesh_x // max(1, mesh_x)
+            my = (c.instances // c.mesh_x) // max(1, inst // mesh_x)
+            k += 1
+            nodes.append(Node("Container", {"name": f"fanout{k}", "spatial": {"meshX": mx, "meshY": my}}))
+            inst, mesh_x = c.instances, c.mesh_x
+        full = f"system_top_level.{c.name}[1..{c.instances}]"
+        if isinstance(c, StorageLevel):
+            attrs: dict = {"datawidth": c.word_bits, "width": c.word_bits * c.block_size}
+            if c.capacity is not None:
+                if c.capacity % c.block_size:
+                    attrs.update(width=c.word_bits, depth=c.capacity)
+                else:
+                    attrs["depth"] = c.capacity // c.block_size
+            if c.read_bw is not None:
+                attrs["read_bandwidth"] = c.read_bw
+            if c.write_bw is not None:
+                attrs["write_bandwidth"] = c.write_bw
+            body = {"name": c.name, "class": c.cls, "attributes": attrs}
+            cons = _v4_node_constraints(constraints, c.name, False)
+            if cons:
+                body["constraints"] = cons
+            actions = [{"name": "read", "arguments": {}, "energy": c.read_energy},
+                       {"name": "write", "arguments": {}, "energy": c.write_energy},
+                       {"name": "update", "arguments": {}, "energy": c.write_energy},
+                       {"name": "leak", "arguments": {}, "energy": 0.0}]
+        else:
+            body = {"name": c.name, "class": c.cls, "attributes": {"datawidth": c.word_bits}}
+            actions = [{"name": "compute", "arguments": {}, "energy": c.energy},
+                       {"name": "leak", "arguments": {}, "energy": 0.0}]
+        nodes.append(Node("Component", body))
+        ert.append({"name": full, "actions": actions})
+        art.append({"name": full, "area": c.area})
+    doc = {"architecture": {"version": 0.4, "nodes": nodes}}
+    return doc, {"ERT": {"version": "0.4", "tables": ert}}, {"ART": {"version": "0.4", "tables": art}}
+
+
+def dump_v4_yaml(data) -> str:
+    """YAML with the v0.4 node tags (a SafeDumper subclass; readable by accelmap.spec)."""
+    import yaml
+
+    from accelmap.spec import Node
+
+    class _Dumper(yaml.SafeDumper):
+        pass
+
+    def rep(dumper, node):
+        return dumper.represent_mapping(f"!{node.tag}", node.body)
+
+    _Dumper.add_representer(Node, rep)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
+
+
+def problem_to_v4(w: Workload) -> dict:
+    doc = problem_to_dict(w)
+    p = doc["problem"]
+    shape = dict(p["shape"])
+    shape["data_spaces"] = [{("read_write" if k == "read-write" else k): v for k, v in ds.items()}
+                            for ds in shape.pop("data-spaces")]
+    return {"problem": {"version": 0.4, "shape": shape, "instance": p["instance"]}}
+
+
+def mapping_to_v4(m: Mapping) -> dict:
+    """The mapper's map.yaml layout; fanout levels are written with their ``inter_*_spatial`` names."""
+    return m.to_timeloop()
+
+
+def fold_fanout_levels(arch: Architecture, mapping: Mapping | None = None,
+                       constraints: Constraints | None = None) -> tuple[Architecture, Mapping | None, Constraints | None]:
+    """The same design without fanout levels (for Timeloop v0.3, which has no containers): each
+    fanout level's spatial factors move to the nearest storage level outside it (X and Y kept), its
+    temporal factors become that level's innermost loops. Exact for the mapping when the fanout
+    levels' temporal factors are 1 (as the mapper writes them). Constraints of several fanout
+    levels folded into one level are merged (their factor lists joined)."""
+    from dataclasses import replace as dc_replace
+
+    from accelmap.constraints import LevelConstraint
+    from accelmap.mapping import LevelMapping
+    from accelmap.timeloop_v4 import is_dummy
+
+    parent: dict[str, str] = {}
+    last = None
+    for lv in arch.levels:
+        if is_dummy(lv):
+            if last is None:
+                raise AccelmapError(f"fanout level {lv.name} has no storage level outside it", field=lv.name)
+            parent[lv.name] = last
+        else:
+            last = lv.name
+    if not parent:
+        return arch, mapping, constraints
+    folded = dc_replace(arch, levels=tuple(lv for lv in arch.levels if not is_dummy(lv)))
+    new_map = None
+    if mapping is not None:
+        acc: dict[str, dict] = {}
+        for lv in mapping.levels:
+            tgt = parent.get(lv.name, lv.name)
+            a = acc.setdefault(tgt, {"t": {}, "perm": "", "x": {}, "y": {}, "keep": (), "bypass": (), "base": None})
+            if lv.name == tgt:
+                a["base"] = lv
+            for d, f in lv.temporal:
+                a["t"][d] = a["t"].get(d, 1) * f
+            for d, f in lv.spatial or ():
+                axis = a["x"] if lv.spatial_axis(d) == 0 else a["y"]
+                axis[d] = axis.get(d, 1) * f
+            if lv.name != tgt:  # the fanout level's loops sit inside the parent's
+                a["perm"] += "".join(d for d in lv.permutation if dict(lv.temporal).get(d, 1) > 1)
+        levels = []
+        for lv in folded.levels:
+            if lv.name not in acc:
+                continue
+            a = acc[lv.name]
+            base = a["base"] or LevelMapping(lv.name, (), "")
+            perm = a["perm"] + "".join(d for d in base.permutation if d not in a["perm"])
+            xs = [d for d, f in a["x"].items() if f > 1]
+            ys = [d for d, f in a["y"].items() if f > 1]
+            dims = list(dict.fromkeys(list(a["t"]) + list(a["x"]) + list(a["y"])))
+            spatial = None
+            if a["x"] or a["y"]:
+                spatial = tuple((d, a["x"].get(d, 1) * a["y"].get(d, 1)) for d in dims)
+            sperm = "".join(xs + ys + [d for d in dims if d not in xs and d not in ys]) if spatial else None
+            levels.append(LevelMapping(lv.name, tuple(a["t"].items()), perm, spatial, sperm,
+                                       len(xs) if spatial else None, base.keep, base.bypass))
+        new_map = Mapping(tuple(levels))
+    new_cons = None
+    if constraints is not None:
+        out = []
+        for c in constraints.levels:
+            if c.level in parent:
+                if c.spatial or c.spatial_permutation:
+                    out.append(LevelConstraint(parent[c.level], spatial=c.spatial, source=c.source))
+                continue
+            out.append(c)
+        new_cons = Constraints(tuple(out), constraints.source)
+    return folded, new_map, new_cons
+
+
+def v4_mapper_settings(objective: str = "edp") -> dict:
+    metrics = {"edp": "edp", "energy": "energy", "cycles": "delay", "latency": "delay"}
+    return {"mapper": {"version": 0.4, "optimization_metrics": [metrics.get(objective, "edp")],
+                       "live_status": False, "num_threads": 2, "algorithm": "random_pruned"}}
+
+
+def export_timeloop_v4(out: str | Path, arch: Architecture, constraints: Constraints,
+                       layers: list[Layer] | None = None, mappings: dict[str, Mapping] | None = None) -> list[Path]:
+    """Write ``arch.yaml`` (v0.4 nodes with their constraints), ``arch.ERT.yaml``/``arch.ART.yaml``,
+    ``problems/<layer>.yaml`` (v0.4) and ``mappings/<layer>.yaml`` (map.yaml layout) and
+    ``mapper.yaml`` into ``out``; return the files written."""
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    doc, ert, art = architecture_to_v4(arch, constraints)
+    written = []
+    for name, data in ((f"{ARCH_STEM}.yaml", doc), (f"{ARCH_STEM}.ERT.yaml", ert), (f"{ARCH_STEM}.ART.yaml", art),
+                       ("mapper.yaml", v4_mapper_settings())):
+        (d / name).write_text(dump_v4_yaml(data))
+        written.append(d / name)
+    taken: set[str] = set()
+    for layer in layers or []:
+        w = layer.workload
+        stem = _safe_stem(w.name, taken)
+        (d / "problems").mkdir(exist_ok=True)
+        (d / "problems" / f"{stem}.yaml").write_text(dump_v4_yaml(problem_to_v4(w)))
+        written.append(d / "problems" / f"{stem}.yaml")
+        if mappings and w.name in mappings:
+            (d / "mappings").mkdir(exist_ok=True)
+            (d / "mappings" / f"{stem}.yaml").write_text(dump_v4_yaml(mapping_to_v4(mappings[w.name])))
+            written.append(d / "mappings" / f"{stem}.yaml")
+    return written

@@ -783,3 +783,35 @@ def mapper_settings(mapper: dict | None) -> dict:
 __all__ = ["V4Architecture", "V4Spec", "architecture_from_v4", "read_v4_architecture", "problem_from_v4",
            "read_v4_problem", "mapping_from_v4", "complete_mapping", "read_spec", "looks_like_v4",
            "evaluate_expression", "dummy_level_name", "is_dummy", "mapper_settings", "DUMMY_CLASS"]
+
+
+def spec_map_files(spec: list[str], ert: str | None = None, art: str | None = None,
+                   warn: Callable[[str], None] | None = None) -> tuple[str, str, str, str | None]:
+    """``accelmap map --spec``: read the spec and write its architecture (v0.4, node constraints
+    and the spec's extra constraints included, energies in ERT/ART tables) and its problem as
+    plain files in a new folder (``accelmap-spec-*`` in the temporary directory), so the run
+    records files it can be re-evaluated from. Returns (arch, ERT, ART, problem or None)."""
+    import tempfile
+
+    from accelmap.spec import split_spec_args
+    from accelmap.timeloop_export import architecture_to_v4, dump_v4_yaml, problem_to_v4
+
+    files, variables = split_spec_args(spec)
+    s = read_spec(files, variables, ert, art, warn)
+    if s.arch is None:
+        raise AccelmapError("the spec has no 'architecture'", file=files[0], field="architecture")
+    names = dict.fromkeys(t for c in s.arch.constraints.levels + s.constraints.levels for t in c.keep + c.bypass)
+    if s.workload is not None:
+        names.update(dict.fromkeys(t.name for t in s.workload.tensors))
+    cons = Constraints(s.arch.constraints.levels + s.constraints.levels, s.arch.constraints.source)
+    d = Path(tempfile.mkdtemp(prefix="accelmap-spec-"))
+    doc, ert_doc, art_doc = architecture_to_v4(s.arch.arch, cons)
+    arch_path = d / f"{s.arch.arch.name}.yaml"
+    arch_path.write_text(dump_v4_yaml(doc))
+    (d / "arch.ERT.yaml").write_text(dump_v4_yaml(ert_doc))
+    (d / "arch.ART.yaml").write_text(dump_v4_yaml(art_doc))
+    problem = None
+    if s.workload is not None:
+        problem = str(d / f"{s.workload.name}.yaml")
+        Path(problem).write_text(dump_v4_yaml(problem_to_v4(s.workload)))
+    return str(arch_path), str(d / "arch.ERT.yaml"), str(d / "arch.ART.yaml"), problem
