@@ -365,13 +365,14 @@ class CostModel:
         wmask = (jidx[None, :] <= ends[:, None])[None] & big[:, None, :]  # [B, Lb, J]
         same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
         se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
-        # MAC operands: with no spatial fanout from the innermost level, every MAC reads its
-        # operands at every step; with one, the MACs under it keep an unchanged operand
-        # between steps (Timeloop differences the MACs' points like any child's tiles).
+        # MAC operands: every MAC reads its operands at every step, unless the innermost level
+        # fans out to the MACs and its innermost spatial loop leaves the tensor unindexed: then
+        # the MACs keep an unchanged operand between steps (their points are differenced like
+        # any child's tiles).
         sp_in = fs[:, L - 1] > big_thr  # [B, D] spatial loops from the innermost level to the MACs
-        indexes = (coef != 0).any(1)  # [T, D]
-        scattered = (sp_in[:, None, :] & indexes[None]).any(-1)  # [B, T]
-        mac_reuse = sp_in.any(-1)[:, None] & ~scattered  # [B, T]
+        d_in = torch.where(sp_in, sorder[:, L - 1].to(torch.int64), torch.full_like(sp_in, -1, dtype=torch.int64)).argmax(-1)
+        indexes = (self.coef != 0).any(1)  # [T, D]
+        mac_reuse = sp_in.any(-1)[:, None] & ~indexes[:, d_in].T  # [B, T]
         diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
         se = torch.where(diff_ok, se, torch.zeros_like(se))
 
