@@ -174,17 +174,13 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     continue  # only keepers (and the MAC) receive data
                 if b == L:
                     # MAC operands: read at every step, unless the innermost level fans out to
-                    # the MACs by loops that all leave tensor t unindexed (then the MACs keep an
-                    # unchanged operand between steps, as Timeloop differences their points).
-                    reuse = False
-                    for d in range(D):
-                        if fs[L - 1, d] > 1.5:
-                            reuse = True
-                    for d in range(D):
-                        if fs[L - 1, d] > 1.5:
-                            for r in range(R):
-                                if coef[t, r, d] != 0.0:
-                                    reuse = False
+                    # the MACs and its innermost spatial loop leaves tensor t unindexed (then
+                    # the MACs keep an unchanged operand between steps; see the cost model).
+                    reuse = hasp_[L - 1]
+                    if reuse:
+                        for r in range(R):
+                            if coef[t, r, d0_[L - 1]] != 0.0:
+                                reuse = False
                     if not reuse:
                         deltas[t, b] = total_iters
                         continue
