@@ -177,9 +177,27 @@ def test_folder_network_order_names_and_merging():
     assert alex.layers[0].workload.bound["P"] == 55
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "accelmap.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+def _cli(*args):
+    """``accelmap ARGS`` through the CLI's own entry point (exit code, one-line errors), in this
+    process: starting a Python with torch per call would cost seconds each."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+
+    from accelmap import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["accelmap", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_map_a_folder_end_to_end(tmp_path):
