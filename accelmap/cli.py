@@ -156,7 +156,12 @@ def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
                       f"{o.edp * 1e-12:.4g}", f"{o.utilization:.2f}", f"{o.gap_energy:.2f}", f"{o.gap_cycles:.2f}",
                       f"{o.seconds:.2f}")
     console.print(table)
-    console.print(f"network: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
+    if tot.get("partial"):
+        all_macs = tot["macs"] + tot["unmapped_macs"]
+        console.print(f"[yellow]partial totals: {len(tot['unmapped'])} layer(s) have no legal mapping and are left "
+                      f"out ({', '.join(tot['unmapped'])}: {tot['unmapped_macs'] / 1e9:.3f} GMACs); the totals below "
+                      f"cover {tot['macs'] / 1e9:.3f} of {all_macs / 1e9:.3f} GMACs[/]")
+    console.print(f"network{' (partial)' if tot.get('partial') else ''}: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
                   f"cycles {tot['cycles']:,.0f}, EDP {tot['edp'] * 1e-12:.4g} J*cycle, gaps to the lower bound "
                   f"E x{tot['gap_energy'] or float('nan'):.2f} cycles x{tot['gap_cycles'] or float('nan'):.2f}; "
                   f"wall {wall:.1f} s")

@@ -153,6 +153,17 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
 _SECTIONS = ("architecture_constraints", "mapspace_constraints")
 
 
+def _names(value, src: str, where: str) -> tuple[str, ...]:
+    """A keep/bypass list: tensor names (Timeloop also accepts one name as a plain string)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise AccelmapError(f"expected a list of tensor names such as [Weights, Inputs], got {value!r}", file=src,
+                            field=where)
+    return tuple(items)
+
+
 def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
     """Targets from ``architecture_constraints`` and ``mapspace_constraints`` (Timeloop applies
     both), or from a ``constraints`` section or a bare list."""
@@ -178,8 +189,8 @@ def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
         typ = str(t["type"])
         lvl = str(t["target"])
         if typ in ("bypass", "datatype", "dataspace"):
-            out.append(LevelConstraint(lvl, keep=tuple(t.get("keep", []) or []), bypass=tuple(t.get("bypass", []) or []),
-                                       source=where))
+            out.append(LevelConstraint(lvl, keep=_names(t.get("keep"), src, f"{where}.keep"),
+                                       bypass=_names(t.get("bypass"), src, f"{where}.bypass"), source=where))
         elif typ == "temporal":
             out.append(LevelConstraint(lvl, temporal=_factors(t.get("factors"), src, where),
                                        permutation=t.get("permutation"), source=where))

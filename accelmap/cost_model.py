@@ -234,10 +234,10 @@ class CostModel:
                               b.spatial_order, hw, True)
 
     def _use_kernel(self, hw: Hardware) -> bool:
+        if self.backend == "torch" or self.device.type != "cpu":
+            return False  # decided before importing the kernel: numba is slow to import
         from accelmap import kernel
 
-        if self.backend == "torch" or self.device.type != "cpu":
-            return False
         if self.backend == "kernel" and not kernel.HAVE_NUMBA:
             raise AccelmapError("the kernel backend needs numba (pip install numba)")
         return kernel.HAVE_NUMBA and not hw.batched and not any(t.requires_grad for t in vars(hw).values())

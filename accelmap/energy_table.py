@@ -368,11 +368,25 @@ _RF_CLASSES = ("smartbuffer_rf", "regfile", "rf", "reg_storage")
 _MAC_CLASSES = ("intmac", "mac")
 
 
+def parse_technology(value: Any, src: str | None = None, field: str | None = None) -> float:
+    """A technology node in nm from Accelergy's spellings ('45nm', '45 nm', 45); anything else
+    (a template's 'SET ME') is a user error naming the field."""
+    from accelmap.errors import AccelmapError
+
+    try:
+        nm = float(str(value).strip().lower().removesuffix("nm").strip())
+    except ValueError:
+        nm = math.nan
+    if not (nm > 0 and math.isfinite(nm)):
+        raise AccelmapError(f"expected a technology node such as '45nm' or 40, got {value!r}", file=src, field=field)
+    return nm
+
+
 def _tech_from_attrs(attrs: dict, tech_nm: float | None) -> float:
     if tech_nm is not None:
         return float(tech_nm)
     t = attrs.get("technology")
-    return float(str(t).lower().replace("nm", "")) if t is not None else REFERENCE_TECH_NM
+    return parse_technology(t) if t is not None else REFERENCE_TECH_NM
 
 
 def estimate_component(cls: str, attrs: dict, tech_nm: float | None = None) -> dict[str, float]:

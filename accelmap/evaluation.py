@@ -76,7 +76,8 @@ class Evaluation:
 def evaluate_mapping(workload: Workload, arch: Architecture, mapping: Mapping, device: str = "cpu",
                      source: str = "<mapping>") -> Evaluation:
     mapping.check(workload, arch, source)
-    model = CostModel(workload, arch, torch.float64, device)
+    # one mapping: the tensor model, which needs no compiled kernel (numba is not even imported)
+    model = CostModel(workload, arch, torch.float64, device, backend="torch")
     costs = model(MappingBatch.from_mappings([mapping], workload, arch))
     return Evaluation(workload, arch, mapping, costs)
 

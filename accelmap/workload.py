@@ -268,6 +268,8 @@ def problem_from_dict(doc: dict, src: str, name: str) -> Workload:
         v = inst[d]
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise AccelmapError(f"expected a positive integer, got {v!r}", file=src, field=f"problem.instance.{d}")
+    if "densities" in inst:
+        check_dense(inst["densities"], src, "problem.instance.densities")
     for k in inst:
         if k not in dims and k not in coefs and k not in ("densities",):
             raise AccelmapError(f"unknown dimension or coefficient {k}; expected one of {dims + list(coefs)}",
@@ -325,3 +327,20 @@ def problem_to_dict(w: Workload) -> dict:
     inst = dict(zip(w.dims, w.bounds))
     inst.update(coefs)
     return {"problem": {"shape": shape, "instance": inst}}
+
+
+def check_dense(densities, src: str, field: str) -> None:
+    """Timeloop's sparse extension gives tensors densities below 1; accelmap models dense tensors
+    only, so anything but density 1 is refused rather than silently evaluated as dense."""
+    items = densities.items() if isinstance(densities, dict) else [("", densities)]
+    for name, d in items:
+        value = d.get("density") if isinstance(d, dict) else d
+        try:
+            dense = float(value) == 1.0
+        except (TypeError, ValueError):
+            dense = False
+        if not dense:
+            raise AccelmapError(f"density {value!r} is not modelled: accelmap evaluates dense tensors only (sparse "
+                                f"tensors and their optimizations are not supported); remove '{field.split('.')[-1]}' "
+                                f"or set every density to 1", file=src, field=f"{field}.{name}" if name else field)
+
