@@ -272,6 +272,11 @@ def _node_constraints(level: str, cons: Any, src: str, field: str, warn: Callabl
     return out
 
 
+_COMPONENT_KEYS = {"name", "class", "subclass", "attributes", "constraints", "spatial", "required_actions",
+                   "enabled", "area_scale", "energy_scale", "sparse_optimizations"}
+_CONTAINER_KEYS = {"name", "attributes", "constraints", "spatial", "sparse_optimizations", "networks"}
+
+
 def architecture_from_v4(doc: dict, src: str, name: str, ert: dict | None = None, art: dict | None = None,
                          variables: dict | None = None, warn: Callable[[str], None] | None = None) -> V4Architecture:
     """``doc`` is the top-level mapping (with ``architecture``, optionally ``variables``)."""
@@ -308,7 +313,13 @@ def architecture_from_v4(doc: dict, src: str, name: str, ert: dict | None = None
         return (_as_int(sp.get("meshX", 1), src, f"{field}.spatial.meshX"),
                 _as_int(sp.get("meshY", 1), src, f"{field}.spatial.meshY"))
 
+    def known_keys(body: dict, field: str, keys: set[str]) -> None:
+        for k in body:
+            if k not in keys:
+                warn(f"{src}: unknown key '{field}.{k}' ignored; expected one of {sorted(keys)}")
+
     def component(body: dict, field: str) -> None:
+        known_keys(body, field, _COMPONENT_KEYS)
         if "name" not in body:
             raise AccelmapError("missing required field; expected a component name", file=src, field=f"{field}.name")
         cname = str(body["name"])
@@ -353,6 +364,7 @@ def architecture_from_v4(doc: dict, src: str, name: str, ert: dict | None = None
         cons.extend(_node_constraints(cname, body.get("constraints"), src, f"{field}.constraints", warn))
 
     def container(body: dict, field: str) -> None:
+        known_keys(body, field, _CONTAINER_KEYS)
         cname = str(body.get("name", f"container{len(containers)}"))
         _check_unmodelled(body, src, field)
         raw = body.get("attributes") or {}
@@ -734,7 +746,10 @@ def read_spec(files: list[str], variables: dict | None = None, ert: str | None =
             v3 = architecture_from_dict({"architecture": a}, src, Path(src).stem, read_ert(ert), read_art(art))
             v4a = V4Architecture(v3, Constraints(), ())
         else:
-            v4a = architecture_from_v4(doc, src, _design_name(src), read_ert(ert), read_art(art), None, warn)
+            # a top template names its design through a variable (architecture=eyeriss_like)
+            given = (variables or {}).get("architecture")
+            name = Path(str(given)).name if given else _design_name(src)
+            v4a = architecture_from_v4(doc, src, name, read_ert(ert), read_art(art), None, warn)
     w = None
     if "problem" in doc:
         src = origin["problem"]
@@ -760,7 +775,8 @@ def read_spec(files: list[str], variables: dict | None = None, ert: str | None =
 
 def _design_name(src: str) -> str:
     p = Path(src)
-    return p.parent.name if p.stem in ("arch", "architecture", "top") else p.stem
+    stem = p.name.split(".")[0]
+    return p.parent.name if stem in ("arch", "architecture", "top") else stem
 
 
 def mapper_settings(mapper: dict | None) -> dict:

@@ -352,3 +352,96 @@ def test_cli_unmodelled_features_are_named(tmp_path):
     mm = next((SHAPES / "MM").rglob("*.yaml"))
     r = _cli("map", str(mm), "--arch", str(arch), "--budget", "10")
     _one_line_error(r, "densities", str(mm))
+
+
+def test_variables_expressions_and_node_kinds(tmp_path):
+    """Hand-checked: variables and attribute expressions (naming inherited and own attributes),
+    !Hierarchical, a component spread over a mesh, !Nothing, and an unknown node key warned."""
+    from accelmap.timeloop_v4 import read_v4_architecture
+
+    f = tmp_path / "arch.yaml"
+    f.write_text("""
+variables:
+  version: 0.4
+  BUF_DEPTH: 2 ** 10
+  WORD: 8
+architecture:
+  version: 0.4
+  nodes:
+  - !Container {name: sys, attributes: {technology: "45nm", datawidth: WORD}}
+  - !Component {name: DRAM, class: DRAM, attributes: {width: WORD * 8}}
+  - !Hierarchical
+    nodes:
+    - !Component
+      name: buf
+      class: SRAM
+      attributes: {read_bandwidth: "width // datawidth", depth: BUF_DEPTH, width: datawidth * 4}
+      constraints: {dataspace: {bypass: [Weights]}}
+    - !Component
+      name: reg
+      class: regfile
+      spatial: {meshX: 4, meshY: 2}
+      spatail: {meshX: 3}
+      attributes: {depth: "max(2, BUF_DEPTH // 256)", width: datawidth}
+    - !Nothing
+  - !Component {name: mac, class: intmac}
+""")
+    warnings: list[str] = []
+    v = read_v4_architecture(f, warn=warnings.append)
+    a = v.arch
+    assert a.level_names == ("DRAM", "buf", "reg")
+    dram, buf, reg = a.levels
+    assert (dram.block_size, dram.capacity) == (8, None)
+    assert (buf.capacity, buf.block_size, buf.read_bw, buf.word_bits) == (4096, 4, 4.0, 8)
+    assert (reg.instances, reg.mesh_x, reg.capacity) == (8, 4, 4)
+    assert a.fanout(1) == (4, 2) and a.compute.instances == 8
+    assert v.constraints.at("buf").bypass == ("Weights",)
+    assert any("spatail" in w for w in warnings)
+
+
+def test_bad_expression_names_the_attribute(tmp_path):
+    from accelmap.timeloop_v4 import read_v4_architecture
+
+    f = tmp_path / "arch.yaml"
+    f.write_text("architecture:\n  version: 0.4\n  nodes:\n  - !Component {name: DRAM, class: DRAM}\n"
+                 "  - !Component {name: buf, class: SRAM, attributes: {depth: NOPE * 2, width: 8, datawidth: 8}}\n"
+                 "  - !Component {name: mac, class: intmac}\n")
+    with pytest.raises(AccelmapError, match="NOPE") as e:
+        read_v4_architecture(f)
+    assert e.value.field == "architecture.nodes[1].attributes.depth" and e.value.file == str(f)
+
+
+def test_cli_spec_evaluate_map_and_export_v4(tmp_path):
+    r = _ref("simple_output_stationary")
+    top = [str(EX / "top.yaml.jinja2"), "architecture=simple_output_stationary"]
+    res = _cli("evaluate", "--spec", top[0], "--spec", top[1], "--mapping", str(r / "timeloop-mapper.map.yaml"),
+               "--ert", str(r / "timeloop-mapper.ERT.yaml"), "--art", str(r / "timeloop-mapper.ART.yaml"), "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    d = json.loads(res.stdout)
+    assert d["arch"] == "simple_output_stationary"
+    assert d["energy_pJ"] == pytest.approx(_evaluate("simple_output_stationary").to_dict()["energy_pJ"], rel=1e-12)
+
+    out = tmp_path / "run"
+    res = _cli("map", "--spec", top[0], "--spec", top[1], "--budget", "3000", "--patience", "0", "--workers", "1",
+               "--out", str(out))
+    assert res.returncode == 0, res.stdout + res.stderr
+    layers = json.loads((out / "summary.json").read_text())["layers"]
+    assert len(layers) == 1 and layers[0]["macs"] == 3 * 32 * 3 * 3 * 112 * 112
+
+    exp = tmp_path / "exp"
+    res = _cli("export", "timeloop", "--arch", str(EX / "simba_like" / "arch.yaml"), "--network",
+               str(SHAPES / "alexnet"), "--format", "v4", "--out", str(exp))
+    assert res.returncode == 0, res.stdout + res.stderr
+    from accelmap.network import load_network
+    from accelmap.timeloop_v4 import read_v4_architecture
+
+    assert "!Container" in (exp / "arch.yaml").read_text()
+    back = read_v4_architecture(exp / "arch.yaml", exp / "arch.ERT.yaml", exp / "arch.ART.yaml")
+    orig = read_v4_architecture(EX / "simba_like" / "arch.yaml")
+    assert back.arch.level_names == orig.arch.level_names
+    assert [lv.instances for lv in back.arch.levels] == [lv.instances for lv in orig.arch.levels]
+    assert [lv.capacity for lv in back.arch.levels] == [lv.capacity for lv in orig.arch.levels]
+    re_net = load_network(str(exp / "problems"), on_warning=lambda m: None)
+    src_net = load_network(str(SHAPES / "alexnet"), on_warning=lambda m: None)
+    assert [x.workload.signature() for x in re_net.unique_layers()] == \
+        [x.workload.signature() for x in src_net.unique_layers()]
