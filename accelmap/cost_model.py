@@ -26,6 +26,23 @@ analysis; the numbers below are re-derived, not copied):
   ceil(updates/B)*E_write), plus MACs x E_mac. Cycles: max over levels of compute cycles and
   accesses / bandwidth.
 
+Rules found by differential testing against timeloop-model v3.0.3 (``bench/timeloop_diff.py``,
+random architectures, layers and mappings; each rule with the case that showed it):
+
+* MAC operands. With no spatial fanout from the innermost level, every MAC reads each operand
+  at every step (its loops' reuse is not exploited). With a fanout to the MACs, the MACs keep
+  an unchanged operand between steps (their points are differenced like a child's tiles) when,
+  on mesh X or on mesh Y, the innermost spatial loop leaves the tensor unindexed. Case: DRAM
+  straight to 4 MACs, K=2 P=4 layer: spatial P=2 (innermost) under temporal P=2, K=2 reads 2
+  weights; spatial K=2 alone under temporal P=4 reads 8; K=2 on X with P=2 on Y reads 2.
+* Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
+  loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
+  P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* Cycles. Timeloop throttles a level in its own float steps: demand = sum over tensors, in
+  problem order, of accesses / compute cycles; slowdown = bandwidth / demand where the demand
+  exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
+  at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004, so 30 cycles, not 29.
+
 Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ranks.
 """
 
@@ -366,13 +383,16 @@ class CostModel:
         same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
         se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
         # MAC operands: every MAC reads its operands at every step, unless the innermost level
-        # fans out to the MACs and its innermost spatial loop leaves the tensor unindexed: then
-        # the MACs keep an unchanged operand between steps (their points are differenced like
-        # any child's tiles).
-        sp_in = fs[:, L - 1] > big_thr  # [B, D] spatial loops from the innermost level to the MACs
-        d_in = torch.where(sp_in, sorder[:, L - 1].to(torch.int64), torch.full_like(sp_in, -1, dtype=torch.int64)).argmax(-1)
+        # fans out to the MACs and, on mesh X or on mesh Y, the innermost spatial loop leaves
+        # the tensor unindexed: then the MACs keep an unchanged operand between steps (their
+        # points are differenced like any child's tiles).
         indexes = (self.coef != 0).any(1)  # [T, D]
-        mac_reuse = sp_in.any(-1)[:, None] & ~indexes[:, d_in].T  # [B, T]
+        mac_reuse = torch.zeros(B, T, dtype=torch.bool, device=dev)
+        for ax in range(2):
+            sp_ax = fs2[:, L - 1, :, ax] > big_thr  # [B, D] loops on this mesh axis to the MACs
+            d_ax = torch.where(sp_ax, sorder[:, L - 1].to(torch.int64),
+                               torch.full_like(sp_ax, -1, dtype=torch.int64)).argmax(-1)
+            mac_reuse |= sp_ax.any(-1)[:, None] & ~indexes[:, d_ax].T  # [B, T]
         diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
         se = torch.where(diff_ok, se, torch.zeros_like(se))
 
@@ -523,6 +543,10 @@ class CostModel:
         hx = torch.gather(hw.fanout[..., 0].to(dt).expand(B, L), 1, l0.clamp(min=0))  # [B, Lb]
         row = (live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
                & (torch.remainder(hx[..., None], inner_prod) == 0))
+        # A row of one PE (mesh X of 1) makes the next row the innermost loop's own +-1
+        # neighbour: counted once, as Timeloop does (R=2 on a 1x2 mesh: 270 link transfers).
+        own = (torch.arange(D, device=dev) == d0[..., None]) & (hx[..., None] == inner_prod)
+        row = row & ~own
         has_k = row.any(-1)
         dk = row.to(torch.int64).argmax(-1)
         pick = lambda x, d: torch.gather(x, 2, d[..., None]).squeeze(-1)  # noqa: E731
@@ -577,7 +601,17 @@ def compile_kernel_in_child() -> bool:
     import sys
 
     code = "from accelmap.cost_model import _compile_kernel_here; _compile_kernel_here()"
-    return subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL).returncode == 0
+    # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
+    # quietly (numba would print its own traceback)
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        child.communicate()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    return child.returncode == 0
 
 
 def _compile_kernel_here() -> None:
