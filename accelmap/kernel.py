@@ -149,7 +149,9 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                         e = slot[e2]
                         if sorder[i, l, e] > sorder[i, l, d]:
                             ip *= fs[l, e]
-                    if ip <= hx and ip * fs[l, d] > hx and (hx - ip * math.floor(hx / ip)) == 0.0 and dk < 0:
+                    # (a row of one PE makes the next row d0's own +-1 neighbour: counted once)
+                    if ip <= hx and ip * fs[l, d] > hx and (hx - ip * math.floor(hx / ip)) == 0.0 and dk < 0 \
+                            and not (d == d0 and ip == hx):
                         dk = d
                         rk = hx / ip
                 d0_[l] = d0
@@ -174,13 +176,23 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     continue  # only keepers (and the MAC) receive data
                 if b == L:
                     # MAC operands: read at every step, unless the innermost level fans out to
-                    # the MACs and its innermost spatial loop leaves tensor t unindexed (then
-                    # the MACs keep an unchanged operand between steps; see the cost model).
-                    reuse = hasp_[L - 1]
-                    if reuse:
-                        for r in range(R):
-                            if coef[t, r, d0_[L - 1]] != 0.0:
-                                reuse = False
+                    # the MACs and, on mesh X or Y, its innermost spatial loop leaves tensor t
+                    # unindexed (the MACs keep an unchanged operand; see the cost model).
+                    reuse = False
+                    for ax in range(2):
+                        dax = -1
+                        best = -1
+                        for d in range(D):
+                            if sp[i, L - 1, d, ax] > 1 and sorder[i, L - 1, d] > best:
+                                best = sorder[i, L - 1, d]
+                                dax = d
+                        if dax >= 0:
+                            unindexed = True
+                            for r in range(R):
+                                if coef[t, r, dax] != 0.0:
+                                    unindexed = False
+                            if unindexed:
+                                reuse = True
                     if not reuse:
                         deltas[t, b] = total_iters
                         continue
