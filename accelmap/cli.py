@@ -136,12 +136,16 @@ def _compile_step(needed: bool, compile_fn) -> None:
     """The kernel's one-off compilation as its own step on screen, not charged to any layer."""
     if not needed:
         return
-    with console.status("compiling the cost kernel, once after install (about 15 s on 2 idle cores)"):
-        seconds = compile_fn()
+    try:
+        with console.status("compiling the cost kernel, once after install (about 15 s on 2 idle cores)"):
+            seconds = compile_fn()
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
+        raise typer.Exit(130) from None
     console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
 
 
-def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
+def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int) -> None:
     table = Table(title=f"{arch.name}, objective {obj.name}", header_style="bold")
     for col in ("layer", "dims", "count", "MACs", "energy (uJ)", "cycles", "EDP (J*cyc)", "util",
                 "gap E", "gap cyc", "search (s)"):
@@ -161,7 +165,8 @@ def _print_map_table(outcomes, tot, arch, obj, wall) -> None:
         console.print(f"[yellow]partial totals: {len(tot['unmapped'])} layer(s) have no legal mapping and are left "
                       f"out ({', '.join(tot['unmapped'])}: {tot['unmapped_macs'] / 1e9:.3f} GMACs); the totals below "
                       f"cover {tot['macs'] / 1e9:.3f} of {all_macs / 1e9:.3f} GMACs[/]")
-    console.print(f"network{' (partial)' if tot.get('partial') else ''}: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
+    scope = f" ({len(outcomes)} of {n_layers} unique layers searched)" if len(outcomes) < n_layers else ""
+    console.print(f"network{' (partial)' if tot.get('partial') or scope else ''}{scope}: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
                   f"cycles {tot['cycles']:,.0f}, EDP {tot['edp'] * 1e-12:.4g} J*cycle, gaps to the lower bound "
                   f"E x{tot['gap_energy'] or float('nan'):.2f} cycles x{tot['gap_cycles'] or float('nan'):.2f}; "
                   f"wall {wall:.1f} s")
