@@ -78,6 +78,8 @@ def run_arch(settings: dict) -> str:
     from accelmap.architecture import list_presets
 
     name = settings.get("arch")
+    if name not in list_presets() and settings.get("arch_file") and Path(settings["arch_file"]).is_file():
+        return settings["arch_file"]  # the architecture file the run recorded
     if name not in list_presets():
         raise AccelmapError("missing --arch; expected a preset name or the architecture YAML the run used"
                             + (f" ('{name}')" if name else ""), field="--arch")
@@ -98,6 +100,12 @@ def export_constraints(spec: str | None, arch_spec: str, settings: dict) -> Cons
         if not Path(src).is_file():
             raise AccelmapError(f"the run's constraint file {src} is not there; give --constraints FILE or none",
                                 field="--constraints")
+        from accelmap.spec import looks_like_v4
+
+        if looks_like_v4(src):  # the constraints of a v0.4 architecture's nodes
+            from accelmap.timeloop_v4 import v4_architecture_constraints
+
+            return v4_architecture_constraints(src)
         return read_constraints(src)
     from accelmap.spec import looks_like_v4
 
@@ -204,6 +212,7 @@ def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraint
         run_layers = [RunLayer(rl.workload, fold_fanout_levels(arch, rl.mapping)[1] if rl.mapping else None,
                                rl.count) for rl in run_layers]
         arch, constraints = folded, cons_f
+    arch = v3_storage_classes(arch)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
     write_architecture(arch, d, ARCH_STEM)
@@ -472,6 +481,20 @@ def fold_fanout_levels(arch: Architecture, mapping: Mapping | None = None,
             out.append(c)
         new_cons = Constraints(tuple(out), constraints.source)
     return folded, new_map, new_cons
+
+
+_V3_STORAGE = ("dram", "sram", "regfile", "smartbuffer", "storage", "buffer")
+
+
+def v3_storage_classes(arch: Architecture) -> Architecture:
+    """Timeloop v0.3 knows a storage level by its class (DRAM, SRAM, regfile, smartbuffer...);
+    v0.4 designs name Accelergy classes it does not know (aladdin_register): those are written
+    as regfile (SRAM above 512 words). Energies and areas come from the ERT/ART either way."""
+    from dataclasses import replace as dc_replace
+
+    levels = tuple(lv if any(k in lv.cls.lower() for k in _V3_STORAGE)
+                   else dc_replace(lv, cls="regfile" if (lv.capacity or 0) <= 512 else "SRAM") for lv in arch.levels)
+    return dc_replace(arch, levels=levels)
 
 
 def v4_mapper_settings(objective: str = "edp") -> dict:

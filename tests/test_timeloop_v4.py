@@ -445,3 +445,25 @@ def test_cli_spec_evaluate_map_and_export_v4(tmp_path):
     src_net = load_network(str(SHAPES / "alexnet"), on_warning=lambda m: None)
     assert [x.workload.signature() for x in re_net.unique_layers()] == \
         [x.workload.signature() for x in src_net.unique_layers()]
+
+
+def test_v4_mapping_styles_container_targets_and_mapper_settings():
+    """The mapper's ``C1 M8`` factors, ``DIM=N`` lists and list permutations read alike; a
+    container's own name targets its fanout level; mapper settings become accelmap options."""
+    from accelmap.timeloop_v4 import mapper_settings, mapping_from_v4, read_v4_architecture
+
+    a = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml")
+    containers = dict(a.containers)
+    one = mapping_from_v4({"mapping": [{"target": "psum_spad", "type": "temporal", "factors": "C1 M8 R1",
+                                        "permutation": "MCR"},
+                                       {"target": "PE", "type": "spatial", "factors": "C3 S3", "permutation": "SC",
+                                        "split": 0}]}, "<m>", a.arch, containers)
+    two = mapping_from_v4({"mapping": [{"target": "psum_spad", "type": "temporal", "factors": ["C=1", "M=8", "R=1"],
+                                        "permutation": ["M", "C", "R"]},
+                                       {"target": "inter_PE_spatial", "type": "spatial", "factors": ["C=3", "S=3"],
+                                        "permutation": ["S", "C"], "split": 0}]}, "<m>", a.arch, containers)
+    assert one == two
+    lv = one.level("inter_PE_spatial")
+    assert lv.spatial == (("C", 3), ("S", 3)) and lv.spatial_axis("C") == 1 and lv.keep == ()
+    assert mapper_settings({"optimization_metrics": ["edp"]}) == {"objective": "edp"}
+    assert mapper_settings({"optimization_metrics": ["delay", "energy"]}) == {"objective": "lex:cycles,energy"}
