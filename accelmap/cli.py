@@ -44,11 +44,15 @@ def evaluate(
     art: Optional[str] = typer.Option(None, help="Accelergy ART YAML (area)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
+    spec: list[str] = typer.Option([], "--spec", help="Timeloop v0.4 spec files (jinja2 templates too) giving the "
+                                                      "architecture, problem and mapping, and NAME=VALUE jinja2 "
+                                                      "variables; --problem/--mapping replace the spec's."),
 ) -> None:
     """Evaluate one mapping: energy, cycles, EDP, utilization, area, per-level accesses."""
-    from accelmap.evaluation import evaluate_files
+    from accelmap.evaluation import evaluate_files, evaluate_spec
 
-    ev = evaluate_files(arch, problem, mapping, ert, art, check_device(device))
+    ev = (evaluate_spec(spec, problem, mapping, ert, art, check_device(device), _warn) if spec
+          else evaluate_files(arch, problem, mapping, ert, art, check_device(device)))
     d = ev.to_dict()
     if json_out:
         print(json.dumps(d, indent=1))
@@ -120,7 +124,7 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
                   TextColumn("{task.description}"), console=console, transient=True) as bar:
         task = bar.add_task("", total=len(plan.layers))
         res = run_map(plan, on_done=lambda o: bar.update(task, advance=1, description=o.name), executor=executor)
-    _print_map_table(res.outcomes, res.totals, plan.arch, plan.objective, res.wall_seconds)
+    _print_map_table(res.outcomes, res.totals, plan.arch, plan.objective, res.wall_seconds, len(plan.layers))
     console.print(f"run directory: {res.run_dir}")
     if res.unmapped and len(res.unmapped) == len(res.outcomes):
         raise AccelmapError(res.unmapped[0].note or "no legal mapping")
