@@ -414,7 +414,8 @@ def mapping_to_v4(m: Mapping) -> dict:
 
 
 def fold_fanout_levels(arch: Architecture, mapping: Mapping | None = None,
-                       constraints: Constraints | None = None) -> tuple[Architecture, Mapping | None, Constraints | None]:
+                       constraints: Constraints | None = None
+                       ) -> tuple[Architecture, Mapping | None, Constraints | None]:
     """The same design without fanout levels (for Timeloop v0.3, which has no containers): each
     fanout level's spatial factors move to the nearest storage level outside it (X and Y kept), its
     temporal factors become that level's innermost loops. Exact for the mapping when the fanout

@@ -259,8 +259,8 @@ def _node_constraints(level: str, cons: Any, src: str, field: str, warn: Callabl
             if k not in _KNOWN_CONSTRAINT_KEYS[kind]:
                 warn(f"{src}: constraint key '{where}.{k}' is not modelled and was ignored")
         if kind == "dataspace":
-            out.append(LevelConstraint(level, keep=tuple(body.get("keep") or ()), bypass=tuple(body.get("bypass") or ()),
-                                       source=where))
+            out.append(LevelConstraint(level, keep=tuple(body.get("keep") or ()),
+                                       bypass=tuple(body.get("bypass") or ()), source=where))
         elif kind == "temporal":
             out.append(LevelConstraint(level, temporal=_factors(body.get("factors"), src, f"{where}.factors"),
                                        permutation=_permutation(body.get("permutation")), source=where))
@@ -536,10 +536,9 @@ def problem_from_v4(doc: Any, src: str, name: str, warn: Callable[[str], None] |
         if k in coefs and (isinstance(v, bool) or not isinstance(v, int)):
             raise AccelmapError(f"expected an integer, got {v!r}", file=src, field=f"problem.instance.{k}")
     v3 = {"problem": {"shape": shape, "instance": kept}}
-    w = problem_from_dict(v3, src, name)
-    if shape.get("name") in ("CNN_Layer", "conv2D", "CNN-Layer") and w.kind == "custom":
-        w = Workload(w.name, w.dims, w.bounds, w.tensors, w.shape_name, w.coefficients, w.shape_ranks, "conv")
-    return w
+    # kind stays "custom": v0.4 shapes name their dims freely (M for output channels, G for groups),
+    # and code that takes "conv" layers expects accelmap's own dim names
+    return problem_from_dict(v3, src, name)
 
 
 def _check_densities(v: Any, src: str) -> None:
@@ -736,6 +735,10 @@ def read_spec(files: list[str], variables: dict | None = None, ert: str | None =
     if "sparse_optimizations" in doc:
         raise AccelmapError("sparse optimizations are not modelled; accelmap evaluates dense mappings only",
                             file=origin["sparse_optimizations"], field="sparse_optimizations")
+    if ("components" in doc or "compound_components" in doc) and ert is None:
+        key = "components" if "components" in doc else "compound_components"
+        warn(f"{origin[key]}: '{key}' (Accelergy compound components) are not evaluated; without --ert/--art "
+             f"energies and areas come from accelmap's built-in tables")
     v4a = None
     if "architecture" in doc:
         src = origin["architecture"]
