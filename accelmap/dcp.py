@@ -1,6 +1,6 @@
 """Dataflow Code Propagation (Xu et al., 2024) as a registered mapping optimizer.
 
-Predictor calls are free; true-model evaluations are the budget. One search:
+Predictor calls are free; true-model evaluations are what a search spends. One search:
 
 1. screen: a pool of random mappings, legality checked, ranked by the predictor;
 2. propagate: Adam on the dataflow codes of the best ``starts`` through the predictor (each
@@ -9,43 +9,82 @@ Predictor calls are free; true-model evaluations are the budget. One search:
 3. decode each code to the nearest legal mapping (:meth:`MappingSpace.from_code`), check legality,
    rank by the predictor and send the best ``first`` to the true model;
 4. refine: neighbours of the best verified mappings, ranked by the predictor, the best of them
-   verified, until the budget is spent.
+   verified, until the verification budget (``verify`` true evaluations, 200 by default, the
+   method's and the benchmark's figure) is spent; then the search is finished.
+5. polish (only when asked, ``polish`` > 0): plain local search with the true model from the
+   best verified mappings, counted apart from verification.
+
+The search's ``budget`` caps both: verification spends ``min(verify, budget)`` and polishing
+``min(polish, budget - verified)``, so ``accelmap map --optimizer dcp`` (budget 100,000) stops
+after 200 verified mappings, and ``--budget 50`` after 50.
 
 Legality checks (capacity and fanout, which the space's rules alone do not settle) use the
 model's validity mask only and are counted separately from cost evaluations
-(``legality_checks``).
+(``legality_checks``). Candidates already sent to the true model, or repeated within a batch,
+are dropped before any of that by exact genome keys (a seen-set), not by sorting the batch.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from accelmap.codes import CodeLayout, dataflow_code, hardware_code, layer_code
 from accelmap.cost_model import Hardware
+from accelmap.errors import AccelmapError
 from accelmap.optimizers import Optimizer, register
 
+# predictors loaded in this process, by resolved checkpoint path: a worker process that maps
+# many layers loads its predictor once
 _CACHE: dict[str, object] = {}
 
 
-def predictor_for(path: str | None = None):
-    """The predictor at ``path`` (default: $ACCELMAP_DCP_CHECKPOINT or the packaged one), cached."""
+def predictor_for(checkpoint: str | Path | None = None):
+    """The predictor at ``checkpoint`` (None: the packaged one), loaded once per process."""
     from accelmap.predictor import CostPredictor, default_checkpoint
 
-    p = str(path or os.environ.get("ACCELMAP_DCP_CHECKPOINT") or default_checkpoint())
-    if p not in _CACHE:
-        _CACHE[p] = CostPredictor.load(Path(p))
-    return _CACHE[p]
+    path = Path(checkpoint).resolve() if checkpoint else default_checkpoint()
+    key = str(path)
+    if key not in _CACHE:
+        _CACHE[key] = CostPredictor.load(path)
+    return _CACHE[key]
+
+
+def row_keys(genomes: torch.Tensor) -> list[bytes]:
+    """One exact, hashable key per row of an integer batch [N, G] (its bytes)."""
+    a = np.ascontiguousarray(genomes.numpy())
+    if a.shape[1] == 0:
+        return [b""] * len(a)
+    return a.view(np.dtype((np.void, a.shape[1] * a.itemsize))).ravel().tolist()
+
+
+def _adam_step(x: torch.Tensor, grad: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: int, lr: float,
+               betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    """One Adam step (Kingma & Ba; torch.optim.Adam's defaults) on ``x`` in place, with first
+    and second moments ``m``, ``v`` (same shape) updated in place; ``t`` counts from 1.
+    Written out because torch.optim's constructor imports torch._dynamo (seconds per process)."""
+    b1, b2 = betas
+    m.mul_(b1).add_(grad, alpha=1 - b1)
+    v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+    denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(eps)
+    x.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
+
+
+def _count(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise AccelmapError(f"dcp option {name} must be an integer >= {low}, got {value!r}", field=name)
+    return value
 
 
 @register
 class DCP(Optimizer):
     name = "dcp"
-    summary = "dataflow code propagation: gradient descent on codes through a learned cost predictor"
+    summary = ("dataflow code propagation: gradient descent on codes through a learned cost predictor, "
+               "then at most 200 true evaluations")
     pool = 32768
     starts = 128
     steps = 60
@@ -55,10 +94,17 @@ class DCP(Optimizer):
     refine_pool = 4096
     refine_from = 8  # verified mappings whose neighbours a refinement round screens
     per_group = 2  # first verification: at most this many per spatial unrolling before the rest
+    polish_batch = 256  # true evaluations per polishing round
 
-    def __init__(self, space, generator, budget):
+    def __init__(self, space, generator, budget, checkpoint: str | Path | None = None, verify: int = 200,
+                 polish: int = 0):
+        """``checkpoint``: the predictor (None: the packaged one); ``verify``: true evaluations
+        of predictor-ranked candidates; ``polish``: true evaluations of local search after that
+        (0: none). Both are capped by ``budget``."""
         super().__init__(space, generator, budget)
-        self.model = predictor_for()
+        self.verify_budget = min(_count(verify, "verify", 1), budget)
+        self.polish_budget = min(_count(polish, "polish", 0), budget - self.verify_budget)
+        self.model = predictor_for(checkpoint)
         self.layout: CodeLayout = self.model.layout
         self.layout.check(space, getattr(self.model, "source", "<checkpoint>"))
         self.lc = layer_code(space.workload, self.layout)
@@ -70,10 +116,16 @@ class DCP(Optimizer):
                           stacklevel=2)
         self.legality_checks = 0
         self.predictor_calls = 0
-        self.best_g: torch.Tensor | None = None
+        self.verified_evaluations = 0
+        self.polish_evaluations = 0
         self.verified: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.stage = 0
-        self.seen: set[tuple] = set()
+        self.phase = "verify"  # what the batch last asked for spends
+        self.seen: set[bytes] = set()  # keys of every genome sent to the true model
+
+    def counts(self) -> dict:
+        return {"verified": self.verified_evaluations, "polish": self.polish_evaluations,
+                "predictor_calls": self.predictor_calls, "legality_checks": self.legality_checks}
 
     # ---- helpers -------------------------------------------------------------------------------------
     def _weights(self) -> tuple[float, float]:
@@ -100,48 +152,72 @@ class DCP(Optimizer):
         self.legality_checks += len(genomes)
         return self.space.evaluate(genomes).valid
 
-    def _fresh(self, genomes: torch.Tensor, scores: torch.Tensor, k: int, per_group: int = 0) -> torch.Tensor:
-        """The k best-predicted genomes not yet sent to the true model. With ``per_group`` > 0, at
-        most that many per spatial unrolling come first, so that a predictor mistaken about one
-        region of the space (likeliest on unseen hardware) does not spend the whole batch there."""
+    def _unseen(self, genomes: torch.Tensor) -> tuple[torch.Tensor, list[bytes]]:
+        """The rows never sent to the true model, each once, in their first order, with their keys."""
+        keys = row_keys(genomes)
+        batch: set[bytes] = set()
+        idx = []
+        for i, k in enumerate(keys):
+            if k not in self.seen and k not in batch:
+                batch.add(k)
+                idx.append(i)
+        return genomes[idx], [keys[i] for i in idx]
+
+    def _take(self, genomes: torch.Tensor, keys: list[bytes], scores: torch.Tensor, k: int,
+              per_group: int = 0) -> torch.Tensor:
+        """The k best-scored of unseen, distinct ``genomes`` (marked seen). With ``per_group`` >
+        0, at most that many per spatial unrolling come first, so that a predictor mistaken about
+        one region of the space (likeliest on unseen hardware) does not spend the whole batch there."""
         order = torch.argsort(scores).tolist()
         if per_group:
             L = self.space.layout.L
-            spatial = self.space.layout.split(genomes)[0][:, :, L:].flatten(1)
-            count: dict[tuple, int] = {}
-            first = []
+            spatial = row_keys(self.space.layout.split(genomes)[0][:, :, L:].flatten(1))
+            count: dict[bytes, int] = {}
+            first, rest = [], []
             for i in order:
-                key = tuple(spatial[i].tolist())
-                count[key] = count.get(key, 0) + 1
-                if count[key] <= per_group:
-                    first.append(i)
-            taken = set(first)
-            order = first + [i for i in order if i not in taken]
-        out = []
-        for i in order:
-            key = tuple(genomes[i].tolist())
-            if key in self.seen:
-                continue
-            self.seen.add(key)
-            out.append(genomes[i])
-            if len(out) >= k:
-                break
-        return torch.stack(out) if out else genomes[:0]
+                count[spatial[i]] = count.get(spatial[i], 0) + 1
+                (first if count[spatial[i]] <= per_group else rest).append(i)
+            order = first + rest
+        pick = order[:k]
+        self.seen.update(keys[i] for i in pick)
+        return genomes[pick]
+
+    def _none(self) -> torch.Tensor:
+        return torch.empty(0, self.space.layout.size, dtype=torch.int64)
+
+    def _done(self) -> torch.Tensor:
+        self.finished = True
+        return self._none()
 
     # ---- ask / tell ----------------------------------------------------------------------------------
     def ask(self) -> torch.Tensor:
-        left = self.budget - sum(len(g) for g, _ in self.verified)
-        if left <= 0:
-            self.finished = True
-            return torch.empty(0, self.space.layout.size, dtype=torch.int64)
-        if self.stage == 0:
-            self.stage = 1
-            return self._propagate(min(self.first, left))
-        return self._refine(min(self.rounds, left))
+        left = self.verify_budget - self.verified_evaluations
+        if left > 0:
+            self.phase = "verify"
+            if self.stage == 0:
+                self.stage = 1
+                out = self._propagate(min(self.first, left))
+            else:
+                out = self._refine(min(self.rounds, left))
+            if len(out):
+                return out
+            self.verify_budget = self.verified_evaluations  # nothing new to verify: on to polishing
+        left = self.polish_budget - self.polish_evaluations
+        if left > 0:
+            self.phase = "polish"
+            out = self._polish(min(self.polish_batch, left))
+            if len(out):
+                return out
+        return self._done()
 
     def tell(self, genomes, scores) -> None:
         self.verified.append((genomes, scores))
-        if not len(genomes):
+        if self.phase == "verify":
+            self.verified_evaluations += len(genomes)
+        else:
+            self.polish_evaluations += len(genomes)
+        # finished as soon as the budgets are spent: no further ask, no further screening
+        if (self.verified_evaluations >= self.verify_budget and self.polish_evaluations >= self.polish_budget):
             self.finished = True
 
     def _propagate(self, k: int) -> torch.Tensor:
@@ -149,21 +225,25 @@ class DCP(Optimizer):
         g = sp.sample(self.pool, self.gen)
         g = g[self._legal(g)]
         if not len(g):
-            g = sp.sample(self.pool, self.gen)  # nothing legal in the pool: let the true model say why
-            return g[:k]
+            g, keys = self._unseen(sp.sample(self.pool, self.gen)[:k])  # nothing legal: let the true model say why
+            self.seen.update(keys)
+            return g
         seeds = g[torch.argsort(self._predict(g))[: self.starts]]
         lay = sp.layout
         fac, order, axis, keep = lay.split(seeds)
         fixed_log, rest, logits = sp.log_split(seeds)
-        logits.requires_grad_(True)
-        opt = torch.optim.Adam([logits], lr=self.lr)
+        m, v = torch.zeros_like(logits), torch.zeros_like(logits)
         base_code = dataflow_code(sp, seeds, self.layout)
         we, wc = self._weights()
         logb2 = torch.log(torch.tensor(sp.workload.bounds, dtype=torch.float64).clamp(min=2))
         CD = len(self.layout.dims)
         idx = torch.tensor([self.layout.dims.index(d) for d in sp.workload.dims])
+        # the codes decoded later: every (steps // 6)-th along the trajectory, the last first
+        every = max(1, self.steps // 6)
+        keep_at = set(range(self.steps - 1, -1, -every))
         trail = []
-        for _ in range(self.steps):
+        for t in range(self.steps):
+            logits.requires_grad_(True)
             logf = sp.log_factors(fixed_log, rest, logits)
             sh = (logf / logb2[None, :, None]).float()  # [n, D, S] the code's share block
             block = torch.zeros(len(seeds), CD, lay.S, dtype=torch.float32)
@@ -171,42 +251,59 @@ class DCP(Optimizer):
             code = torch.cat([block.flatten(1), base_code[:, CD * lay.S:]], 1)
             y = self.model(self.lc, self.hc, code)
             loss = (wc * y[:, 0] + we * y[:, 1]).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            # the gradient of the logits only: the predictor's own weights need none
+            (grad,) = torch.autograd.grad(loss, [logits])
+            logits = logits.detach()
+            _adam_step(logits, grad, m, v, t + 1, self.lr)
             self.predictor_calls += len(seeds)
-            trail.append(logf.detach())
+            if t in keep_at:
+                trail.append(logf.detach())
         # decode the codes along the trajectory (later ones first) to the nearest factorizations
         cands = [seeds]
-        for logf in trail[::-max(1, self.steps // 6)]:
+        for logf in trail[::-1]:
             c = sp.to_code(seeds)
             c[:, : lay.D * lay.S] = (logf / logb2[None, :, None]).flatten(1)
             rf, _, _, _ = lay.split(sp.from_code(c))
             cands.append(torch.cat([rf.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1))
-        c = torch.unique(torch.cat(cands), dim=0)
-        c = c[self._legal(c)]
-        return self._fresh(c, self._predict(c), k, self.per_group)
+        c, keys = self._unseen(torch.cat(cands))
+        ok = self._legal(c)
+        c, keys = c[ok], [kk for kk, o in zip(keys, ok.tolist()) if o]
+        return self._take(c, keys, self._predict(c), k, self.per_group)
 
-    def _refine(self, k: int) -> torch.Tensor:
+    def _best_verified(self, n: int) -> torch.Tensor | None:
         g = torch.cat([x for x, _ in self.verified])
         s = torch.cat([y for _, y in self.verified])
         ok = torch.isfinite(s)
         if not ok.any():
-            self.finished = True
-            return g[:0]
-        best = g[ok][torch.argsort(s[ok])[: self.refine_from]]
+            return None
+        return g[ok][torch.argsort(s[ok])[:n]]
+
+    def _refine(self, k: int) -> torch.Tensor:
+        best = self._best_verified(self.refine_from)
+        if best is None:
+            return self._none()
         nb = self.space.neighbours(best.repeat(self.refine_pool // len(best), 1), self.gen)
         # a second move widens the neighbourhood
         nb = torch.cat([nb, self.space.neighbours(nb[: len(nb) // 2], self.gen)])
-        nb = torch.unique(nb, dim=0)
-        nb = nb[self._legal(nb)]
+        nb, keys = self._unseen(nb)
         if not len(nb):
-            self.finished = True
             return nb
-        out = self._fresh(nb, self._predict(nb), k)
-        if not len(out):
-            self.finished = True
-        return out
+        ok = self._legal(nb)
+        nb, keys = nb[ok], [kk for kk, o in zip(keys, ok.tolist()) if o]
+        if not len(nb):
+            return nb
+        return self._take(nb, keys, self._predict(nb), k)
+
+    def _polish(self, k: int) -> torch.Tensor:
+        """Neighbours (one move) of the best verified mappings, unseen ones, no predictor: the
+        true model judges them all."""
+        best = self._best_verified(self.refine_from)
+        if best is None:
+            return self._none()
+        nb, keys = self._unseen(self.space.neighbours(best.repeat(max(1, 2 * k // len(best)), 1), self.gen))
+        nb, keys = nb[:k], keys[:k]
+        self.seen.update(keys)
+        return nb
 
 
 def geomean(xs) -> float:

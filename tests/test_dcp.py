@@ -142,3 +142,117 @@ def test_dataset_round_trip_and_tiny_training(tmp_path, cli):
     (tmp_path / "broken.json").write_text("{}")
     code, out, err = cli("dcp", "train", str(tmp_path / "broken.npz"))
     assert code == 2 and "broken.npz" in err
+
+
+# ---- DCP as the command line runs it: budgets, the predictor's loading, the checkpoint argument ----
+
+def _drive(opt, space):
+    """optimize()'s loop without a budget cap of its own: what the optimizer alone decides."""
+    evals = 0
+    while not opt.finished and evals < 100_000:
+        g = opt.ask()
+        if len(g):
+            s = space.evaluate(g).edp.log()
+            s = torch.where(torch.isfinite(s), s, torch.full_like(s, math.inf))
+            opt.tell(g, s)
+            evals += len(g)
+    return evals
+
+
+def test_dcp_stops_after_its_verification_budget():
+    from accelmap.dcp import DCP
+
+    sp = MappingSpace(conv2d("c", C=32, K=64, P=14, R=3), EYE, EYE_C)
+    # map's 100,000-evaluation default does not become 100,000 evaluations
+    res = optimize(sp, "edp", "dcp", 100_000, seed=0, patience=10_000)
+    assert res.evaluations == 200
+    opt = DCP(sp, torch.Generator().manual_seed(0), 100_000)
+    assert _drive(opt, sp) == 200 and opt.verified_evaluations == 200 and opt.polish_evaluations == 0
+    # a smaller budget caps verification; polishing is asked for and counted apart
+    opt = DCP(sp, torch.Generator().manual_seed(0), 120)
+    assert _drive(opt, sp) == 120
+    opt = DCP(sp, torch.Generator().manual_seed(0), 100_000, verify=100, polish=300)
+    assert _drive(opt, sp) == 400 and (opt.verified_evaluations, opt.polish_evaluations) == (100, 300)
+    assert opt.counts()["polish"] == 300 and opt.counts()["verified"] == 100
+    # and never sends one mapping to the true model twice
+    g = torch.cat([x for x, _ in opt.verified])
+    assert len(set(map(tuple, g.tolist()))) == len(g)
+    with pytest.raises(AccelmapError, match="verify"):
+        DCP(sp, torch.Generator().manual_seed(0), 100, verify=0)
+
+
+def test_predictor_is_loaded_once_per_process_and_the_checkpoint_is_an_argument(monkeypatch, tmp_path):
+    import shutil
+
+    import accelmap.dcp as dcp
+    from accelmap.dcp import DCP
+
+    loads = []
+    real = CostPredictor.load
+    monkeypatch.setattr(dcp, "_CACHE", {})
+    monkeypatch.setattr(CostPredictor, "load", staticmethod(lambda p=None: loads.append(str(p)) or real(p)))
+    # no environment variable is read: one naming a broken file changes nothing
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    monkeypatch.setenv("ACCELMAP_DCP_CHECKPOINT", str(bad))
+    spaces = [MappingSpace(conv2d(f"c{k}", C=16 * k, K=32, P=14, R=3), EYE, EYE_C) for k in (1, 2, 3)]
+    for sp in spaces:
+        DCP(sp, torch.Generator().manual_seed(0), 10)
+    assert loads == [str(default_checkpoint())]
+    # another checkpoint, passed as an option, is loaded (once) and used
+    other = tmp_path / "other.pt"
+    shutil.copy(default_checkpoint(), other)
+    for sp in spaces:
+        opt = DCP(sp, torch.Generator().manual_seed(0), 10, checkpoint=str(other))
+        assert opt.model.source == str(other.resolve())
+    assert loads == [str(default_checkpoint()), str(other.resolve())]
+    res = optimize(spaces[0], "edp", "dcp", 30, seed=0, options={"checkpoint": str(other)})
+    assert res.evaluations <= 30 and len(loads) == 2
+    with pytest.raises(AccelmapError, match="bad.pt"):
+        optimize(spaces[0], "edp", "dcp", 30, seed=0, options={"checkpoint": str(bad)})
+
+
+def test_row_keys_are_exact():
+    from accelmap.dcp import row_keys
+
+    g = torch.tensor([[1, 2, 3], [1, 2, 3], [3, 2, 1], [1, 2, 2 ** 40 + 3]])
+    k = row_keys(g)
+    assert k[0] == k[1] and len({k[0], k[2], k[3]}) == 3
+
+
+def test_written_out_adam_step_matches_torch_optim():
+    from accelmap.dcp import _adam_step
+
+    gen = torch.Generator().manual_seed(0)
+    target = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    x0 = torch.randn(5, 4, generator=gen, dtype=torch.float64)
+    a = x0.clone().requires_grad_(True)
+    ref = torch.optim.Adam([a], lr=0.1)
+    b = x0.clone()
+    m, v = torch.zeros_like(b), torch.zeros_like(b)
+    for t in range(1, 21):
+        loss = ((a - target) ** 3).abs().sum()
+        ref.zero_grad()
+        loss.backward()
+        ref.step()
+        bb = b.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(((bb - target) ** 3).abs().sum(), [bb])
+        _adam_step(b, g, m, v, t, 0.1)
+    assert torch.allclose(a.detach(), b, rtol=1e-12, atol=1e-12)
+
+
+def test_search_does_not_import_torch_dynamo():
+    # torch.optim's constructors import torch._dynamo: seconds per worker process
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom accelmap.architecture import preset, preset_constraints\n"
+            "from accelmap.constraints import read_constraints\nfrom accelmap.search import optimize\n"
+            "from accelmap.space import MappingSpace\nfrom accelmap.workload import conv2d\n"
+            "sp = MappingSpace(conv2d('c', C=16, K=16, P=8, R=3), preset('eyeriss_like'), "
+            "read_constraints(preset_constraints('eyeriss_like')))\n"
+            "r = optimize(sp, 'edp', 'dcp', 100, seed=0)\n"
+            "print(r.evaluations, 'torch._dynamo' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[-1] == "False"
