@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def edp(res) -> float:
     return float(res.costs.edp[0]) if res.costs is not None and bool(res.costs.valid[0]) else math.inf
 
 
-def run_arch(arch, cons, layers, seed: int, label: str) -> dict:
+def run_arch(arch, cons, layers, seed: int, label: str, checkpoint: str | None = None) -> dict:
     rows, skipped = [], []
     for name, layer in layers:
         sp = MappingSpace(layer.workload, arch, cons)
@@ -54,7 +53,7 @@ def run_arch(arch, cons, layers, seed: int, label: str) -> dict:
         times = []
         for _ in range(3):  # the same seed gives the same search: time it thrice, keep the median
             t0 = time.perf_counter()
-            d = optimize(sp, "edp", "dcp", 200, seed=seed)
+            d = optimize(sp, "edp", "dcp", 200, seed=seed, options={"checkpoint": checkpoint})
             times.append(time.perf_counter() - t0)
         t_dcp = sorted(times)[1]
         g2 = optimize(sp, "edp", "genetic", 2000, seed=seed)
@@ -83,9 +82,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint", default=None)
     args = ap.parse_args()
-    if args.checkpoint:
-        os.environ["ACCELMAP_DCP_CHECKPOINT"] = args.checkpoint
-    model = predictor_for()
+    model = predictor_for(args.checkpoint)
     cons = read_constraints(preset_constraints("eyeriss_like"))
     layers = []
     for n in NETWORKS:
@@ -95,11 +92,11 @@ def main() -> None:
     held = space.architecture(torch.tensor([float(HELDOUT_HARDWARE[n]) for n in space.names]), name="heldout")
     # warm-up: predictor, kernel compile
     warm = MappingSpace(layers[0][1].workload, preset("eyeriss_like"), cons)
-    optimize(warm, "edp", "dcp", 200, seed=0)
+    optimize(warm, "edp", "dcp", 200, seed=0, options={"checkpoint": args.checkpoint})
     out = {"predictor": getattr(model, "source", ""), "training": model.meta, "heldout_hardware": HELDOUT_HARDWARE,
            "results": []}
-    out["results"].append(run_arch(preset("eyeriss_like"), cons, layers, args.seed, "eyeriss_like"))
-    out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (zero-shot)"))
+    out["results"].append(run_arch(preset("eyeriss_like"), cons, layers, args.seed, "eyeriss_like", args.checkpoint))
+    out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (zero-shot)", args.checkpoint))
     # few-shot: <= 100 true evaluations on the held-out hardware, then the same searches
     from accelmap.dcp_data import few_shot
     from accelmap.network import Layer
@@ -112,8 +109,7 @@ def main() -> None:
     path = Path("dcp_data") / "finetuned_heldout.pt"
     tuned.save(path, dict(tuned.meta, finetune={"arch": "heldout", "evaluations": fs["evaluations"]}))
     out["few_shot"] = {"evaluations": fs["evaluations"], "seconds": time.perf_counter() - t0}
-    os.environ["ACCELMAP_DCP_CHECKPOINT"] = str(path)
-    out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (few-shot)"))
+    out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (few-shot)", str(path)))
     out_path = OUT if args.seed == 0 else OUT.with_name(f"{OUT.stem}_seed{args.seed}.json")
     out_path.parent.mkdir(exist_ok=True)
     out_path.write_text(json.dumps(out, indent=1, default=float))
