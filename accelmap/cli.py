@@ -316,32 +316,29 @@ def sweep_cmd(
     """Sample hardware points, map every unique layer on each: per-point energy, latency, EDP, area."""
     from pathlib import Path
 
+    require_positive(points, "--points", "at least 1")
+    require_positive(budget, "--budget", "a positive number of evaluations")
+    require_positive(workers, "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.architecture import preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.constraints import load_constraints
     from accelmap.executor import make_executor
     from accelmap.hardware_space import read_hardware_space, resolve_space
+    from accelmap.mapper import compile_kernel, kernel_needs_compile
     from accelmap.network import load_network
     from accelmap.objective import Objective
     from accelmap.optimizers import get_optimizer
+    from accelmap.rundir import prepare_run_dir
     from accelmap.sweep import run_sweep, write_sweep_run
 
-    require_positive(points, "--points", "at least 1")
-    require_positive(budget, "--budget", "a positive number of evaluations")
     get_optimizer(optimizer)
     obj = Objective.parse(objective)
     space = read_hardware_space(resolve_space(arch_space))
     net = load_network(network, on_warning=_warn)
     layers, net_name = list(net.unique_layers()), net.name
-    if constraints is None:
-        path = preset_constraints(space.base.name)
-        cons = read_constraints(path) if path else Constraints()
-    elif constraints.lower() == "none":
-        cons = Constraints()
-    else:
-        cons = read_constraints(constraints)
-    run_dir = Path(out) if out else Path("runs") / f"sweep_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+    cons = load_constraints(constraints, space.base.name)
+    run_dir = prepare_run_dir(out, Path("runs") / f"sweep_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}")
+    _compile_step(kernel_needs_compile("cpu") and not ray, compile_kernel)
     settings = {"network": net_name, "arch_space": space.source, "points": points, "constraints": cons.source,
                 "objective": obj.name, "optimizer": optimizer, "budget": budget, "patience": patience, "seed": seed,
                 "workers": workers, "ray": ray}
@@ -411,6 +408,10 @@ def report(
 ) -> None:
     """Write one self-contained HTML page (tables, plots, loop nests) for a run directory."""
     from accelmap.report import write_report
+    from accelmap.rundir import check_output_file
+
+    if out:
+        check_output_file(out)
 
     print(write_report(run_dir, out))
 
@@ -435,6 +436,9 @@ def tune(
     """Auto-tune schedule knobs with measurements in the loop (validity-aware AutoTVM)."""
     from pathlib import Path
 
+    require_positive(measurements, "--measurements", "a positive number")
+    require_positive(batch_size, "--batch-size", "a positive number")
+    require_positive(timeout, "--timeout", "a positive number of seconds")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from accelmap.architecture import load_architecture, preset_constraints
@@ -443,17 +447,19 @@ def tune(
     from accelmap.tune_log import TuneLog, read_records
     from accelmap.tune_run import (check_space, default_run_dir, is_vta_like, layer_records, make_task,
                                    resolve_layers, results_from_log, tune_task, write_summary)
+    from accelmap.rundir import check_output_file, prepare_run_dir
     from accelmap.tuners import get_tuner
 
-    require_positive(measurements, "--measurements", "a positive number")
     get_tuner(tuner)
     m = make_measurer(measurer, timeout)
     arch = load_architecture(target)
     name, layers = resolve_layers(layer)
     if resume and log is None and out is None:
         raise AccelmapError("--resume needs the interrupted run's --log FILE or --out DIR", field="--resume")
-    run_dir = Path(out) if out else default_run_dir(name, arch.name)
+    run_dir = prepare_run_dir(out, default_run_dir(name, arch.name))
     log_path = Path(log) if log else run_dir / "records.jsonl"
+    if log:
+        check_output_file(log_path, "--log")
     previous = read_records(log_path)
     if previous and not resume:
         raise AccelmapError(f"the log already holds {len(previous)} measurements; pass --resume to continue it, or "
@@ -617,14 +623,14 @@ def dcp_dataset(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Sample legal mappings of zoo layers on a hardware family and store their true costs."""
-    from accelmap.architecture import preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.constraints import load_constraints
     from accelmap.dcp_data import generate, save
+    from accelmap.rundir import check_output_file
     from accelmap.hardware_space import read_hardware_space, resolve_space
 
+    check_output_file(out)
     space = read_hardware_space(resolve_space(arch_space))
-    path = preset_constraints(space.base.name)
-    cons = read_constraints(path) if path else Constraints()
+    cons = load_constraints(None, space.base.name)
     layers = _zoo_layers(networks)
     t0 = time.perf_counter()
     with console.status("sampling") as st:
@@ -651,7 +657,9 @@ def dcp_train(
 
     from accelmap.dcp_data import load
     from accelmap.predictor import train
+    from accelmap.rundir import check_output_file
 
+    check_output_file(out)
     d = load(data)
     n = len(d["layer_codes"])
     g = torch.Generator().manual_seed(seed)
@@ -701,21 +709,19 @@ def dcp_finetune(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Few-shot transfer: adapt the predictor to new hardware with <= SAMPLES true evaluations."""
-    from accelmap.architecture import load_architecture, preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.architecture import load_architecture
+    from accelmap.constraints import load_constraints
     from accelmap.dcp import predictor_for
     from accelmap.dcp_data import few_shot
     from accelmap.predictor import finetune
+    from accelmap.rundir import check_output_file
 
     if not 1 <= samples <= 100_000:
         raise AccelmapError(f"samples must be between 1 and 100000, got {samples}", field="--samples")
     model = predictor_for(checkpoint)
     a = load_architecture(arch, ert, art)
-    if constraints:
-        cons = read_constraints(constraints)
-    else:
-        path = preset_constraints(arch) if not arch.endswith((".yaml", ".yml")) else None
-        cons = read_constraints(path) if path else Constraints()
+    check_output_file(out)
+    cons = load_constraints(constraints, arch)
     fs = few_shot(_zoo_layers(networks), a, cons, model, samples, seed)
     new = finetune(model, fs["layer"], fs["hw"], fs["codes"], fs["y"], fs["anchor_layer"], fs["anchor_codes"], seed=seed)
     new.save(out, dict(new.meta, finetune={"arch": a.name, "evaluations": fs["evaluations"], "seed": seed}))
