@@ -682,7 +682,10 @@ def dcp_search(
     arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
     checkpoint: Optional[str] = typer.Option(None, help="Predictor checkpoint (default: the packaged one)."),
     objective: str = typer.Option("edp", help="edp, energy, cycles or a weighted sum of logs."),
-    budget: int = typer.Option(200, help="True-model evaluations per layer (predictor calls are free)."),
+    budget: int = typer.Option(200, help="True-model evaluations per layer that verify the predictor's best "
+                                         "candidates (predictor calls are free); the layer's search stops there."),
+    polish: int = typer.Option(0, help="Further true-model evaluations per layer of plain local search after "
+                                       "verification, counted apart (0: none)."),
     seed: int = typer.Option(0, help="Random seed."),
     workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
@@ -690,10 +693,14 @@ def dcp_search(
     """Map every unique layer with DCP (accelmap map --optimizer dcp with a predictor)."""
     from accelmap.dcp import predictor_for
 
+    require_positive(budget, "--budget", "a positive number of evaluations")
+    if polish < 0:
+        raise AccelmapError(f"polish must be 0 (none) or a positive number of evaluations, got {polish}",
+                            field="--polish")
     predictor_for(checkpoint)  # a bad checkpoint fails here, once, with a clear message
-    _run_map(network, arch, constraints=None, objective=objective, optimizer="dcp",
-             options={"checkpoint": checkpoint} if checkpoint else {}, budget=budget, patience=0, seed=seed,
-             workers=workers, out=out)
+    options = {"verify": budget, "polish": polish} | ({"checkpoint": checkpoint} if checkpoint else {})
+    _run_map(network, arch, constraints=None, objective=objective, optimizer="dcp", options=options,
+             budget=budget + polish, patience=0, seed=seed, workers=workers, out=out)
 
 
 @dcp_app.command("finetune")
