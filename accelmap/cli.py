@@ -77,8 +77,9 @@ def evaluate(
 
 @app.command("map")
 def map_cmd(
-    network: str = typer.Argument("resnet18", help="A zoo network (accelmap zoo), a Timeloop problem YAML or "
-                                                   "an ONNX model (.onnx)."),
+    network: Optional[str] = typer.Argument(None, help="A zoo network (accelmap zoo), a Timeloop problem YAML, a "
+                                                       "folder of problem files or an ONNX model (.onnx); default "
+                                                       "resnet18, or the --spec problem."),
     arch: str = typer.Option("eyeriss_like", help="Preset name or Timeloop architecture YAML."),
     ert: Optional[str] = typer.Option(None, help="Accelergy ERT YAML."),
     art: Optional[str] = typer.Option(None, help="Accelergy ART YAML."),
@@ -98,10 +99,18 @@ def map_cmd(
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
     device: str = typer.Option("cpu", help="Where the cost model runs: cpu, or cuda (layers then run one after "
                                            "another in this process, sharing the GPU)."),
+    spec: list[str] = typer.Option([], "--spec", help="Timeloop v0.4 spec files (and NAME=VALUE jinja2 variables): "
+                                                      "the architecture with its constraints, and the problem "
+                                                      "when no NETWORK is given."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
-    _run_map(network, arch, ert=ert, art=art, constraints=constraints, objective=objective, require=tuple(require),
-             optimizer=optimizer, budget=budget, patience=patience, seed=seed, workers=workers, ray=ray,
+    if spec:
+        from accelmap.timeloop_v4 import spec_map_files
+
+        arch, ert, art, spec_problem = spec_map_files(spec, ert, art, _warn)
+        network = network or spec_problem
+    _run_map(network or "resnet18", arch, ert=ert, art=art, constraints=constraints, objective=objective,
+             require=tuple(require), optimizer=optimizer, budget=budget, patience=patience, seed=seed, workers=workers, ray=ray,
              device=device, out=out)
 
 
@@ -382,6 +391,7 @@ def export_timeloop_cmd(
         None, help="Timeloop constraint YAML; default: the run's, else the preset's; 'none' for none."),
     out: str = typer.Option(..., help="Directory to write (arch.yaml, constraints.yaml, problems/, mappings/, "
                                       "mapper.yaml, README.txt)."),
+    fmt: str = typer.Option("v3", "--format", help="v3 (Timeloop v0.3 files) or v4 (v0.4: nodes, containers)."),
 ) -> None:
     """Write Timeloop v0.3 inputs: architecture + ERT/ART, constraints, problems, mappings, mapper settings."""
     from accelmap.architecture import load_architecture
@@ -395,7 +405,7 @@ def export_timeloop_cmd(
     a = load_architecture(arch, ert, art)
     cons = export_constraints(constraints, arch, settings)
     layers = list(load_network(network, on_warning=_warn).unique_layers()) if network else None
-    exported = export_timeloop(out, a, cons, layers, run)
+    exported = export_timeloop(out, a, cons, layers, run, fmt)
     n_maps = sum(1 for e in exported if e.mapping)
     console.print(f"wrote Timeloop inputs for {a.name} to {out}: arch.yaml (+ ERT/ART), constraints.yaml, "
                   f"mapper.yaml, {len(exported)} problem(s), {n_maps} mapping(s); commands in {out}/README.txt")

@@ -217,6 +217,12 @@ def load_constraints(spec: str | None, preset: str | None = None) -> Constraints
     from accelmap.architecture import preset_constraints
 
     if spec is None:
+        from accelmap.spec import looks_like_v4
+
+        if preset is not None and looks_like_v4(preset):  # a v0.4 architecture carries its own constraints
+            from accelmap.timeloop_v4 import v4_architecture_constraints
+
+            return v4_architecture_constraints(preset)
         is_file = preset is None or preset.endswith((".yaml", ".yml")) or "/" in preset
         path = None if is_file else preset_constraints(preset)
         return read_constraints(path) if path else Constraints()
