@@ -296,13 +296,13 @@ def _design_copy(tmp_path: Path, design: str = "simple_output_stationary") -> Pa
 
 
 def _one_line_error(r, *needles):
+    """Exit 2 and exactly one error line on stderr, which names every needle (file, key)."""
     assert r.returncode == 2, r.stdout + r.stderr
-    text = (r.stdout + r.stderr).strip()
-    assert "Traceback" not in text
-    line = [x for x in text.splitlines() if x.strip()][-1]
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     for n in needles:
-        assert n in text, (n, text)
-    return line
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
 
 
 def _eval_args(arch: Path) -> list[str]:
