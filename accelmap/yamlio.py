@@ -26,9 +26,14 @@ def load_yaml(path: str | Path) -> Any:
     return parse_yaml(text, source=str(p))
 
 
+# libyaml's safe loader when PyYAML was built with it: the same documents, about 10x faster
+# (an ERT file took 0.2 s in pure Python, a large share of `accelmap evaluate`)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
