@@ -159,6 +159,21 @@ def _lookup(table: dict, path: str):
 
 # ---- Timeloop v0.3 subtree YAML --------------------------------------------------------------
 
+def _first(attrs: dict, *names: str, default: Any = None) -> Any:
+    """The first of ``names`` that ``attrs`` gives (Timeloop's alternative spellings)."""
+    for n in names:
+        if attrs.get(n) is not None:
+            return attrs[n]
+    return default
+
+
+# Attributes accelmap reads; any other is named in one warning line per file.
+_KNOWN_ATTRIBUTES = frozenset((
+    "technology", "meshX", "meshY", "word-bits", "word_width", "word_bits", "datawidth", "block-size", "block_size",
+    "n_words", "width", "memory_width", "data_storage_width", "memory_depth", "depth", "data_storage_depth",
+    "entries", "size", "sizeKB", "read_bandwidth", "write_bandwidth", "type", "n_banks"))
+
+
 def _positive_int(value: Any, src: str, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value <= 0:
         raise AccelmapError(f"expected a positive integer, got {value!r}", file=src, field=field)
@@ -190,6 +205,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
         raise AccelmapError("missing required field; expected a Timeloop v0.3 'subtree' list", file=src,
                             field="architecture.subtree")
     flat: list[tuple[str, dict, int, dict, str, str]] = []  # name, component, instances, attrs, path, field
+    unused: set[str] = set()
 
     def walk(nodes: Any, prefix: str, mult: int, inherited: dict, fpath: str) -> None:
         if not isinstance(nodes, list):
@@ -203,6 +219,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
             count = int(m["hi"]) - int(m["lo"]) + 1 if m else 1
             attrs = dict(inherited)
             attrs.update(node.get("attributes", {}) or {})
+            unused.update(k for k in (node.get("attributes", {}) or {}) if k not in _KNOWN_ATTRIBUTES)
             here = f"{prefix}.{nname}" if prefix else nname
             for j, comp in enumerate(node.get("local", []) or []):
                 cpath = f"{npath}.local[{j}]"
@@ -216,11 +233,16 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                 ccount = int(cm["hi"]) - int(cm["lo"]) + 1 if cm else 1
                 cattrs = dict(attrs)
                 cattrs.update(comp.get("attributes", {}) or {})
+                unused.update(k for k in (comp.get("attributes", {}) or {}) if k not in _KNOWN_ATTRIBUTES)
                 flat.append((cm["base"] if cm else str(comp["name"]), comp, mult * count * ccount, cattrs,
                              f"{here}.{comp['name']}", cpath))
             walk(node.get("subtree", []) or [], here, mult * count, attrs, f"{npath}.subtree")
 
     walk(arch["subtree"], "", 1, {}, "architecture.subtree")
+    if unused:
+        import warnings
+
+        warnings.warn(f"{src}: attributes accelmap does not use: {', '.join(sorted(unused))}", stacklevel=3)
 
     levels: list[StorageLevel] = []
     compute: ComputeUnit | None = None
@@ -238,7 +260,8 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
         actions = _lookup(ert, path) or {}
         area = _lookup(art, path)
         if any(k in cls.lower() for k in _COMPUTE_CLASSES):
-            bits = int(attrs.get("datawidth", attrs.get("word-bits", 16)))
+            bits = _positive_int(_first(attrs, "datawidth", "word-bits", "word_width", "word_bits", default=16), src,
+                                 f"{cpath}.attributes.datawidth")
             energy = actions.get("mac_random", actions.get("compute", actions.get("mac")))
             if energy is None:
                 energy = float(_table().mac_energy(bits, tech_nm))
@@ -246,27 +269,37 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                 area = float(_table().mac_area(bits, tech_nm))
             compute = ComputeUnit(cname, cls, inst, mesh_x, float(energy), float(area), bits, path)
             continue
-        if compute is not None:
-            raise AccelmapError("storage level below the compute unit; the compute unit must be innermost",
-                                file=src, field=f"{cpath}")
-        word_bits = _positive_int(attrs.get("word-bits", attrs.get("datawidth", 16)), src,
+        # Storage listed after the compute unit is simply a further inner level (Timeloop keeps
+        # the arithmetic innermost whatever the listing order), as in the exercises' simple
+        # weight- and output-stationary designs. Attribute spellings as Timeloop v3 reads them
+        # (plus v0.4's word_bits): word bits, then block size, else width / word bits.
+        word_bits = _positive_int(_first(attrs, "word-bits", "word_width", "word_bits", "datawidth", default=16), src,
                                   f"{cpath}.attributes.word-bits")
-        block = _positive_int(attrs.get("block-size", 1), src, f"{cpath}.attributes.block-size")
+        width_attr = _first(attrs, "width", "memory_width", "data_storage_width")
+        block = _first(attrs, "block-size", "block_size", "n_words")
+        if block is None and width_attr is not None:
+            block = _positive_int(width_attr, src, f"{cpath}.attributes.width") // word_bits or 1
+        block = _positive_int(block if block is not None else 1, src, f"{cpath}.attributes.block-size")
         is_dram = cls.upper() == "DRAM" or "dram" in cls.lower()
         capacity: int | None = None
         if not is_dram:
-            depth = attrs.get("memory_depth", attrs.get("depth"))
-            width = attrs.get("memory_width", attrs.get("width", word_bits * block))
-            if depth is None:
+            depth = _first(attrs, "memory_depth", "depth", "data_storage_depth")
+            width = width_attr if width_attr is not None else word_bits * block
+            if depth is None and attrs.get("sizeKB") is not None and _first(attrs, "entries", "size") is None:
+                kb = attrs["sizeKB"]
+                if isinstance(kb, bool) or not isinstance(kb, (int, float)) or kb <= 0:
+                    raise AccelmapError(f"expected a positive size in KB, got {kb!r}", file=src,
+                                        field=f"{cpath}.attributes.sizeKB")
+                capacity = int(kb * 1024 * 8) // word_bits
+            elif depth is None:
                 entries = attrs.get("entries", attrs.get("size"))
                 if entries is None:
                     raise AccelmapError("missing required field; expected memory_depth (rows) for a storage level",
                                         file=src, field=f"{cpath}.attributes.memory_depth")
                 capacity = _positive_int(entries, src, f"{cpath}.attributes.entries")
             else:
-                depth = _positive_int(depth, src, f"{cpath}.attributes.memory_depth")
-                width = _positive_int(width, src, f"{cpath}.attributes.memory_width")
-                capacity = depth * width // word_bits
+                # Timeloop: a row holds one block (the rest of a wider row is cluster width)
+                capacity = _positive_int(depth, src, f"{cpath}.attributes.memory_depth") * block
         rbw = attrs.get("read_bandwidth")
         wbw = attrs.get("write_bandwidth")
         for label, v in (("read_bandwidth", rbw), ("write_bandwidth", wbw)):

@@ -153,6 +153,15 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
 _SECTIONS = ("architecture_constraints", "mapspace_constraints")
 
 
+def _permutation(value) -> str | None:
+    """A permutation as Timeloop reads it: whitespace skipped ('NPQR SCM', as every pre-v0.4
+    Eyeriss constraint file writes it) and '#' starting a comment."""
+    if value is None:
+        return None
+    text = "".join(str(value).split("#", 1)[0].split())
+    return text or None
+
+
 def _names(value, src: str, where: str) -> tuple[str, ...]:
     """A keep/bypass list: tensor names (Timeloop also accepts one name as a plain string)."""
     if value is None:
@@ -193,10 +202,11 @@ def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
                                        bypass=_names(t.get("bypass"), src, f"{where}.bypass"), source=where))
         elif typ == "temporal":
             out.append(LevelConstraint(lvl, temporal=_factors(t.get("factors"), src, where),
-                                       permutation=t.get("permutation"), source=where))
+                                       permutation=_permutation(t.get("permutation")), source=where))
         elif typ == "spatial":
             out.append(LevelConstraint(lvl, spatial=_factors(t.get("factors"), src, where),
-                                       spatial_permutation=t.get("permutation"), spatial_split=t.get("split"),
+                                       spatial_permutation=_permutation(t.get("permutation")),
+                                       spatial_split=t.get("split"),
                                        source=where))
         elif typ in ("utilization", "max_overbooked_proportion"):
             continue  # mapper hints that do not restrict the space

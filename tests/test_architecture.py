@@ -35,3 +35,78 @@ def test_simple_numbers():
     assert a.levels[0].read_bw == 8 and a.levels[1].capacity == 65536 and a.levels[1].block_size == 8
     assert a.levels[2].capacity == 64 and a.levels[2].read_bw is None
     assert a.fanout(1) == (16, 16)
+
+
+# ---- Timeloop v0.3 files as Timeloop v3 reads them (issue 14, item 4) ------------------------
+
+_V03 = """
+architecture:
+  version: 0.3
+  subtree:
+  - name: system
+    local:
+    - name: DRAM
+      class: DRAM
+      attributes: {type: LPDDR4, width: 64, word-bits: 16}
+    subtree:
+    - name: chip
+      attributes: {technology: 45nm}
+      local:
+      - name: glb
+        class: SRAM
+        attributes: {sizeKB: 2, word_bits: 8, block_size: 4, n_rdwr_ports: 2}
+      subtree:
+      - name: PE[0..3]
+        local:
+        - name: pe_spad
+          class: regfile
+          attributes: {memory_depth: 16, memory_width: 64, word-bits: 16, meshX: 2}
+        - name: mac
+          class: intmac
+          attributes: {datawidth: 8, meshX: 2}
+        - name: weight_reg
+          class: regfile
+          attributes: {depth: 1, width: 16, word-bits: 16, meshX: 2, latency: 1ns}
+"""
+
+
+def _v03(tmp_path, text=_V03):
+    p = tmp_path / "arch.yaml"
+    p.write_text(text)
+    with pytest.warns(UserWarning) as rec:
+        a = read_architecture(p)
+    return a, [str(w.message) for w in rec]
+
+
+def test_v03_storage_listed_after_the_compute_unit_is_an_inner_level(tmp_path):
+    a, _ = _v03(tmp_path)
+    assert a.level_names == ("DRAM", "glb", "pe_spad", "weight_reg")
+    assert a.compute.name == "mac" and a.compute.instances == 4 and a.compute.word_bits == 8
+    assert a.levels[3].capacity == 1 and a.levels[3].instances == 4
+
+
+def test_v03_attribute_spellings_and_sizes_as_timeloop_reads_them(tmp_path):
+    a, _ = _v03(tmp_path)
+    dram, glb, spad = a.levels[:3]
+    assert dram.block_size == 4  # no block-size: width / word bits
+    assert glb.word_bits == 8 and glb.block_size == 4  # word_bits, block_size spellings
+    assert glb.capacity == 2 * 1024 * 8 // 8  # sizeKB
+    assert spad.block_size == 4 and spad.capacity == 16 * 4  # depth rows of one block each
+
+
+def test_v03_unused_attributes_are_named_in_one_warning(tmp_path):
+    _, msgs = _v03(tmp_path)
+    assert len(msgs) == 1
+    assert "latency" in msgs[0] and "n_rdwr_ports" in msgs[0] and "sizeKB" not in msgs[0]
+
+
+def test_v03_permutations_with_whitespace_and_comments(tmp_path):
+    from accelmap.constraints import read_constraints
+
+    p = tmp_path / "c.yaml"
+    p.write_text("architecture_constraints:\n  targets:\n"
+                 "  - {target: glb, type: temporal, factors: R=1, permutation: NPQR SCM}\n"
+                 "  - {target: glb, type: spatial, factors: R=1, permutation: 'Q S  # rows first', split: 1}\n")
+    c = read_constraints(p)
+    assert c.levels[0].permutation == "NPQRSCM"
+    assert c.levels[1].spatial_permutation == "QS" and c.levels[1].spatial_split == 1
