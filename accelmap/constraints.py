@@ -9,6 +9,7 @@ dims as the innermost loops of that level, innermost first.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,13 @@ class LevelConstraint:
     keep: tuple[str, ...] = ()
     bypass: tuple[str, ...] = ()
     source: str = ""  # where it came from, for error messages
+    # Timeloop's factor bounds ('C<=16', 'K>=2', as DOSA writes them): (kind, dim, op, value),
+    # kind 'temporal' or 'spatial', op '<=' or '>='.
+    bounds: tuple[tuple[str, str, str, int], ...] = ()
+
+    def within(self, kind: str, dim: str, factor: int) -> bool:
+        return all(factor <= v if op == "<=" else factor >= v for k, d, op, v in self.bounds
+                   if k == kind and d == dim)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Constraints:
                 merged.keep + c.keep,
                 merged.bypass + c.bypass,
                 c.source or merged.source,
+                merged.bounds + c.bounds,
             )
         return merged
 
@@ -62,17 +71,17 @@ class Constraints:
         for c in self.levels:
             if c.keep or c.bypass:
                 targets.append({"target": c.level, "type": "bypass", "keep": list(c.keep), "bypass": list(c.bypass)})
-            if c.temporal or c.permutation:
+            if c.temporal or c.permutation or _bound_text(c, "temporal"):
                 t = {"target": c.level, "type": "temporal"}
-                if c.temporal:
-                    t["factors"] = " ".join(f"{d}={f}" for d, f in c.temporal)
+                if c.temporal or _bound_text(c, "temporal"):
+                    t["factors"] = " ".join([f"{d}={f}" for d, f in c.temporal] + _bound_text(c, "temporal"))
                 if c.permutation:
                     t["permutation"] = c.permutation
                 targets.append(t)
-            if c.spatial or c.spatial_permutation or c.spatial_split is not None:
+            if c.spatial or c.spatial_permutation or c.spatial_split is not None or _bound_text(c, "spatial"):
                 t = {"target": c.level, "type": "spatial"}
-                if c.spatial:
-                    t["factors"] = " ".join(f"{d}={f}" for d, f in c.spatial)
+                if c.spatial or _bound_text(c, "spatial"):
+                    t["factors"] = " ".join([f"{d}={f}" for d, f in c.spatial] + _bound_text(c, "spatial"))
                 if c.spatial_permutation:
                     t["permutation"] = c.spatial_permutation
                 if c.spatial_split is not None:
@@ -98,7 +107,7 @@ class Constraints:
             if c.level not in arch.level_names:
                 raise AccelmapError(f"constraint names level '{c.level}' that the architecture lacks; expected one "
                                     f"of {list(arch.level_names)}", file=self.source, field=where)
-            for d, f in c.temporal + c.spatial:
+            for d, f in c.temporal + c.spatial + tuple((b[1], b[3]) for b in c.bounds):
                 if d not in dims:
                     raise AccelmapError(f"constraint names dimension '{d}'; expected one of {list(workload.dims)}",
                                         file=self.source, field=where)
@@ -129,6 +138,25 @@ class Constraints:
                                     f"{bound}; no legal mapping", file=self.source, field=c.source or c.level)
 
 
+_BOUND = re.compile(r"([A-Za-z]+)\s*(<=|>=)\s*([0-9]+)")
+
+
+def _bound_text(c: LevelConstraint, kind: str) -> list[str]:
+    return [f"{d}{op}{v}" for k, d, op, v in c.bounds if k == kind]
+
+
+def _bounds(text, kind: str, src: str, where: str) -> tuple[tuple[str, str, str, int], ...]:
+    """Timeloop's 'DIM<=N' / 'DIM>=N' factor bounds in a factors string."""
+    if not isinstance(text, str):
+        return ()
+    out = []
+    for d, op, v in _BOUND.findall(text.split("#", 1)[0]):
+        if int(v) <= 0:
+            raise AccelmapError(f"factor bound {d}{op}{v}; expected a positive integer", file=src, field=where)
+        out.append((kind, d, op, int(v)))
+    return tuple(out)
+
+
 def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
     if text is None:
         return ()
@@ -136,7 +164,8 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
         items = list(text.items())
     else:
         items = []
-        for tok in str(text).split():
+        # bounds ('C<=16') are read by _bounds; '#' starts a comment, as in Timeloop
+        for tok in _BOUND.sub(" ", str(text).split("#", 1)[0]).split():
             if "=" not in tok:
                 raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER", file=src, field=where)
             k, v = tok.split("=", 1)
@@ -202,12 +231,13 @@ def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
                                        bypass=_names(t.get("bypass"), src, f"{where}.bypass"), source=where))
         elif typ == "temporal":
             out.append(LevelConstraint(lvl, temporal=_factors(t.get("factors"), src, where),
-                                       permutation=_permutation(t.get("permutation")), source=where))
+                                       permutation=_permutation(t.get("permutation")), source=where,
+                                       bounds=_bounds(t.get("factors"), "temporal", src, where)))
         elif typ == "spatial":
             out.append(LevelConstraint(lvl, spatial=_factors(t.get("factors"), src, where),
                                        spatial_permutation=_permutation(t.get("permutation")),
                                        spatial_split=t.get("split"),
-                                       source=where))
+                                       source=where, bounds=_bounds(t.get("factors"), "spatial", src, where)))
         elif typ in ("utilization", "max_overbooked_proportion"):
             continue  # mapper hints that do not restrict the space
         else:

@@ -27,7 +27,7 @@ from accelmap.mapping import LevelMapping, Mapping
 from accelmap.workload import Workload
 
 _HEADER = re.compile(r"^(?P<name>[^\s\[\]|]+) \[(?P<body>[^\[\]]*)\]\s*$")
-_KEPT = re.compile(r"(\w+):(\d+) \((\d+)\)")
+_KEPT = re.compile(r"(\w+):(\d+)(?: \((\d+)\))?")  # older Timeloop prints 'Weights:96' alone
 _LOOP = re.compile(r"^\|\s*for (?P<dim>\w+) in \[(?P<lo>-?\d+):(?P<hi>-?\d+)\)(?: \(Spatial-(?P<axis>[XY])\))?\s*$")
 _RULE = re.compile(r"^-+\s*$")
 

@@ -127,8 +127,12 @@ class MappingSpace:
             else:
                 caps = [math.prod(arch.fanout(self.fan_levels[s - L])) if s >= L else bound for s in free]
                 rows = []
+                # Timeloop's factor bounds ('C<=16') of each free slot
+                ok = [(lambda f, c=self.constraints.at(arch.levels[s].name): c.within("temporal", d, f)) if s < L else
+                      (lambda f, c=self.constraints.at(arch.levels[self.fan_levels[s - L]].name):
+                       c.within("spatial", d, f)) for s in free]
                 for combo in ordered_factorizations(remaining, len(free)):
-                    if any(f > cap for f, cap in zip(combo, caps)):
+                    if any(f > cap for f, cap in zip(combo, caps)) or not all(w(f) for w, f in zip(ok, combo)):
                         continue
                     row = [fixed.get(s, 1) for s in range(S)]
                     for s, f in zip(free, combo):

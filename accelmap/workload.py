@@ -250,8 +250,22 @@ def read_problem_yaml(path: str | Path, name: str | None = None) -> Workload:
 
 def problem_from_dict(doc: dict, src: str, name: str) -> Workload:
     prob = require(doc, "problem", src, "", "a 'problem' mapping with 'shape' and 'instance'")
-    shape = require(prob, "shape", src, "problem", "the problem shape (dimensions, data-spaces)")
-    inst = require(prob, "instance", src, "problem", "a mapping from dimension name to bound")
+    if not isinstance(prob, dict):
+        raise AccelmapError("expected a mapping with 'shape' and 'instance'", file=src, field="problem")
+    # As Timeloop v3: 'shape' may name a built-in shape (CoSA and DOSA write 'shape: cnn-layer'),
+    # and without an 'instance' mapping the bounds sit beside it (the older layout).
+    shape = prob.get("shape")
+    if shape is None:
+        import warnings
+
+        warnings.warn(f"{src}: no problem shape; assuming cnn-layer, as Timeloop does", stacklevel=3)
+        shape = "cnn-layer"
+    if isinstance(shape, str):
+        if shape.lower() not in _BUILTIN_SHAPES:
+            raise AccelmapError(f"unknown problem shape '{shape}'; expected a shape mapping or one of "
+                                f"{sorted(_BUILTIN_SHAPES)}", file=src, field="problem.shape")
+        shape = problem_to_dict(_BUILTIN_SHAPES[shape.lower()]())["problem"]["shape"]
+    inst = prob["instance"] if "instance" in prob else {k: v for k, v in prob.items() if k != "shape"}
     dims = require(shape, "dimensions", src, "problem.shape", "a list of dimension names")
     if not isinstance(dims, list) or not all(isinstance(d, str) for d in dims):
         raise AccelmapError("expected a list of dimension names", file=src, field="problem.shape.dimensions")
@@ -274,6 +288,8 @@ def problem_from_dict(doc: dict, src: str, name: str) -> Workload:
         if k not in dims and k not in coefs and k not in ("densities",):
             raise AccelmapError(f"unknown dimension or coefficient {k}; expected one of {dims + list(coefs)}",
                                 file=src, field=f"problem.instance.{k}")
+    if "data-spaces" not in shape and "data_spaces" in shape:  # both spellings, as Timeloop
+        shape = dict(shape, **{"data-spaces": shape["data_spaces"]})
     spaces = require(shape, "data-spaces", src, "problem.shape", "a list of data spaces")
     sym: dict[str, tuple] = {}
     rw: list[str] = []
@@ -298,11 +314,14 @@ def problem_from_dict(doc: dict, src: str, name: str) -> Workload:
                 rterms.append((d, c))
             ranks.append(tuple(rterms))
         sym[dname] = tuple(ranks)
-        if ds.get("read-write", False):
+        if ds.get("read-write", ds.get("read_write", False)):
             rw.append(dname)
     shape_name = shape.get("name", "custom")
     kind = {"CNN-Layer": "conv", "Depthwise-CNN-Layer": "depthwise"}.get(shape_name, "custom")
     return from_shape(name, shape_name, dims, sym, inst, coefs, rw, kind)
+
+
+_BUILTIN_SHAPES = {"cnn-layer": lambda: conv2d("cnn-layer", C=1, K=1, P=1, R=1)}  # Timeloop's problem-shapes/
 
 
 def problem_to_dict(w: Workload) -> dict:

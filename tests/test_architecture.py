@@ -110,3 +110,62 @@ def test_v03_permutations_with_whitespace_and_comments(tmp_path):
     c = read_constraints(p)
     assert c.levels[0].permutation == "NPQRSCM"
     assert c.levels[1].spatial_permutation == "QS" and c.levels[1].spatial_split == 1
+
+
+def test_v03_problem_shape_by_name_and_bounds_beside_it():
+    """CoSA/DOSA workload files: 'shape: cnn-layer' and the bounds directly under 'problem'."""
+    from accelmap.workload import problem_from_dict
+
+    w = problem_from_dict({"problem": {"shape": "cnn-layer", "C": 64, "K": 32, "P": 7, "Q": 5, "R": 3, "S": 1,
+                                       "N": 1, "Wstride": 2, "Hstride": 1, "Wdilation": 1, "Hdilation": 1}},
+                          "cosa.yaml", "l")
+    assert w.bound == {"R": 3, "S": 1, "P": 7, "Q": 5, "C": 64, "K": 32, "N": 1}
+    assert w.tensor("Inputs").ranks[2] == (("R", 1), ("P", 2)) and w.tensor("Outputs").read_write
+    assert w.tensor_size("Inputs") == 64 * (2 * 6 + 3) * 5
+
+
+def test_v03_problem_data_spaces_and_read_write_spellings():
+    from accelmap.workload import problem_from_dict
+
+    shape = {"name": "gemm", "dimensions": ["M", "N", "K"],
+             "data_spaces": [{"name": "A", "projection": [[["M"]], [["K"]]]},
+                             {"name": "B", "projection": [[["K"]], [["N"]]]},
+                             {"name": "Z", "projection": [[["M"]], [["N"]]], "read_write": True}]}
+    w = problem_from_dict({"problem": {"shape": shape, "instance": {"M": 4, "N": 3, "K": 2}}}, "g.yaml", "g")
+    assert [t.read_write for t in w.tensors] == [False, False, True] and w.macs == 24
+
+
+def test_v03_factor_bounds_as_dosa_writes_them():
+    from accelmap.constraints import constraints_from_dict
+    from accelmap.space import MappingSpace
+    from accelmap.workload import conv2d
+
+    a = preset("simple_pe16x16")
+    c = constraints_from_dict({"architecture_constraints": {"targets": [
+        {"target": "GlobalBuffer", "type": "temporal", "factors": "C<=4 K>=2 R=1  # DOSA"},
+        {"target": "GlobalBuffer", "type": "spatial", "factors": "K<=8"}]}})
+    assert c.levels[0].temporal == (("R", 1),)
+    space = MappingSpace(conv2d("x", C=16, K=32, P=8, R=3), a, c)
+    dims = space.workload.dims
+    glb, spatial_glb = 1, len(a.levels)  # slot of GlobalBuffer's temporal and spatial factors
+    assert int(space.tables[dims.index("C")][:, glb].max()) == 4
+    assert int(space.tables[dims.index("K")][:, glb].min()) == 2
+    assert int(space.tables[dims.index("K")][:, spatial_glb].max()) == 8
+    again = constraints_from_dict(c.to_timeloop())
+    assert again.levels[0].bounds == c.levels[0].bounds and again.levels[1].bounds == c.levels[1].bounds
+
+
+def test_v03_map_txt_without_repeated_sizes(ref):
+    """Older Timeloop prints 'Weights:96' without '(96)' in a level header."""
+    import json
+    import re
+
+    from accelmap.loop_nest import parse_map_txt
+    from accelmap.workload import read_problem_yaml
+
+    r = json.loads(open(ref / "records" / "eyeriss_like.jsonl").readline())
+    a = preset("eyeriss_like")
+    w = read_problem_yaml(ref / "inputs/problems" / f"{r['layer']['name']}.yaml")
+    old = re.sub(r"(\w+:\d+) \(\d+\)", r"\1", r["map_txt"])
+    assert old != r["map_txt"]
+    assert parse_map_txt(old, a, w) == parse_map_txt(r["map_txt"], a, w)
