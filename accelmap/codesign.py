@@ -10,6 +10,10 @@ over time, so different algorithms can be compared at equal wall time.
 
 Network totals: latency = sum of count x cycles (layers run one after another), energy = sum of
 count x energy, power = energy / latency x clock (mW), area = the hardware's area (mm^2).
+
+Every run evaluates the base architecture first, so even a run cut short by its deadline returns
+a design, and a design on which some layer has no legal mapping ranks below every design that
+maps all layers (it is never a result: its totals would leave those layers out).
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class Totals:
 class Design:
     """One rounded hardware point with a mapping per layer and its exact totals.
 
+    ``totals`` sum the layers with a legal mapping only (``unmapped_layers`` counts the others);
     ``pools`` keeps a few good genomes per layer so neighbouring hardware can start from them.
     """
 
@@ -85,10 +90,22 @@ class Design:
     score: float  # penalized (lower is better)
     violation: float  # 0 when every budget holds and every layer is mapped
     pools: list[torch.Tensor] = field(default_factory=list, repr=False)
+    valid: list[bool] = field(default_factory=list)  # per layer: its mapping is legal on this hardware
 
     @property
     def feasible(self) -> bool:
         return self.violation == 0.0
+
+    @property
+    def unmapped(self) -> int:
+        """Layers without a legal mapping on this hardware."""
+        return int(self.totals["unmapped_layers"])
+
+    @property
+    def rank(self) -> tuple[int, float, float]:
+        """Sort key, lower is better: every layer mapped first (whatever the budgets' overshoot),
+        then the budgets' violation, then the score."""
+        return (self.unmapped, self.violation, self.score)
 
 
 @dataclass(frozen=True)
@@ -226,11 +243,17 @@ class CoDesignProblem:
         v = self.violation(t.energy, t.cycles, t.area) + INVALID * t.invalid
         return self.log_objective(t.energy, t.cycles, t.area) + PENALTY * v, v
 
+    def unmapped_names(self, d: Design) -> list[str]:
+        return [layer.workload.name for layer, ok in zip(self.layers, d.valid) if not ok]
+
     def describe_violation(self, d: Design) -> str:
-        """Which budget the design misses and by how much (for infeasible-budget errors)."""
+        """Which layers have no legal mapping on the design, which budget it misses and by how
+        much (for errors and summaries)."""
         parts = []
-        if d.totals["unmapped_layers"]:
-            parts.append(f"{d.totals['unmapped_layers']} layer(s) have no legal mapping")
+        if d.unmapped:
+            names = self.unmapped_names(d)
+            shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            parts.append(f"{d.unmapped} layer(s) have no legal mapping ({shown})")
         for name, bound in self.budgets.items():
             key = TOTALS_KEY[name]
             x = d.totals[key]
@@ -248,17 +271,20 @@ class CoDesignProblem:
         return torch.where(c.valid, s, torch.full_like(s, math.inf))
 
     def polish(self, li: int, pool: torch.Tensor, hw: Hardware, weights: tuple[float, float],
-               gen: torch.Generator, steps: int, per: int = 32, patience: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+               gen: torch.Generator, steps: int, per: int = 32, patience: int = 3,
+               stop: Callable[[], bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Parallel local search of one layer's mappings at fixed hardware.
 
         Every step evaluates ``per`` random neighbours of every incumbent in one batch and keeps,
-        per incumbent, its best neighbour if it improves. Returns (pool [K, G], scores [K]),
-        best first.
+        per incumbent, its best neighbour if it improves; it ends early when ``stop()`` says so
+        (a deadline). Returns (pool [K, G], scores [K]), best first.
         """
         sp = self.spaces[li]
         s = self.layer_scores(self.evaluate_layer(li, pool, hw), weights)
         idle = 0
         for _ in range(steps):
+            if stop is not None and stop():
+                break
             K = len(pool)
             nb = sp.neighbours(pool.repeat(per, 1), gen)
             ns = self.layer_scores(self.evaluate_layer(li, nb, hw), weights).view(per, K)
@@ -277,9 +303,11 @@ class CoDesignProblem:
         return pool[order], s[order]
 
     def design(self, values: torch.Tensor, pools: list[torch.Tensor], gen: torch.Generator, steps: int,
-               keep: int = 16, weights: tuple[float, float] | None = None) -> Design:
+               keep: int = 16, weights: tuple[float, float] | None = None,
+               stop: Callable[[], bool] | None = None) -> Design:
         """Map every layer on hardware ``values`` starting from ``pools`` (per layer [K, G]),
-        polish, and return the design with exact totals."""
+        polish, and return the design with exact totals. Once ``stop()`` is true the remaining
+        polish steps are skipped, but every layer is still evaluated, so the design is whole."""
         values = self.round(values)
         hw = self.hardware(values)
         if weights is None:
@@ -293,7 +321,7 @@ class CoDesignProblem:
         genomes, energy, cycles, invalid, new_pools = [], [], [], [], []
         for li, pool in enumerate(pools):
             pool = torch.unique(pool, dim=0)
-            pool, s = self.polish(li, pool, hw, weights, gen, steps)
+            pool, s = self.polish(li, pool, hw, weights, gen, steps, stop=stop)
             c = self.evaluate_layer(li, pool[:1], hw)
             genomes.append(pool[0])
             energy.append(float(c.energy[0]))
@@ -303,26 +331,48 @@ class CoDesignProblem:
         return self.make_design(values, genomes, energy, cycles, invalid, new_pools)
 
     def make_design(self, values, genomes, energy, cycles, invalid, pools) -> Design:
-        """A design from per-layer results (one occurrence each), with totals and scores."""
-        t = self.totals(values[None], torch.tensor([energy], dtype=torch.float64),
-                        torch.tensor([cycles], dtype=torch.float64), torch.tensor([invalid]))
-        score, viol = self.scores(t)
-        totals = {"latency_cycles": float(t.cycles[0]), "energy_pJ": float(t.energy[0]),
-                  "power_mW": float(t.power[0]), "area_mm2": float(t.area[0]), "edp": float(t.edp[0]),
-                  "unmapped_layers": int(t.invalid[0])}
-        return Design(values, genomes, energy, cycles, totals, float(score[0]), float(viol[0]), pools)
+        """A design from per-layer results (one occurrence each), with totals and scores.
 
-    def seed_pools(self, k: int, gen: torch.Generator, values: torch.Tensor | None = None) -> list[torch.Tensor]:
+        The score counts every layer (an illegal mapping's costs plus the INVALID penalty keep
+        the search's gradient of improvement); the reported totals count mapped layers only."""
+        bad = torch.tensor([invalid], dtype=torch.bool)
+        e = torch.tensor([energy], dtype=torch.float64)
+        c = torch.tensor([cycles], dtype=torch.float64)
+        score, viol = self.scores(self.totals(values[None], e, c, bad))
+        t = self.totals(values[None], torch.where(bad, 0.0, e), torch.where(bad, 0.0, c), bad)
+        totals = {"latency_cycles": float(t.cycles[0]), "energy_pJ": float(t.energy[0]),
+                  "power_mW": float(t.power[0]) if float(t.cycles[0]) > 0 else 0.0,
+                  "area_mm2": float(t.area[0]), "edp": float(t.edp[0]), "unmapped_layers": int(t.invalid[0])}
+        return Design(values, genomes, energy, cycles, totals, float(score[0]), float(viol[0]), pools,
+                      [not x for x in invalid])
+
+    def seed_pools(self, k: int, gen: torch.Generator, values: torch.Tensor | None = None,
+                   draws: int = 1) -> list[torch.Tensor]:
         """Per layer, the k best of a few thousand random mappings on hardware ``values``
-        (default: the base point), legal ones first."""
+        (default: the base point), legal ones first; up to ``draws`` batches are drawn while a
+        layer has no legal one yet."""
         hw = self.hardware(self.base_values() if values is None else self.round(values))
         pools = []
         for li, sp in enumerate(self.spaces):
-            g = sp.sample(4096, gen)
-            c = self.evaluate_layer(li, g, hw)
+            for _ in range(draws):
+                g = sp.sample(4096, gen)
+                c = self.evaluate_layer(li, g, hw)
+                if bool(c.valid.any()):
+                    break
             s = torch.where(c.valid, torch.log(c.energy) + torch.log(c.cycles), torch.full_like(c.energy, math.inf))
-            pools.append(g[torch.argsort(s)[:k]])
+            pools.append(g[torch.argsort(s, stable=True)[:k]])
         return pools
+
+    def base_design(self, gen: torch.Generator, stop: Callable[[], bool] | None = None) -> Design:
+        """The base architecture with the best mappings a short search finds on it: every run's
+        first design and its fallback (it maps every layer whenever the base can)."""
+        return self.design(self.base_values(), self.seed_pools(16, gen, draws=8), gen, 10, stop=stop)
+
+    def warm_up(self) -> None:
+        """One evaluation of one layer on the kernel, so that a one-off compile (or cache load)
+        happens before a run's clock starts rather than inside its time budget."""
+        g = self.spaces[0].sample(1, torch.Generator().manual_seed(0))
+        self.evaluate_layer(0, g, self.hardware(self.base_values()))
 
 
 def _smooth(n: int, primes: list[int]) -> bool:
@@ -345,14 +395,16 @@ class CoDesigner:
     def __init__(self, problem: CoDesignProblem, seconds: float, seed: int, on_improve: Progress | None = None,
                  designs: int | None = None, initial: tuple[Design, ...] = ()):
         """Stops after ``seconds`` or ``designs`` evaluated designs, whichever comes first; a
-        run that ends by ``designs`` is reproducible from its seed (a time cut-off is not).
-        ``initial`` designs (e.g. neighbours on a front) are re-scored first and warm-start
-        the search."""
+        run that ends by ``designs`` is reproducible from its seed (a time cut-off is not: so
+        nothing but the ``seconds`` deadline may read the clock to decide what to search).
+        The base design is evaluated first, then ``initial`` designs (e.g. neighbours on a
+        front) are re-scored and warm-start the search."""
         self.problem, self.seconds, self.seed, self.max_designs = problem, seconds, seed, designs
         self.initial = initial
         self.gen = torch.Generator().manual_seed(seed)
         self.on_improve = on_improve
         self.best: Design | None = None
+        self.base: Design | None = None  # the base architecture's design, evaluated first
         self.trace: list[tuple[float, float, bool]] = []
         self.evaluated = 0
         self.t0 = time.perf_counter()
@@ -360,26 +412,37 @@ class CoDesigner:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
+    def past_deadline(self) -> bool:
+        """The wall-time budget is spent (checked inside long loops: descent steps, polish steps)."""
+        return self.elapsed() > self.seconds
+
     def out_of_time(self) -> bool:
-        return self.elapsed() > self.seconds or (self.max_designs is not None and self.evaluated >= self.max_designs)
+        return self.past_deadline() or (self.max_designs is not None and self.evaluated >= self.max_designs)
 
     def offer(self, d: Design) -> None:
-        """Count a design and keep it if it beats the best (feasibility first, then score)."""
+        """Count a design and keep it if it beats the best (all layers mapped first, then the
+        budgets' violation, then score)."""
         self.evaluated += 1
-        if self.best is None or (d.violation, d.score) < (self.best.violation, self.best.score):
+        if self.best is None or d.rank < self.best.rank:
             self.best = d
             self.trace.append((self.elapsed(), d.score, d.feasible))
             if self.on_improve:
                 self.on_improve(self.elapsed(), d)
 
     def run(self) -> CoDesignResult:
-        self.t0 = time.perf_counter()
         interrupted = False
         try:
+            self.problem.warm_up()  # a kernel compile is not search time
+            self.t0 = time.perf_counter()
+            # the base design first, whatever the deadline: a short run still returns it
+            self.base = self.problem.base_design(self.gen, stop=self.past_deadline)
+            self.offer(self.base)
             for d in self.initial:
-                if d is not None:
-                    self.offer(self.problem.design(d.values, d.pools or [g[None] for g in d.genomes], self.gen, 4))
-            self.search()
+                if d is not None and not self.out_of_time():
+                    self.offer(self.problem.design(d.values, d.pools or [g[None] for g in d.genomes], self.gen, 4,
+                                                   stop=self.past_deadline))
+            if not self.out_of_time():
+                self.search()
         except KeyboardInterrupt:
             interrupted = True
         return CoDesignResult(self.name, self.best, self.elapsed(), self.evaluated, tuple(self.trace), interrupted)

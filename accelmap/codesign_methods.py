@@ -54,29 +54,32 @@ class GradientCoDesign(CoDesigner):
         """Rounds of (descent from fresh starts, rounding, local search) until the time is up;
         later rounds start half their hardware points near the best design so far."""
         p = self.problem
+        stop = self.past_deadline
         rounds = 0
         while not self.out_of_time():
             seeds = p.seed_pools(self.per_start, self.gen)
-            starts = self._descend(seeds, self.first_steps if rounds == 0 else self.steps)
+            starts = self._descend(seeds, self.first_steps if rounds == 0 else self.steps, first=rounds == 0)
             rounds += 1
             designs = []
             for values, pools in starts:
-                if self.out_of_time() and self.best is not None:
+                if self.out_of_time():
                     return
-                d = p.design(values, [torch.cat([a, b]) for a, b in zip(pools, seeds)], self.gen, self.polish_steps)
+                d = p.design(values, [torch.cat([a, b]) for a, b in zip(pools, seeds)], self.gen, self.polish_steps,
+                             stop=stop)
                 self.offer(d)
                 designs.append(d)
-            designs.sort(key=lambda d: (d.violation, d.score))
+            designs.sort(key=lambda d: d.rank)
             self._hardware_search(designs[0])
-            if self.best is not None and not self.out_of_time():  # a longer polish of the winner's mappings
-                self.offer(p.design(self.best.values, self.best.pools, self.gen, 4 * self.polish_steps))
+            if not self.out_of_time():  # a longer polish of the winner's mappings
+                self.offer(p.design(self.best.values, self.best.pools, self.gen, 4 * self.polish_steps, stop=stop))
 
     # ---- phase 1: joint relaxed descent --------------------------------------------------------
-    def _descend(self, seeds: list[torch.Tensor], steps: int) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    def _descend(self, seeds: list[torch.Tensor], steps: int,
+                 first: bool) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         p = self.problem
         H = self.starts
         lo, hi = torch.log(p.low), torch.log(p.high)
-        if self.best is None:
+        if first:  # the base point and random ones
             v0 = torch.cat([p.base_values()[None], p.sample_values(H - 1, self.gen)])
         else:  # restart: half near the incumbent (log-normal jitter), half anywhere
             near = self.best.values[None] * torch.exp(0.2 * torch.randn(H // 2, len(lo), generator=self.gen,
@@ -99,10 +102,13 @@ class GradientCoDesign(CoDesigner):
                                 {"params": [s["logits"] for s in state], "lr": self.lr_map}])
         counts = p.counts
         net = None
-        # the descent may use at most 40% of the time left, so rounding and search always run
-        deadline = self.elapsed() + 0.4 * max(0.0, self.seconds - self.elapsed())
+        # A run bounded by time alone gives the descent at most 40% of the time left, so rounding
+        # and search always run. A run bounded by --designs must not read the clock here: a
+        # descent cut by the time it took made the same seed and --designs give different
+        # designs on a loaded machine. Both stop at the deadline itself.
+        share = self.elapsed() + 0.4 * max(0.0, self.seconds - self.elapsed())
         for step in range(steps):
-            if self.elapsed() > deadline:
+            if self.past_deadline() or (self.max_designs is None and self.elapsed() > share):
                 break
             mu = 10.0 ** (3 * step / max(1, steps - 1))  # penalty schedule 1 -> 1000, fixed once
             x = torch.exp(lo + (hi - lo) * torch.sigmoid(u))
@@ -200,18 +206,18 @@ class GradientCoDesign(CoDesigner):
             for v in nb:
                 if self.out_of_time():
                     return
-                quick.append(p.design(v, [x[: self.screen_pool] for x in d.pools], self.gen, 2, weights=weights))
+                quick.append(p.design(v, [x[: self.screen_pool] for x in d.pools], self.gen, 2, weights=weights,
+                                      stop=self.past_deadline))
                 self.evaluated += 1
-            top = sorted(range(len(quick)), key=lambda i: (quick[i].violation, quick[i].score))[: self.screened]
+            top = sorted(range(len(quick)), key=lambda i: quick[i].rank)[: self.screened]
             best = None
             for i in top:
                 if self.out_of_time():
                     return
                 n = p.design(nb[i], [torch.cat([a, b]) for a, b in zip(quick[i].pools, d.pools)], self.gen,
-                             self.polish_steps // 2)
+                             self.polish_steps // 2, stop=self.past_deadline)
                 self.offer(n)
-                if (n.violation, n.score) < (d.violation, d.score) and \
-                        (best is None or (n.violation, n.score) < (best.violation, best.score)):
+                if n.rank < d.rank and (best is None or n.rank < best.rank):
                     best = n
             if best is None:
                 ratio = ratio ** 0.5
@@ -243,7 +249,7 @@ class GeneticCoDesign(CoDesigner):
         hwv = torch.log(torch.cat([p.base_values()[None], p.sample_values(N - 1, gen)]))
         maps = [pool[torch.randint(len(pool), (N,), generator=gen)] for pool in pools]
         fit = self._fitness(hwv, maps)
-        while not self.out_of_time():
+        while fit is not None and not self.out_of_time():
             order = torch.argsort(fit)
             half = order[: N // 2]
             ia = half[torch.randint(len(half), (N,), generator=gen)]
@@ -260,6 +266,8 @@ class GeneticCoDesign(CoDesigner):
                     c[m] = sp.neighbours(c[m], gen)
                 cmaps.append(c)
             cfit = self._fitness(child, cmaps)
+            if cfit is None:  # the deadline passed inside the generation
+                return
             elite = order[: self.elite]
             allv = torch.cat([hwv[elite], child])
             allm = [torch.cat([m[elite], c]) for m, c in zip(maps, cmaps)]
@@ -267,7 +275,9 @@ class GeneticCoDesign(CoDesigner):
             keep = torch.argsort(allf)[:N]
             hwv, maps, fit = allv[keep], [m[keep] for m in allm], allf[keep]
 
-    def _fitness(self, logv: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor:
+    def _fitness(self, logv: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor | None:
+        """Penalized scores [N] of a population (its best is offered); None when the deadline
+        passes before every layer is evaluated."""
         p = self.problem
         values = p.round(torch.exp(logv))
         hw = p.hardware(values)
@@ -276,6 +286,8 @@ class GeneticCoDesign(CoDesigner):
         c = torch.empty_like(e)
         bad = torch.zeros(N, len(p.layers), dtype=torch.bool)
         for li, m in enumerate(maps):
+            if self.past_deadline():
+                return None
             cost = p.torch_models[li](p.spaces[li].decode(m), hw=hw)
             e[:, li], c[:, li], bad[:, li] = cost.energy, cost.cycles, ~cost.valid
         score, viol = p.scores(p.totals(values, e, c, bad))
@@ -298,12 +310,10 @@ class RandomCoDesign(CoDesigner):
 
     def search(self) -> None:
         p = self.problem
-        first = True
-        while not self.out_of_time():
-            v = p.base_values() if first else p.sample_values(1, self.gen)[0]
-            first = False
+        while not self.out_of_time():  # the base point was the run's first design
+            v = p.sample_values(1, self.gen)[0]
             pools = p.seed_pools(self.per_layer, self.gen, v)
-            self.offer(p.design(v, pools, self.gen, self.polish_steps))
+            self.offer(p.design(v, pools, self.gen, self.polish_steps, stop=self.past_deadline))
 
 
 @register
@@ -328,20 +338,24 @@ class BayesianCoDesign(CoDesigner):
         p = self.problem
         params = p.hw_space.parameters
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=self.seed))
-        base = p.base_values()
-        study.enqueue_trial({prm.name: (int(base[i]) if prm.integer else float(base[i]))
-                             for i, prm in enumerate(params)})
+        dist = {}
+        for i, prm in enumerate(params):
+            if i in p.pe_grids:
+                dist[prm.name] = optuna.distributions.CategoricalDistribution([int(x) for x in p.pe_grids[i].tolist()])
+            elif prm.integer:
+                dist[prm.name] = optuna.distributions.IntDistribution(int(math.ceil(prm.low)), int(prm.high), log=True)
+            else:
+                dist[prm.name] = optuna.distributions.FloatDistribution(prm.low, prm.high, log=True)
+        if self.base is not None:  # the run's first design: told to the sampler, not evaluated again
+            base = self.base.values
+            study.add_trial(optuna.trial.create_trial(
+                params={prm.name: (int(base[i]) if prm.integer else float(base[i])) for i, prm in enumerate(params)},
+                distributions=dist, value=self.base.score))
         while not self.out_of_time():
-            trial = study.ask()
-            vals = []
-            for i, prm in enumerate(params):
-                if i in p.pe_grids:
-                    vals.append(float(trial.suggest_categorical(prm.name, [int(x) for x in p.pe_grids[i].tolist()])))
-                elif prm.integer:
-                    vals.append(float(trial.suggest_int(prm.name, int(math.ceil(prm.low)), int(prm.high), log=True)))
-                else:
-                    vals.append(trial.suggest_float(prm.name, prm.low, prm.high, log=True))
+            trial = study.ask(dist)
+            vals = [float(trial.params[prm.name]) for prm in params]
             v = torch.tensor(vals, dtype=torch.float64)
-            d = p.design(v, p.seed_pools(self.per_layer, self.gen, v), self.gen, self.polish_steps)
+            d = p.design(v, p.seed_pools(self.per_layer, self.gen, v), self.gen, self.polish_steps,
+                         stop=self.past_deadline)
             self.offer(d)
             study.tell(trial, d.score)

@@ -28,7 +28,10 @@ FRONT_METRICS = ("latency", "power", "area", "energy")
 
 
 def design_files(problem: CoDesignProblem, d: Design, out: Path, name: str = "design") -> dict:
-    """Write the architecture and every layer's mapping; return the per-layer records."""
+    """Write the architecture and every layer's legal mapping; return the per-layer records.
+
+    A layer without a legal mapping on the design gets no mapping file: its record says
+    ``found: false`` and carries no costs (the design's totals leave it out)."""
     arch = problem.architecture(d.values, name=name)
     arch_yaml, ert, art = write_architecture(arch, out / "design", name)
     (out / "mappings").mkdir(parents=True, exist_ok=True)
@@ -37,11 +40,15 @@ def design_files(problem: CoDesignProblem, d: Design, out: Path, name: str = "de
     for li, layer in enumerate(problem.layers):
         w = layer.workload
         stem = f"{li:02d}_{w.name.replace('/', '_')}"
+        (out / "problems" / f"{stem}.yaml").write_text(dump_yaml(problem_to_dict(w)))
+        if d.valid and not d.valid[li]:
+            layers.append({"name": w.name, "count": layer.count, "macs": w.macs, "found": False,
+                           "note": "no legal mapping on this design", "problem_file": f"problems/{stem}.yaml"})
+            continue
         batch = problem.spaces[li].decode(d.genomes[li][None])
         mapping = batch.to_mappings(w, arch)[0]
         (out / "mappings" / f"{stem}.yaml").write_text(mapping.to_yaml())
-        (out / "problems" / f"{stem}.yaml").write_text(dump_yaml(problem_to_dict(w)))
-        layers.append({"name": w.name, "count": layer.count, "macs": w.macs, "energy_pJ": d.energy[li],
+        layers.append({"name": w.name, "count": layer.count, "macs": w.macs, "found": True, "energy_pJ": d.energy[li],
                        "cycles": d.cycles[li], "mapping_file": f"mappings/{stem}.yaml",
                        "problem_file": f"problems/{stem}.yaml"})
     return {"architecture": str(arch_yaml.relative_to(out)), "ert": str(ert.relative_to(out)),
@@ -59,6 +66,8 @@ def write_codesign_run(out: Path, problem: CoDesignProblem, result: CoDesignResu
                        hardware=dict(zip(problem.hw_space.names, d.values.tolist())),
                        base_hardware=dict(zip(problem.hw_space.names, problem.base_values().tolist())),
                        **design_files(problem, d, out))
+        if d.unmapped:
+            summary["unmapped"] = problem.unmapped_names(d)
         if not d.feasible:
             summary["infeasible"] = problem.describe_violation(d)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
