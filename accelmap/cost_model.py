@@ -38,6 +38,10 @@ random architectures, layers and mappings; each rule with the case that showed i
 * Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
   loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
   P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
+  DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
+  with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
+  tiles of the level right below the fanout and its masking of a bypassing level undoes them.
 * Cycles. Timeloop throttles a level in its own float steps: demand = sum over tensors, in
   problem order, of accesses / compute cycles; slowdown = bandwidth / demand where the demand
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
@@ -531,7 +535,11 @@ class CostModel:
         l0 = torch.cummax(torch.where(has_sp, lvl, torch.full_like(lvl, -1)), 1).values  # [B, Lb]
         nsp = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=dev), torch.cumsum(has_sp.to(torch.int64), 1)], 1)
         between = nsp[:, None, 1:] - torch.gather(nsp[:, None].expand(B, T, L + 1), 2, parent.clamp(min=0))
-        ok = (between == 1) & (l0[:, None] >= parent) & (parent >= 0) & ~(lvl == L - 1)[None, None]  # [B, T, Lb]
+        # Only where the fanout sits directly above the child keeper: Timeloop finds link transfers
+        # among the tiles of the level right below the fanout, and when that level bypasses the
+        # tensor its masking undoes them.
+        ok = ((between == 1) & (l0[:, None] >= parent) & (parent >= 0) & ~(lvl == L - 1)[None, None]
+              & (l0 == lvl[None])[:, None])  # [B, T, Lb]
         l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
         fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]
         so0 = torch.gather(sorder, 1, l0c)

@@ -221,8 +221,8 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 p = par[b]
                 if p < 0:
                     continue
-                if nsp_[b] - nsp_[p] != 1:
-                    continue
+                if nsp_[b] - nsp_[p] != 1 or not hasp_[b - 1]:
+                    continue  # one fanout, directly above b (see the cost model's link transfers)
                 l0 = b - 1
                 while not hasp_[l0]:
                     l0 -= 1
