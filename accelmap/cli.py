@@ -240,6 +240,9 @@ def codesign(
                 "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
                 "seconds": seconds, "designs": designs, "seed": seed}
     make = lambda obj, b: CoDesignProblem(layers, space, cons, obj, b)  # noqa: E731
+    from accelmap.mapper import compile_kernel, kernel_needs_compile
+
+    _compile_step(kernel_needs_compile("cpu"), compile_kernel)  # a step of its own, not search time
     if pareto:
         names = tuple(x.strip() for x in pareto.split(","))
         if len(names) != 2 or any(n not in FRONT_METRICS for n in names) or names[0] == names[1]:
@@ -274,13 +277,16 @@ def codesign(
     def show(t, d):
         tot = d.totals
         st.update(f"{t:5.1f}s  latency {tot['latency_cycles']:,.0f} cyc  power {tot['power_mW']:,.1f} mW  "
-                  f"area {tot['area_mm2']:.3f} mm^2" + ("" if d.feasible else "  (over budget)"))
+                  f"area {tot['area_mm2']:.3f} mm^2" + ("" if d.feasible else f"  ({d.unmapped} layer(s) unmapped)"
+                                                        if d.unmapped else "  (over budget)"))
 
     with console.status("co-designing") as st:
         result = get_codesigner(method)(problem, seconds, seed, show, designs).run()
     summary = write_codesign_run(run_dir, problem, result, settings)
     d = result.best
     if d is None:
+        if result.interrupted:
+            raise typer.Exit(130)
         raise AccelmapError("no design was evaluated; give more --seconds")
     table = Table(title=f"{net_name} on {space.base.name} ({method}, {result.seconds:.0f} s, "
                         f"{result.designs_evaluated:,} designs)", header_style="bold")
@@ -291,12 +297,17 @@ def codesign(
         table.add_row(name, f"{b:g}", f"{v:g}")
     console.print(table)
     t = d.totals
-    console.print(f"latency {t['latency_cycles']:,.0f} cycles, energy {t['energy_pJ'] / 1e6:,.1f} uJ, "
-                  f"power {t['power_mW']:,.1f} mW, area {t['area_mm2']:.3f} mm^2")
+    if not d.unmapped:  # a design that leaves layers unmapped has no network totals to report
+        console.print(f"latency {t['latency_cycles']:,.0f} cycles, energy {t['energy_pJ'] / 1e6:,.1f} uJ, "
+                      f"power {t['power_mW']:,.1f} mW, area {t['area_mm2']:.3f} mm^2")
     console.print(f"run directory: {run_dir} (design: {summary['architecture']})")
     if result.interrupted:
         console.print("[yellow]interrupted: the best design so far was saved[/]")
         raise typer.Exit(130)
+    if d.unmapped:  # the base design was evaluated too, so it leaves layers unmapped as well
+        raise AccelmapError("no design found on which every layer has a legal mapping, the base architecture "
+                            f"included; at the best point found: {problem.describe_violation(d)}",
+                            field="--arch-space")
     if not d.feasible:
         raise AccelmapError(f"no design found meets the budgets; at the best point found: "
                             f"{problem.describe_violation(d)}", field="budgets")
