@@ -467,13 +467,16 @@ def _codesign_page(run: Path) -> dict:
             met = _finite(got) and got <= lim * (1 + 1e-9)
             b_rows.append([name, f"≤ {_num(lim)} {unit}", shown, _mark("met" if met else "NOT met", met)])
     infeasible = _note(f"Infeasible: {s['infeasible']}", warn=True) if s.get("infeasible") else None
+    unmapped = [r.get("name", "?") for r in s.get("layers") or [] if r.get("found", True) is False]
+    partial = _note(f"Not a result: {len(unmapped)} layer(s) have no legal mapping on this design "
+                    f"({', '.join(unmapped)}); the totals leave them out.", warn=True) if unmapped else None
     sections.append(_section(
         "design", "Design",
         _cards([("latency (cycles)", _num(tot.get("latency_cycles"))), ("energy (uJ)", _uj(tot.get("energy_pJ"))),
                 ("power (mW)", _num(tot.get("power_mW"))), ("area (mm²)", _num(tot.get("area_mm2"), 4)),
                 ("EDP (J·cycle)", _sci(tot["edp"] * 1e-12) if _finite(tot.get("edp")) else "–"),
                 ("layers without a mapping", _num(tot.get("unmapped_layers")))]),
-        infeasible,
+        partial, infeasible,
         _table(["parameter", "base", "design", "design / base"], hw_rows, [False, True, True, True],
                title="Hardware", compact=True),
         _table(["metric", "budget", "design", "status"], b_rows, [False, True, True, False], title="Budgets",
@@ -504,6 +507,12 @@ def _codesign_page(run: Path) -> dict:
     rows, below = [], False
     for v, rec, bd in zip(views, layers, bounds):
         d = v["eval"]
+        if rec.get("found", True) is False or (d is not None and not d.get("valid", True)):
+            # a layer the design cannot map, or a written mapping that evaluates illegal: no costs shown
+            what = "no legal mapping" if rec.get("found", True) is False else "INVALID mapping"
+            rows.append([v["index"], _nw(v["name"]), _nw(_dims(v["dims"])), v["count"], _num(v["macs"]),
+                         _mark(what, False)] + ["–"] * 5)
+            continue
         e = d["energy_pJ"] if d else rec.get("energy_pJ")
         c = d["cycles"] if d else rec.get("cycles")
         below |= bool(bd) and _finite(e) and _finite(c) and (e < bd[0] * (1 - 1e-9) or c < bd[1] * (1 - 1e-9))
