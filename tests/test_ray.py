@@ -117,7 +117,7 @@ def test_map_cli_on_ray(ray_executor, cli, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["serial", "pool", "ray"])
-def test_interrupt_keeps_finished_tasks(backend, request):
+def test_interrupt_keeps_finished_tasks(backend, request, tmp_path):
     ex = {"serial": Executor, "pool": lambda: PoolExecutor(2)}.get(backend)
     ex = ex() if ex else request.getfixturevalue("ray_executor")
     seen = []
@@ -126,10 +126,23 @@ def test_interrupt_keeps_finished_tasks(backend, request):
         seen.append(i)
         raise KeyboardInterrupt  # Ctrl-C while the other tasks still run
 
-    t0 = time.perf_counter()
-    done = ex.run(time.sleep, [(0.0,), (30.0,), (30.0,)], on_done)
+    marks = [tmp_path / f"task{i}.done" for i in range(3)]
+    def task(seconds: float, path: str) -> None:  # local and self-contained: Ray's workers get it by value
+        import time
+
+        time.sleep(seconds)
+        open(path, "w").close()
+
+    fn = task if backend == "ray" else _sleep_then_mark  # a pool pickles by reference
+    done = ex.run(fn, [(0.0, str(marks[0])), (30.0, str(marks[1])), (30.0, str(marks[2]))], on_done)
     assert done == {0: None} and seen == [0]
-    assert time.perf_counter() - t0 < 20  # the 30 s tasks were cancelled, not awaited
+    # awaited tasks would have finished (and written their marks) before run() returned
+    assert marks[0].exists() and not marks[1].exists() and not marks[2].exists()
+
+
+def _sleep_then_mark(seconds: float, path: str) -> None:
+    time.sleep(seconds)
+    open(path, "w").close()
 
 
 def test_pool_after_the_parallel_kernel_ran_in_this_process():

@@ -30,7 +30,7 @@ def _runs(tmp: Path) -> list[tuple[str, list[str]]]:
     """(README command, argument list) in an order where later runs can read earlier outputs."""
     return [
         ("evaluate", ["evaluate"]),
-        ("map", ["map", "resnet18", "--budget", "300", "--patience", "0", "--out", str(tmp / "map")]),
+        ("map", ["map", LAYER, "--budget", "300", "--patience", "0", "--workers", "1", "--out", str(tmp / "map")]),
         ("report", ["report", str(tmp / "map"), "--out", str(tmp / "report.html")]),
         ("optimizers", ["optimizers"]),
         ("zoo", ["zoo"]),
@@ -44,7 +44,7 @@ def _runs(tmp: Path) -> list[tuple[str, list[str]]]:
         ("dcp train", ["dcp", "train", str(tmp / "dcp" / "data.npz"), "--epochs", "1", "--out",
                        str(tmp / "dcp" / "p.pt")]),
         ("dcp search", ["dcp", "search", LAYER, "--budget", "20", "--workers", "1", "--out", str(tmp / "dcps")]),
-        ("dcp finetune", ["dcp", "finetune", "--arch", "eyeriss_like", "--networks", "resnet18", "--samples", "8",
+        ("dcp finetune", ["dcp", "finetune", "--arch", "eyeriss_like", "--networks", "resnet18", "--samples", "2",
                           "--out", str(tmp / "dcp" / "ft.pt")]),
         ("tune", ["tune", str(_vta_layer(tmp)), "--measurements", "16", "--batch-size", "8", "--out",
                   str(tmp / "tune")]),
