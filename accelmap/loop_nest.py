@@ -30,6 +30,7 @@ _HEADER = re.compile(r"^(?P<name>[^\s\[\]|]+) \[(?P<body>[^\[\]]*)\]\s*$")
 _KEPT = re.compile(r"(\w+):(\d+)(?: \((\d+)\))?")  # older Timeloop prints 'Weights:96' alone
 _LOOP = re.compile(r"^\|\s*for (?P<dim>\w+) in \[(?P<lo>-?\d+):(?P<hi>-?\d+)\)(?: \(Spatial-(?P<axis>[XY])\))?\s*$")
 _RULE = re.compile(r"^-+\s*$")
+_COMPUTE = re.compile(r"^\|\s*<< Compute >>\s*$")  # Timeloop v4 closes the nest with the compute level
 
 
 def looks_like_map_txt(path: str | Path) -> bool:
@@ -82,7 +83,7 @@ def parse_map_txt(text: str, arch: Architecture, workload: Workload, source: str
 
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip()
-        if not line.strip() or _RULE.match(line):
+        if not line.strip() or _RULE.match(line) or _COMPUTE.match(line):
             continue
         if line.startswith("|"):
             m = _LOOP.match(line)

@@ -467,3 +467,19 @@ def test_v4_mapping_styles_container_targets_and_mapper_settings():
     assert lv.spatial == (("C", 3), ("S", 3)) and lv.spatial_axis("C") == 1 and lv.keep == ()
     assert mapper_settings({"optimization_metrics": ["edp"]}) == {"objective": "edp"}
     assert mapper_settings({"optimization_metrics": ["delay", "energy"]}) == {"objective": "lex:cycles,energy"}
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+def test_v4_map_txt_reads_like_its_map_yaml(design):
+    """Timeloop v4's printed nest (levels without loops share a rule; it ends with '<< Compute >>')
+    is the same mapping as the map.yaml printed beside it."""
+    from accelmap.evaluation import evaluate_files
+
+    r = _ref(design)
+    assert "<< Compute >>" in (r / "timeloop-mapper.map.txt").read_text()
+    txt = evaluate_files(str(EX / design / "arch.yaml"), str(EX / "_include" / "default_problem.yaml"),
+                         str(r / "timeloop-mapper.map.txt"), str(r / "timeloop-mapper.ERT.yaml"),
+                         str(r / "timeloop-mapper.ART.yaml"))
+    yml = _evaluate(design)
+    assert float(txt.costs.energy[0]) == float(yml.costs.energy[0])
+    assert float(txt.costs.cycles[0]) == float(yml.costs.cycles[0]) == _reference_stats(design)["cycles"]
