@@ -16,6 +16,9 @@ from accelmap.optimizers import get_optimizer
 from accelmap.space import MappingSpace
 
 
+MAX_IDLE_ASKS = 8
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """The best mapping found and how the search went.
@@ -59,6 +62,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
     best_s, best_g, best_edp = math.inf, None, math.inf
     trace = []
     last_gain = 0
+    idle = 0  # consecutive empty asks
     while evals < budget and not opt.finished:
         if seconds is not None and time.perf_counter() - t0 > seconds:
             break
@@ -66,7 +70,13 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
             break
         g = opt.ask()
         if len(g) == 0:
+            # An optimizer that proposes nothing several times running has nothing left to
+            # propose, whether or not it set `finished` (this loop used to spin forever then).
+            idle += 1
+            if idle >= MAX_IDLE_ASKS:
+                break
             continue
+        idle = 0
         g = g[: budget - evals]
         costs = space.evaluate(g)
         s = obj.score(costs)

@@ -145,3 +145,34 @@ def test_interrupted_map_is_partial_in_the_table_and_the_report(cli, tmp_path, m
     assert code == 0, err
     page = (out / "report.html").read_text()
     assert "2 / 12" in page and "10 more not searched" in page  # said "2 / 2" and "Unmapped layers: none"
+
+
+def test_an_optimizer_that_proposes_nothing_ends_the_search():
+    """An ask() that returns no mapping and never sets `finished` used to loop forever (no time
+    limit, no budget spent)."""
+    import torch
+
+    from accelmap.architecture import preset
+    from accelmap.constraints import Constraints
+    from accelmap.optimizers import OPTIMIZERS, Optimizer
+    from accelmap.search import optimize
+    from accelmap.space import MappingSpace
+    from accelmap.workload import conv2d
+
+    class Mute(Optimizer):
+        name = "mute-test"
+        summary = "proposes nothing"
+
+        def ask(self):
+            return torch.empty(0, self.space.layout.size, dtype=torch.int64)
+
+        def tell(self, genomes, scores):
+            raise AssertionError("nothing was asked")
+
+    OPTIMIZERS["mute-test"] = Mute
+    try:
+        space = MappingSpace(conv2d("t", C=4, K=4, P=4), preset("simple_pe16x16"), Constraints())
+        res = optimize(space, "edp", "mute-test", budget=1000)
+    finally:
+        del OPTIMIZERS["mute-test"]
+    assert res.evaluations == 0 and res.mapping is None
