@@ -756,7 +756,16 @@ def dcp_finetune(
     console.print(f"fine-tuned on {fs['evaluations']} true evaluations on {a.name} -> {out}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # warnings from the readers (unused attributes, skipped ops) as one plain line each, not
+    # Python's "file:line: UserWarning:" form
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         app()  # standalone: typer reports its own usage errors with exit code 2
     except AccelmapError as exc:
