@@ -38,6 +38,11 @@ random architectures, layers and mappings; each rule with the case that showed i
 * Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
   loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
   P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* Multicast across several fanout levels: each level counts its own distinct child tiles
+  (those of the level right below it) and the counts multiply, instead of the distinct points
+  of all the spread loops together. Case: Inputs (W = R + 2P) kept in DRAM and in a per-PE
+  buffer with P=2 spread at the global buffer and R=3 one level down: 2 x 3 = 6 copies per
+  step (DRAM reads 1,296), not the 5 distinct offsets of r + 2p (1,080).
 * Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
   DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
   with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
@@ -410,29 +415,33 @@ class CostModel:
         # Spatial loops between each child b and its parent keeper p.
         keep_t = keep.permute(0, 2, 1)  # [B, T, L]
         parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
-        pc = parent.clamp(min=0)
         spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod below < i
-        denom = torch.gather(spc[:, None].expand(B, T, L + 1, D), 2, pc[..., None].expand(B, T, L, D))
-        sp_f = spc[:, None, 1:] / denom  # [B, T, Lb, D] spatial factor of d between p and b
-        last_sp = torch.cummax(torch.where(fs > 1.5, lvl[:, None], torch.full_like(lvl[:, None], -1)).expand(B, L, D), 1).values
-        alpha = torch.gather(extp, 1, (last_sp + 1).clamp(max=L))  # [B, Lb, D] offset of neighbouring children
 
         # Timeloop multicasts only *identical* deltas; children whose tiles merely overlap get
-        # their own copies. Per rank, children sit at offsets i*a1 + j*a2; the number of
-        # distinct offsets is F1*F2 minus the pairs that coincide with a shifted pair.
-        def rank_gen(didx, cvec):
-            a = alpha[:, :, didx].permute(0, 2, 1, 3) * cvec[None, :, None, :]  # [B, T, Lb, R]
-            fct = torch.gather(sp_f, 3, didx[None, :, None, :].expand(B, T, L, R))
+        # their own copies. Each fanout level counts its own distinct child tiles (the tiles of
+        # the level right below it): per rank, children sit at offsets i*a1 + j*a2, and the
+        # number of distinct offsets is F1*F2 minus the pairs that coincide with a shifted pair.
+        # Across several fanout levels between a parent and a child keeper the counts multiply
+        # (Timeloop's masking of bypassing levels scales each level's accesses by its own).
+        ext_below = extp[:, 1:]  # [B, L, D] stride of each level's spatial loops
+
+        def level_gen(didx, cvec):
+            a = ext_below[:, :, didx].permute(0, 2, 1, 3) * cvec[None, :, None, :]  # [B, T, L, R]
+            fct = fs[:, :, didx].permute(0, 2, 1, 3)
             return a, torch.where(cvec[None, :, None, :] > 0, fct, torch.ones_like(fct))
 
-        a1, f1 = rank_gen(self.rank_d1, self.rank_c1.to(dt))
-        a2, f2 = rank_gen(self.rank_d2, self.rank_c2.to(dt))
+        a1, f1 = level_gen(self.rank_d1, self.rank_c1.to(dt))
+        a2, f2 = level_gen(self.rank_d2, self.rank_c2.to(dt))
         with torch.no_grad():
             i1 = torch.round(a1).clamp(min=1).to(torch.int64)
             i2 = torch.round(a2).clamp(min=1).to(torch.int64)
             gcd = torch.gcd(i1, i2)
             p_, q_ = (i1 // gcd).to(dt), (i2 // gcd).to(dt)
-        distinct = (f1 * f2 - (f1 - q_).clamp(min=0) * (f2 - p_).clamp(min=0)).prod(-1)  # [B, T, Lb]
+        two = (f1 > big_thr) & (f2 > big_thr)  # two spread dims on one rank: offsets may coincide
+        per_rank = torch.where(two, f1 * f2 - (f1 - q_).clamp(min=0) * (f2 - p_).clamp(min=0), f1 * f2)
+        dist_l = torch.where(self.rank_live[None, :, None, :], per_rank, torch.ones_like(per_rank)).prod(-1)  # [B, T, L]
+        cum = torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), torch.cumprod(dist_l, 2)], 2)  # prod of l < j
+        distinct = cum[:, :, 1:] / torch.gather(cum, 2, parent.clamp(min=0))  # levels parent..k, [B, T, Lb]
 
         peer = self._link_transfers(B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n,
                                     mi, has_m, se, delta_m, full_b)
@@ -482,15 +491,17 @@ class CostModel:
             # (14 cycles, 116 reads at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004
             # -> 30 cycles): demand = sum over tensors, in order, of accesses / compute cycles;
             # slowdown = bandwidth / demand where demand exceeds it; cycles = ceil(cc / slowdown).
-            rsum = torch.zeros(B, L, dtype=dt, device=dev)
-            wsum = torch.zeros(B, L, dtype=dt, device=dev)
+            # (in float64 whatever the model's dtype: these are Timeloop's double operations)
+            rsum = torch.zeros(B, L, dtype=f64, device=dev)
+            wsum = torch.zeros(B, L, dtype=f64, device=dev)
+            cc64 = cc.to(f64)[:, None]
             for t in range(T):
-                rsum = rsum + reads[:, t] / cc[:, None]
-                wsum = wsum + (fills[:, t] + updates[:, t]) / cc[:, None]
-            rbw, wbw = _rows(hw.read_bw, 1).to(dt), _rows(hw.write_bw, 1).to(dt)
+                rsum = rsum + reads[:, t].to(f64) / cc64
+                wsum = wsum + (fills[:, t].to(f64) + updates[:, t].to(f64)) / cc64
+            rbw, wbw = _rows(hw.read_bw, 1).to(f64), _rows(hw.write_bw, 1).to(f64)
             one = torch.ones_like(rsum)
             slow = torch.minimum(torch.where(rbw < rsum, rbw / rsum, one), torch.where(wbw < wsum, wbw / wsum, one))
-            lc = torch.ceil(cc[:, None] / slow)
+            lc = torch.ceil(cc64 / slow).to(dt)
         else:
             lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
                                (fills + updates).sum(1) / _rows(hw.write_bw, 1))

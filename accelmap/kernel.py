@@ -273,44 +273,47 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     sab = sa if (dk >= 0 and abs(ka0) == abs(kak)) else 0.0
                     out_e = fb * (x0 * sa + xk * sb - x0 * xk * sab)
                 peer[t, b] = in_e + out_e
-            # 5. distinct children per parent (multicast only of identical deltas)
+            # 5. distinct children per parent (multicast only of identical deltas): the product
+            # over the fanout levels between them of each level's distinct child tiles
             for b in range(1, L + 1):
                 if b < L and not keep[i, b, t]:
                     continue
                 p = max(par[b], 0)
                 dist = 1.0
-                for r in range(R):
-                    if not rank_live[t, r]:
+                for lf in range(p, b):
+                    if not hasp_[lf]:
                         continue
-                    fa = 1.0
-                    fb2 = 1.0
-                    ia = 1
-                    ib = 1
-                    for k in range(2):
-                        d = d1[t, r] if k == 0 else d2[t, r]
-                        c = c1[t, r] if k == 0 else c2[t, r]
-                        if c <= 0.0:
+                    for r in range(R):
+                        if not rank_live[t, r]:
                             continue
-                        f = 1.0 if spc[b, d] == spc[p, d] else spc[b, d] / spc[p, d]
-                        lst = lastsp[b, d]
-                        alpha = 1
-                        if lst >= p and f > 1.5:
-                            alpha = int(ext[lst + 1, d] * c + 0.5)
-                            if alpha < 1:
-                                alpha = 1
-                        if k == 0:
-                            fa = f
-                            ia = alpha
+                        fa = 1.0
+                        fb2 = 1.0
+                        ia = 1
+                        ib = 1
+                        for k in range(2):
+                            d = d1[t, r] if k == 0 else d2[t, r]
+                            c = c1[t, r] if k == 0 else c2[t, r]
+                            if c <= 0.0:
+                                continue
+                            f = fs[lf, d]
+                            alpha = 1
+                            if f > 1.5:
+                                alpha = int(ext[lf + 1, d] * c + 0.5)
+                                if alpha < 1:
+                                    alpha = 1
+                            if k == 0:
+                                fa = f
+                                ia = alpha
+                            else:
+                                fb2 = f
+                                ib = alpha
+                        if fa > 1.5 and fb2 > 1.5:  # two spatial dims on one rank: offsets may coincide
+                            gg = _gcd(ia, ib)
+                            pp = ia // gg
+                            qq = ib // gg
+                            dist *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
                         else:
-                            fb2 = f
-                            ib = alpha
-                    if fa > 1.5 and fb2 > 1.5:  # two spatial dims on one rank: offsets may coincide
-                        gg = _gcd(ia, ib)
-                        pp = ia // gg
-                        qq = ib // gg
-                        dist *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
-                    else:
-                        dist *= fa * fb2
+                            dist *= fa * fb2
                 distinct[t, b] = dist
                 content_b[t, b] = (deltas[t, b] - peer[t, b]) * dist
         # 6. per level accesses
