@@ -43,6 +43,9 @@ random architectures, layers and mappings; each rule with the case that showed i
   of all the spread loops together. Case: Inputs (W = R + 2P) kept in DRAM and in a per-PE
   buffer with P=2 spread at the global buffer and R=3 one level down: 2 x 3 = 6 copies per
   step (DRAM reads 1,296), not the 5 distinct offsets of r + 2p (1,080).
+* MACs forward operands to mesh neighbours as PEs do (link transfers), whether or not they
+  keep operands between steps. Case: DRAM straight to 2x2 MACs, R=2 on X and Q=2 on Y under
+  temporal P=12 (innermost): 2,112 Input link transfers, DRAM reads 2,496 rather than 4,608.
 * Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
   DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
   with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
@@ -403,6 +406,7 @@ class CostModel:
                                torch.full_like(sp_ax, -1, dtype=torch.int64)).argmax(-1)
             mac_reuse |= sp_ax.any(-1)[:, None] & ~indexes[:, d_ax].T  # [B, T]
         diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
+        se_link = torch.where(has_m[:, None], se, torch.zeros_like(se))  # MACs forward operands too
         se = torch.where(diff_ok, se, torch.zeros_like(se))
 
         # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
@@ -411,6 +415,7 @@ class CostModel:
         tm = coef[:, :, d_m].permute(2, 0, 3, 1) * st_m[:, None, :, None]  # [B, T, Lb, R]
         delta_m = full_b - (box_b - tm.abs()).clamp(min=0).prod(-1)
         deltas = full_b * (n_b[:, None] - se) + delta_m * se  # [B, T, Lb] per child instance
+        # (MACs without operand reuse read at every step: se = 0 there gives full_b * n_b = n_b)
 
         # Spatial loops between each child b and its parent keeper p.
         keep_t = keep.permute(0, 2, 1)  # [B, T, L]
@@ -444,7 +449,7 @@ class CostModel:
         distinct = cum[:, :, 1:] / torch.gather(cum, 2, parent.clamp(min=0))  # levels parent..k, [B, T, Lb]
 
         peer = self._link_transfers(B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n,
-                                    mi, has_m, se, delta_m, full_b)
+                                    mi, has_m, se_link, delta_m, full_b)
         content_b = deltas * distinct - peer * distinct  # accesses per parent instance
 
         # Per level l: the child keeper below it (or the MAC) sends it content; l's own deltas
@@ -549,7 +554,7 @@ class CostModel:
         # Only where the fanout sits directly above the child keeper: Timeloop finds link transfers
         # among the tiles of the level right below the fanout, and when that level bypasses the
         # tensor its masking undoes them.
-        ok = ((between == 1) & (l0[:, None] >= parent) & (parent >= 0) & ~(lvl == L - 1)[None, None]
+        ok = ((between == 1) & (l0[:, None] >= parent) & (parent >= 0)
               & (l0 == lvl[None])[:, None])  # [B, T, Lb]
         l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
         fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]

@@ -193,13 +193,12 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                                     unindexed = False
                             if unindexed:
                                 reuse = True
-                    if not reuse:
-                        deltas[t, b] = total_iters
-                        continue
+                else:
+                    reuse = True
                 cnt = cnt_[b]
                 nbp = pprod[cnt]
                 if cnt == 0:
-                    deltas[t, b] = full[t, b]
+                    deltas[t, b] = full[t, b] if reuse else total_iters
                     continue
                 m = cnt - 1
                 h = g[m]
@@ -214,10 +213,8 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     x = box[t, b, r] - tm
                     ov *= x if x > 0.0 else 0.0
                 delta_m = full[t, b] - ov
-                deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se
-                # 4. link transfers (one fanout level between the parent keeper and b)
-                if b == L:
-                    continue  # no forwarding between MACs
+                deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se if reuse else total_iters
+                # 4. link transfers (one fanout level between the parent keeper and b; MACs too)
                 p = par[b]
                 if p < 0:
                     continue
