@@ -14,6 +14,7 @@ from rich.table import Table
 from accelmap.errors import AccelmapError
 from accelmap.options import check_device, require_positive
 
+_IMPORTED = time.time()  # start-up's origin where /proc is missing (see _process_start)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Map DNN layers onto spatial accelerators and co-design the hardware.")
 zoo_app = typer.Typer(help="Built-in networks.", invoke_without_command=True)
@@ -88,7 +89,7 @@ def map_cmd(
     objective: str = typer.Option("edp", help="edp, energy, cycles, power, area, '0.7*energy+0.3*cycles', "
                                               "'lex:cycles,energy'."),
     require: list[str] = typer.Option([], help="Constraints on results, e.g. 'utilization>=0.5', 'power<=150'."),
-    optimizer: str = typer.Option("annealing", help="A registered optimizer (accelmap optimizers)."),
+    optimizer: str = typer.Option("portfolio", help="A registered optimizer (accelmap optimizers)."),
     budget: int = typer.Option(100_000, help="Model evaluations per layer (at most)."),
     patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
                                               "(0: use the whole budget)."),
@@ -132,8 +133,10 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     with Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=console, transient=True) as bar:
         task = bar.add_task("", total=len(plan.layers))
-        res = run_map(plan, on_done=lambda o: bar.update(task, advance=1, description=o.name), executor=executor)
-    _print_map_table(res.outcomes, res.totals, plan.arch, plan.objective, res.wall_seconds, len(plan.layers))
+        res = run_map(plan, on_done=lambda o: bar.update(task, advance=1, description=o.name), executor=executor,
+                      started=_process_start())
+    _print_map_table(res.outcomes, res.totals, plan.arch, plan.objective, res.wall_seconds, len(plan.layers),
+                     res.startup_seconds)
     console.print(f"run directory: {res.run_dir}")
     if res.unmapped and len(res.unmapped) == len(res.outcomes):
         raise AccelmapError(res.unmapped[0].note or "no legal mapping")
@@ -143,6 +146,21 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
         console.print(f"[yellow]interrupted: {len(res.outcomes)} of {len(plan.layers)} layers finished and were "
                       f"saved[/]")
         raise typer.Exit(130)
+
+
+def _process_start() -> float:
+    """When this process started, on the time.time() scale: from /proc (Linux), so interpreter
+    start-up and imports count as start-up; elsewhere when this module was imported."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:  # field 22, after the parenthesised command name
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return time.time() - (uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED
 
 
 def _compile_step(needed: bool, compile_fn) -> None:
@@ -158,7 +176,7 @@ def _compile_step(needed: bool, compile_fn) -> None:
     console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
 
 
-def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int) -> None:
+def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int, startup: float = 0.0) -> None:
     table = Table(title=f"{arch.name}, objective {obj.name}", header_style="bold")
     for col in ("layer", "dims", "count", "MACs", "energy (uJ)", "cycles", "EDP (J*cyc)", "util",
                 "gap E", "gap cyc", "search (s)"):
@@ -182,7 +200,7 @@ def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int) -> None:
     console.print(f"network{' (partial)' if tot.get('partial') or scope else ''}{scope}: {tot['macs'] / 1e9:.3f} GMACs, energy {tot['energy_pJ'] / 1e6:,.1f} uJ, "
                   f"cycles {tot['cycles']:,.0f}, EDP {tot['edp'] * 1e-12:.4g} J*cycle, gaps to the lower bound "
                   f"E x{tot['gap_energy'] or float('nan'):.2f} cycles x{tot['gap_cycles'] or float('nan'):.2f}; "
-                  f"wall {wall:.1f} s")
+                  f"search {wall:.1f} s (start-up before it: {startup:.1f} s)")
 
 
 @app.command()
@@ -323,7 +341,7 @@ def sweep_cmd(
     constraints: Optional[str] = typer.Option(
         None, help="Timeloop constraint YAML; default: the base preset's dataflow constraints; 'none' for none."),
     objective: str = typer.Option("edp", help="What each layer's mapping search minimises (as in accelmap map)."),
-    optimizer: str = typer.Option("annealing", help="A registered optimizer (accelmap optimizers)."),
+    optimizer: str = typer.Option("portfolio", help="A registered optimizer (accelmap optimizers)."),
     budget: int = typer.Option(100_000, help="Model evaluations per layer and point (at most)."),
     patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
                                               "(0: use the whole budget)."),

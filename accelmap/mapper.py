@@ -235,6 +235,7 @@ class MapResult:
     complete: bool  # False after Ctrl-C: the finished layers were still written
     wall_seconds: float  # the search alone: process start-up, compile and writing left out
     run_dir: Path
+    startup_seconds: float = 0.0  # from ``started`` (see run_map) to the search's start
 
     @property
     def unmapped(self) -> list[LayerOutcome]:
@@ -243,7 +244,7 @@ class MapResult:
 
 def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None, art: str | None = None,
              constraints: str | None = None, objective: str = "edp", require: tuple[str, ...] = (),
-             optimizer: str = "annealing", options: dict | None = None, budget: int = DEFAULT_BUDGET,
+             optimizer: str = "portfolio", options: dict | None = None, budget: int = DEFAULT_BUDGET,
              patience: int | None = DEFAULT_PATIENCE, seed: int = 0, workers: int = 2, ray: str | None = None,
              device: str = "cpu", out: str | None = None,
              on_warning: Callable[[str], None] | None = None) -> MapPlan:
@@ -306,23 +307,27 @@ def compile_kernel() -> float:
 
 
 def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None,
-            executor: Executor | None = None) -> MapResult:
+            executor: Executor | None = None, started: float | None = None) -> MapResult:
     """Search every unique layer of ``plan`` and write its run directory (also after Ctrl-C,
     with the layers that finished). ``executor`` defaults to the plan's (a process pool of
-    ``workers``, Ray with ``ray``, this process on CUDA)."""
+    ``workers``, Ray with ``ray``, this process on CUDA). ``started``: when the job began
+    (``time.time()``; the CLI passes its process start, default now): the time from it to the
+    search is reported as start-up, apart from the search time."""
+    started = time.time() if started is None else started
     if kernel_needs_compile(plan.device):
         compile_kernel()  # once, before the workers start, so they load it instead of each compiling
     # one GPU is shared by one process: layers run one after another there
     ex = executor or make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
     t0 = time.perf_counter()
+    startup = time.time() - started
     with ex:
         outcomes = map_layers(list(plan.layers), plan.arch, plan.constraints, plan.objective, plan.optimizer,
                               plan.budget, plan.seed, min(plan.workers, len(plan.layers)), plan.patience,
                               on_done=on_done, executor=ex, device=plan.device, options=plan.options)
         wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
     complete = len(outcomes) == len(plan.layers)
-    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall), complete)
-    return MapResult(outcomes, totals(outcomes), complete, wall, plan.run_dir)
+    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall, startup_seconds=startup), complete)
+    return MapResult(outcomes, totals(outcomes), complete, wall, plan.run_dir, startup)
 
 
 def map_network(network: str, arch: str = "eyeriss_like", **kwargs) -> MapResult:

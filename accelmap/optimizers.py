@@ -116,6 +116,7 @@ class Annealing(_Population):
     summary = "parallel simulated annealing: many chains, batched neighbour moves, geometric cooling"
     size = 1024
     t_start, t_end = 0.3, 0.003  # temperatures on log(objective)
+    restart_frac = 1 / 8  # chains restarted from the best point after every step
 
     def __init__(self, space, generator, budget):
         super().__init__(space, generator, budget)
@@ -149,7 +150,7 @@ class Annealing(_Population):
         if float(self.scores[i]) < self.best_s:
             self.best_s, self.best_g = float(self.scores[i]), self.pop[i].clone()
         if self.best_g is not None:
-            k = len(self.pop) // 8
+            k = int(len(self.pop) * self.restart_frac)
             worst = torch.argsort(self.scores, descending=True)[:k]
             self.pop[worst] = self.best_g
             self.scores[worst] = self.best_s
@@ -264,6 +265,94 @@ class Gradient(_Population):
         # keep the seed's loop orders, axes and bypass (from_code re-derives them from the code)
         rf, _, _, _ = lay.split(rounded)
         return torch.cat([rf.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1)
+
+
+@register
+class Portfolio(_Population):
+    """Annealing chains, a genetic population and a greedy local search from the incumbent,
+    asked as one batch per step and sharing one incumbent.
+
+    One random draw seeds all three. Every step the best point found by any member becomes
+    the annealing restarts' target, replaces the genetic population's worst member and
+    restarts half of the local-search walkers. Annealing explores; the genetic crossover
+    combines tilings of different basins; the local search (temperature 0) settles the
+    incumbent's basin quickly, which annealing alone does not do before a patience stop
+    (its temperature follows the budget, not the patience).
+    """
+
+    name = "portfolio"
+    summary = "annealing + genetic + greedy local search in one batch per step, sharing the incumbent (default)"
+    size = 512  # seeded points; the annealing chains
+    n_genetic = 128
+    n_local = 128
+    # the annealing member keeps its chains apart (few restarts, to its own best): restarts to
+    # the shared incumbent collapsed all members into one basin (measured: bench/default_vs_best.py)
+    restart_frac = 1 / 64
+    share_annealing = False
+
+    def __init__(self, space, generator, budget):
+        super().__init__(space, generator, budget)
+        per_step = self.size + self.n_genetic + self.n_local
+        # the members' sizes as subclasses (no attributes set after construction)
+        ann_cls = type("_PortfolioAnnealing", (Annealing,), {"size": self.size, "restart_frac": self.restart_frac})
+        gen_cls = type("_PortfolioGenetic", (Genetic,), {"size": self.n_genetic})
+        # annealing cools over its own share of the evaluations
+        self.ann = ann_cls(space, generator, max(1, budget * self.size // per_step))
+        self.gen_opt = gen_cls(space, generator, budget)
+        self.local: torch.Tensor | None = None
+        self.local_s: torch.Tensor | None = None
+        self.best_g: torch.Tensor | None = None
+        self.best_s = math.inf
+        self._parts = (0, 0, 0)
+
+    def ask(self) -> torch.Tensor:
+        if self._seeding():
+            return self._seed_ask()
+        a = self.ann.ask()
+        g = self.gen_opt.ask()
+        loc = self.space.neighbours(self.local, self.gen)
+        self._parts = (len(a), len(g), len(loc))
+        return torch.cat([a, g, loc])
+
+    def _share(self, genomes: torch.Tensor, scores: torch.Tensor) -> None:
+        i = int(torch.argmin(scores))
+        if float(scores[i]) < self.best_s:
+            self.best_s, self.best_g = float(scores[i]), genomes[i].clone()
+            half = torch.arange(0, len(self.local), 2)
+            self.local[half], self.local_s[half] = self.best_g, self.best_s
+        if self.share_annealing:
+            self.ann.best_g, self.ann.best_s = self.best_g, self.best_s
+        gs = self.gen_opt.scores
+        if self.best_s < float(gs.min()):
+            w = int(torch.argmax(gs))
+            self.gen_opt.pop[w], gs[w] = self.best_g, self.best_s
+
+    def tell(self, genomes, scores) -> None:
+        if self._seeding():
+            self._seed_tell(genomes, scores)
+            if not self._seeding():  # seeded: hand the points to the members
+                order = torch.argsort(self.scores)
+                self.ann.pop, self.ann.scores = self.pop.clone(), self.scores.clone()
+                top = order[: self.n_genetic]
+                self.gen_opt.pop, self.gen_opt.scores = self.pop[top].clone(), self.scores[top].clone()
+                self.local = self.pop[order[0]].repeat(self.n_local, 1)
+                self.local_s = self.scores[order[0]].repeat(self.n_local)
+                self._share(self.pop, self.scores)
+            return
+        na, ng, _ = self._parts
+        n = len(scores)  # the last step may be cut short by the budget
+        if n > 0:
+            self.ann.tell(genomes[: min(n, na)], scores[: min(n, na)])
+        if n > na:
+            k = min(n, na + ng)
+            self.gen_opt.tell(genomes[na:k], scores[na:k])
+        if n > na + ng:
+            lg, ls = genomes[na + ng:], scores[na + ng:]
+            m = len(ls)
+            better = ls < self.local_s[:m]
+            self.local[:m] = torch.where(better[:, None], lg, self.local[:m])
+            self.local_s[:m] = torch.where(better, ls, self.local_s[:m])
+        self._share(genomes, scores)
 
 
 # registered in their own modules (they import this one)

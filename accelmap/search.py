@@ -86,7 +86,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
         i = int(torch.argmin(s))
         if float(s[i]) < best_s - 1e-12:
             best_s, best_g, best_edp = float(s[i]), g[i].clone(), float(costs.edp[i])
-            last_gain = evals + len(g)
+            last_gain = evals  # evals already counts this batch
         trace.append((evals, best_s, best_edp))
         if progress:
             progress(evals, budget)

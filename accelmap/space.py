@@ -348,9 +348,10 @@ class MappingSpace:
         N = genomes.shape[0]
         out = genomes.clone()
         fac, order, axis, keep = lay.split(out)
-        kind = torch.randint(0, 10, (N,), generator=generator)
-        # 0-5: factor move (the most useful move), 6-7: swap, 8: axis, 9: keep
+        kind = torch.randint(0, 11, (N,), generator=generator)
+        # 0-5: factor move (the most useful move), 6-7: swap, 8: axis, 9: keep, 10: refill the mesh
         self._move_factor(fac, kind <= 5, generator)
+        self._fill_mesh(fac, axis, kind == 10, generator)
         self._swap_loops(fac, order, (kind == 6) | (kind == 7), generator)
         m = kind == 8
         if m.any() and lay.F:
@@ -398,6 +399,66 @@ class MappingSpace:
         rr, dd = rows[ok], d[ok]
         fac[rr, dd, src[ok]] //= p[ok]
         fac[rr, dd, dst[ok]] *= p[ok]
+
+    def _fill_mesh(self, fac: torch.Tensor, axis: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
+        """Half the time drop one dim's spatial factor back into one of its temporal slots, then
+        fill that mesh axis with the largest divisor of another dim's temporal factor that fits.
+        Prime moves alone reach a full mesh from e.g. Q=7 x K=2 on a 16-wide axis (7/8 used)
+        only through far worse states (Q=1 first); this does it in one step (Q=1, K=16)."""
+        lay = self.layout
+        rows = mask.nonzero().flatten()
+        if not len(rows) or not lay.F:
+            return
+        n, L = len(rows), lay.L
+        ar = torch.arange(n)
+        fan = torch.tensor([self.arch.fanout(li) for li in self.fan_levels], dtype=torch.int64)  # [F, 2]
+        f = torch.randint(0, lay.F, (n,), generator=generator)
+        s = L + f
+        fr, ax_r = fac[rows], axis[rows, f]  # [n, D, S], [n, D]
+        sp = fr[ar, :, s]  # [n, D] spatial factors at the chosen fan level
+        tfree = self.free_slots[:, :L]  # [D, L]
+        sfree = self.free_slots.t()[s]  # [n, D]
+        # drop: a dim with a spatial factor > 1 and a free temporal slot to take it
+        can_drop = (sp > 1) & sfree & tfree.any(1)[None]
+        r = torch.rand(n, lay.D, generator=generator)
+        a = torch.where(can_drop, r, torch.full_like(r, -1.0)).argmax(1)
+        drop = can_drop.any(1) & (torch.rand(n, generator=generator) < 0.5)
+        # half the time into (and below, out of) the fan level's own temporal loops: that level's
+        # tile stays the same, so the move changes the mesh and little else
+        own = torch.tensor(self.fan_levels, dtype=torch.int64)[f]
+        rt = torch.rand(n, L, generator=generator)
+        rt[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt.dtype)
+        ta = torch.where(tfree[a], rt, torch.full_like(rt, -1.0)).argmax(1)
+        va = sp[ar, a]
+        fr[ar[drop], a[drop], ta[drop]] *= va[drop]
+        fr[ar[drop], a[drop], s[drop]] = 1
+        sp = fr[ar, :, s]
+        # the axis to fill: the dropped dim's, else a random one with room
+        ax = torch.where(drop, ax_r[ar, a], torch.randint(0, 2, (n,), generator=generator))
+        ax = torch.where(fan[f, 1] == 1, 0, torch.where(fan[f, 0] == 1, 1, ax))
+        used = torch.where(ax_r == ax[:, None], sp, torch.ones_like(sp)).prod(1)
+        cap = fan[f, ax] // used
+        # fill: a dim free at this slot, allowed on this axis, not spread on the other one
+        fixed = self.axis_fixed[f]  # [n, D]
+        tf = fr[:, :, :L] * tfree[None]  # temporal factors on free slots, 0 elsewhere
+        can_fill = (sfree & ((fixed < 0) | (fixed == ax[:, None])) & ((sp == 1) | (ax_r == ax[:, None]))
+                    & (tf > 1).any(2))
+        can_fill &= ~(drop[:, None] & (torch.arange(lay.D)[None] == a[:, None]))
+        r = torch.rand(n, lay.D, generator=generator)
+        b = torch.where(can_fill, r, torch.full_like(r, -1.0)).argmax(1)
+        rt = torch.rand(n, L, generator=generator)
+        rt[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt.dtype)
+        tb = torch.where(tf[ar, b] > 1, rt, torch.full_like(rt, -1.0)).argmax(1)
+        v = fr[ar, b, tb]
+        q = torch.ones(n, dtype=torch.int64)
+        for k in range(2, int(fan.max()) + 1):
+            q = torch.where((v % k == 0) & (k <= cap), torch.full_like(q, k), q)
+        ok = can_fill.any(1) & (q > 1)
+        fr[ar[ok], b[ok], tb[ok]] //= q[ok]
+        fr[ar[ok], b[ok], s[ok]] *= q[ok]
+        ax_r[ar[ok], b[ok]] = ax[ok]
+        fac[rows] = fr
+        axis[rows, f] = ax_r
 
     def _swap_loops(self, fac: torch.Tensor, order: torch.Tensor, mask: torch.Tensor, generator) -> None:
         lay = self.layout

@@ -8,6 +8,7 @@ import torch
 from accelmap.architecture import preset, preset_constraints
 from accelmap.constraints import read_constraints
 from accelmap.errors import AccelmapError
+from accelmap.mapping import MappingBatch, parse_mapping
 from accelmap.objective import Objective
 from accelmap.optimizers import OPTIMIZERS, Optimizer, register
 from accelmap.search import optimize
@@ -91,3 +92,75 @@ def test_objectives_and_result_constraints(conv_space):
         Objective.parse("speed")
     with pytest.raises(AccelmapError):
         Objective.parse("edp", ["power < 3"])
+
+
+# ---- issue 17: the default search does not stall ----------------------------------------------
+
+PE16 = preset("simple_pe16x16")
+PE16_C = read_constraints(preset_constraints("simple_pe16x16"))
+
+
+def _stalled_layer():
+    """ResNet-18 layer2.0.conv1 (3x3, stride 2, C=64, K=128, 28x28): annealing used to stop at
+    258,048 cycles (7/8 of the 16x16 mesh) where a full mesh gives 225,792."""
+    return conv2d("layer2.0.conv1", C=64, K=128, P=28, R=3, stride=2)
+
+
+def test_patience_counts_evaluations_since_the_last_improvement(conv_space, monkeypatch):
+    g0 = conv_space.sample_legal(1, torch.Generator().manual_seed(0))
+
+    class Same(Optimizer):  # the same legal point every step: the first batch is the last gain
+        name = "same"
+
+        def ask(self):
+            return g0.repeat(100, 1)
+
+    monkeypatch.setitem(OPTIMIZERS, "same", Same)
+    r = optimize(conv_space, "edp", "same", 10_000, seed=0, patience=300)
+    # best at 100 evaluations, stop once 300 more brought nothing: 400
+    assert r.evaluations == 400
+
+
+STALLED_MAPPING = """
+mapping:
+- {target: DRAM, type: datatype, keep: [Weights, Inputs, Outputs], bypass: []}
+- {target: DRAM, type: temporal, factors: R=3 S=1 P=14 Q=1 C=1 K=1 N=1, permutation: PSNCQKR}
+- {target: GlobalBuffer, type: datatype, keep: [Weights], bypass: [Inputs, Outputs]}
+- {target: GlobalBuffer, type: temporal, factors: R=1 S=1 P=2 Q=1 C=1 K=64 N=1, permutation: QRKSCPN}
+- {target: GlobalBuffer, type: spatial, factors: R=1 S=1 P=1 Q=7 C=16 K=2 N=1, permutation: CKQNPSR, split: 1}
+- {target: RegFile, type: datatype, keep: [Weights, Inputs, Outputs], bypass: []}
+- {target: RegFile, type: temporal, factors: R=1 S=3 P=1 Q=4 C=4 K=1 N=1, permutation: PCKQSRN}
+"""
+
+
+def test_fill_move_reaches_a_full_mesh_from_the_stalled_split():
+    w = _stalled_layer()
+    space = MappingSpace(w, PE16, PE16_C)
+    lay = space.layout
+    # the mapping annealing stalled at: C=16 on X, Q=7 x K=2 on Y (224 of 256 PEs)
+    m = parse_mapping(STALLED_MAPPING, PE16.level_names)
+    g = space.encode(MappingBatch.from_mappings([m], w, PE16))
+    c0 = space.evaluate(g)
+    assert bool(c0.valid[0]) and float(c0.cycles[0]) == 258_048
+    nb = space.neighbours(g.repeat(4000, 1), torch.Generator().manual_seed(0))
+    f = lay.split(nb)[0]
+    # every neighbour is a factorization of the layer's bounds from the space's tables
+    assert torch.equal(f.prod(2), torch.tensor(w.bounds).expand(len(nb), -1))
+    for di, table in enumerate(space.tables):
+        assert (f[:, di, None, :] == table[None]).all(2).any(1).all()
+    # one move reaches legal mappings that use all 16 x 16 PEs (prime moves alone need two or
+    # more, through Q=1 first); which of them is fast is the search's job (test below)
+    full = f[:, :, lay.L].prod(1) == 256
+    c = space.evaluate(nb)
+    assert (c.valid & full).any()
+
+
+def test_default_search_reaches_the_full_mesh_on_the_stalled_layer():
+    import inspect
+
+    from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_PATIENCE, plan_map
+
+    default = inspect.signature(plan_map).parameters["optimizer"].default
+    space = MappingSpace(_stalled_layer(), PE16, PE16_C)
+    r = optimize(space, "edp", default, DEFAULT_BUDGET, seed=0, patience=DEFAULT_PATIENCE)
+    assert float(r.costs.cycles[0]) == 225_792 == space.workload.macs / 256  # every PE busy

@@ -1,0 +1,239 @@
+"""accelmap's default search against the best of all its optimizers, against Timeloop's mapper,
+and the default's whole-network wall time old vs new.
+
+1. Quality: for each (architecture, unique layer) pair, the default (``accelmap map``'s optimizer,
+   budget and patience) at seed 0 against the best EDP any registered optimizer finds with
+   ``--factor`` times the default budget and patience over ``--seeds`` seeds (the default's own
+   result counts too). ``ratio`` = default EDP / best EDP (1.0: the default found the best).
+   Architectures: presets (with their dataflow constraints) and ``random:K`` (the K-th random
+   architecture of the Timeloop differential tester, bench/timeloop_diff.py, no constraints).
+   The previous default (``annealing``) runs too at the default budget, for comparison.
+2. Timeloop: the long-run mapper bests recorded in ``shared/reference/timeloop`` (random-pruned,
+   victory-condition 3000, 10x Timeloop's default) re-evaluated with accelmap's model, against
+   the default on the same problem and constraint files.
+3. Wall time: ``accelmap map NETWORK --arch ARCH`` with the default optimizer, the tree at
+   ``--old-rev`` (extracted with git archive) against the working tree, alternating, median of
+   ``--reps``; the search time (summary.json ``wall_seconds``) and the whole process.
+
+    nice -n 15 python bench/default_vs_best.py --networks resnet50,mobilenet_v2,vit_b16,bert_base \\
+        --archs eyeriss_like,simple_pe16x16,random:0,random:1,random:2,random:3 --max-layers 4
+
+writes bench/results/default_vs_best.json and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+OUT = BENCH / "results" / "default_vs_best.json"
+REF = ROOT.parent / "shared" / "reference" / "timeloop"
+
+
+def default_settings() -> dict:
+    """What ``accelmap map`` uses when given no options (read from plan_map, not restated)."""
+    from accelmap.mapper import plan_map
+
+    p = inspect.signature(plan_map).parameters
+    return {"optimizer": p["optimizer"].default, "budget": p["budget"].default, "patience": p["patience"].default}
+
+
+def architecture(spec: str):
+    """(name, Architecture, Constraints) of a preset name or ``random:K``."""
+    from accelmap.architecture import preset, preset_constraints
+    from accelmap.constraints import Constraints, read_constraints
+
+    if spec.startswith("random:"):
+        sys.path.insert(0, str(BENCH))
+        from timeloop_diff import random_arch  # the differential tester's generator, reused
+
+        k = int(spec.split(":")[1])
+        arch, _ = random_arch(random.Random(1000 + k), f"random{k}")
+        return f"random{k}", arch, Constraints()
+    return spec, preset(spec), read_constraints(preset_constraints(spec))
+
+
+def unique_layers(network: str) -> list:
+    from accelmap.network import load_network
+
+    return list(load_network(network).unique_layers())
+
+
+def search(space, optimizer: str, budget: int, patience: int | None, seed: int) -> dict:
+    from accelmap.errors import AccelmapError
+    from accelmap.search import optimize
+
+    t0 = time.perf_counter()
+    try:
+        r = optimize(space, "edp", optimizer, budget, seed=seed, patience=patience)
+    except AccelmapError as exc:  # e.g. exhaustive on a space above its limit
+        return {"optimizer": optimizer, "seed": seed, "skipped": str(exc)}
+    ok = r.costs is not None and bool(r.costs.valid[0])
+    return {"optimizer": optimizer, "seed": seed, "budget": budget, "edp": float(r.costs.edp[0]) if ok else math.inf,
+            "cycles": float(r.costs.cycles[0]) if ok else None, "energy_pJ": float(r.costs.energy[0]) if ok else None,
+            "evaluations": r.evaluations, "seconds": time.perf_counter() - t0}
+
+
+def quality(args, log=print) -> list[dict]:
+    from accelmap.optimizers import OPTIMIZERS
+    from accelmap.space import MappingSpace
+
+    d = default_settings()
+    names = args.best_optimizers.split(",") if args.best_optimizers else sorted(OPTIMIZERS)
+    rows = []
+    for spec in args.archs.split(","):
+        aname, arch, cons = architecture(spec)
+        for net in args.networks.split(","):
+            layers = unique_layers(net)
+            if args.max_layers:  # spread over the network, not just its first layers
+                step = max(1, len(layers) // args.max_layers)
+                layers = layers[::step][: args.max_layers]
+            for layer in layers:
+                w = layer.workload
+                try:
+                    space = MappingSpace(w, arch, cons)
+                except Exception as exc:  # noqa: BLE001 - a layer the constraints cannot take is reported
+                    rows.append({"arch": aname, "network": net, "layer": w.name, "error": str(exc)})
+                    continue
+                dflt = search(space, d["optimizer"], d["budget"], d["patience"], 0)
+                old = search(space, "annealing", d["budget"], d["patience"], 0)
+                runs = [dflt, old]
+                for name in names:
+                    for s in range(args.seeds):
+                        runs.append(search(space, name, d["budget"] * args.factor,
+                                           d["patience"] * args.factor if d["patience"] else None, s))
+                found = [r for r in runs if "edp" in r]
+                best = min(found, key=lambda r: r["edp"])
+                row = {"arch": aname, "network": net, "layer": w.name, "dims": dict(zip(w.dims, w.bounds)),
+                       "default": dflt, "annealing_default_budget": old, "best": best,
+                       "ratio": dflt["edp"] / best["edp"], "ratio_annealing": old["edp"] / best["edp"],
+                       "runs": runs}
+                rows.append(row)
+                log(f"{aname:<16}{net:<14}{w.name[:28]:<30}{row['ratio']:>8.4f}{row['ratio_annealing']:>9.4f}"
+                    f"  best {best['optimizer']}/{best['seed']}  default {dflt['seconds']:.1f} s")
+    return rows
+
+
+def versus_timeloop(args, log=print) -> list[dict]:
+    """The recorded long-run Timeloop mapper bests, re-evaluated with accelmap, against the default."""
+    from accelmap.constraints import read_constraints
+    from accelmap.cost_model import CostModel
+    from accelmap.mapping import MappingBatch, parse_mapping
+    from accelmap.reference import load_arch
+    from accelmap.space import MappingSpace
+    from accelmap.workload import read_problem_yaml
+
+    d = default_settings()
+    ref = Path(args.reference)
+    rows = []
+    for rec in map(json.loads, open(ref / "records" / "longrun_best.jsonl")):
+        arch = load_arch(ref, rec["arch"])
+        cons = read_constraints(ref / "inputs" / "mapper" / f"{rec['arch']}.constraints.yaml")
+        w = read_problem_yaml(ref / "inputs" / "problems" / f"{rec['layer']['name']}.yaml")
+        m = parse_mapping(rec["mapping_yaml"], arch.level_names)
+        tl = CostModel(w, arch)(MappingBatch.from_mappings([m], w, arch))
+        ours = search(MappingSpace(w, arch, cons), d["optimizer"], d["budget"], d["patience"], 0)
+        row = {"arch": rec["arch"], "layer": w.name, "timeloop_edp_timeloop": rec["edp_pJ_cycles"],
+               "timeloop_edp_accelmap": float(tl.edp[0]), "default": ours,
+               "ratio": ours["edp"] / float(tl.edp[0]), "timeloop_mapper_wall_s": rec["timeloop_mapper_wall_s"],
+               "mapper_settings": rec["mapper_settings"]}
+        rows.append(row)
+        log(f"{rec['arch']:<16}{w.name:<26}{row['ratio']:>8.4f}")
+    return rows
+
+
+def _map_once(python_path: str | None, network: str, arch: str, workdir: Path, tag: str) -> dict:
+    out = workdir / tag
+    code = ("import sys; " + (f"sys.path.insert(0, {python_path!r}); " if python_path else "")
+            + "import accelmap, accelmap.cli as c; print('accelmap from', accelmap.__file__, file=sys.stderr); "
+              "sys.argv = ['accelmap'] + sys.argv[1:]; c.app()")
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code, "map", network, "--arch", arch, "--out", str(out)],
+                       capture_output=True, text=True, cwd=str(workdir))
+    total = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"accelmap map failed ({tag}): {p.stderr[-2000:]}")
+    s = json.loads((out / "summary.json").read_text())
+    return {"search_s": s["settings"]["wall_seconds"], "process_s": total, "edp": s["totals"]["edp"],
+            "optimizer": s["settings"]["optimizer"], "source": p.stderr.split("accelmap from", 1)[1].split()[0]}
+
+
+def wall_time(args, log=print) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        old = tmp / "old"
+        old.mkdir()
+        arc = subprocess.run(["git", "archive", args.old_rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=arc, check=True)
+        # the old tree's first run compiles its own kernel copy: outside the search time (run_map
+        # compiles before it starts the clock), inside that run's process time (medians of 3)
+        runs = {"old": [], "new": []}
+        for i in range(args.reps):
+            runs["old"].append(_map_once(str(old), args.wall_network, args.wall_arch, tmp, f"old{i}"))
+            runs["new"].append(_map_once(None, args.wall_network, args.wall_arch, tmp, f"new{i}"))
+            log(f"rep {i}: old search {runs['old'][-1]['search_s']:.1f} s, new {runs['new'][-1]['search_s']:.1f} s")
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("search_s", "process_s", "edp")}
+           for k, v in runs.items()}
+    return {"network": args.wall_network, "arch": args.wall_arch, "old_rev": args.old_rev, "reps": args.reps,
+            "runs": runs, "median": med, "search_ratio_new_over_old": med["new"]["search_s"] / med["old"]["search_s"],
+            "edp_ratio_new_over_old": med["new"]["edp"] / med["old"]["edp"]}
+
+
+def geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--networks", default="resnet50,mobilenet_v2,vit_b16,bert_base")
+    ap.add_argument("--archs", default="eyeriss_like,simple_pe16x16,random:0,random:1,random:2,random:3")
+    ap.add_argument("--max-layers", type=int, default=0, help="at most this many unique layers per network (0: all)")
+    ap.add_argument("--best-optimizers", default="", help="comma list (default: every registered one)")
+    ap.add_argument("--factor", type=int, default=10, help="budget and patience of the best-of runs, x the default")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--reference", default=str(REF))
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: quality, timeloop, wall")
+    ap.add_argument("--old-rev", default="35a278b", help="the tree whose default is 'old' in the wall-time part")
+    ap.add_argument("--wall-network", default="resnet50")
+    ap.add_argument("--wall-arch", default="eyeriss_like")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", default=str(OUT))
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    res: dict = {"settings": vars(args), "default": default_settings()}
+    if "quality" not in skip:
+        print(f"{'arch':<16}{'network':<14}{'layer':<30}{'ratio':>8}{'ann.':>9}")
+        rows = res["quality"] = quality(args)
+        ok = [r["ratio"] for r in rows if "ratio" in r]
+        ok_a = [r["ratio_annealing"] for r in rows if "ratio" in r]
+        res["quality_summary"] = {"pairs": len(ok), "worst": max(ok, default=None), "geomean": geomean(ok),
+                                  "annealing_worst": max(ok_a, default=None), "annealing_geomean": geomean(ok_a)}
+        print(json.dumps(res["quality_summary"]))
+    if "timeloop" not in skip:
+        print(f"{'arch':<16}{'layer':<26}{'ours/TL':>8}")
+        rows = res["timeloop"] = versus_timeloop(args)
+        rs = [r["ratio"] for r in rows]
+        res["timeloop_summary"] = {"pairs": len(rs), "worst": max(rs), "geomean": geomean(rs)}
+        print(json.dumps(res["timeloop_summary"]))
+    if "wall" not in skip:
+        res["wall"] = wall_time(args)
+        print(json.dumps(res["wall"]["median"]), f"search new/old {res['wall']['search_ratio_new_over_old']:.3f}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
