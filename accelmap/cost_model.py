@@ -465,8 +465,15 @@ class CostModel:
         part = torch.where(self.rank_live[None, :, None, :], pbox, torch.ones_like(pbox)).prod(-1)  # [B, T, L]
 
         zero = torch.zeros(B, T, 1, dtype=dt, device=dev)
-        own_deltas = torch.cat([zero, deltas[:, :, : L - 1]], 2)  # level l's deltas; DRAM has no parent
-        own_peer = torch.cat([zero, peer[:, :, : L - 1]], 2)  # forwarding to a neighbour is a read
+        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
+        # A child takes its link transfers from a neighbour instead of its parent; Timeloop charges
+        # them as a read and a fill spread over all instances of the level above (its
+        # replication), not per child. Case: P=2 spread from a PE buffer kept by 4 PEs to 8 child
+        # buffers, 72 transfers per child: 18 extra reads and fills each (fills 216 - 72 + 18).
+        inst_up = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), inst[:, :-1]], 1)[:, None]  # [B, 1, L]
+        raw_peer = torch.cat([zero, peer[:, :, : L - 1]], 2)
+        own_peer = raw_peer / inst_up
+        own_deltas = torch.cat([zero, deltas[:, :, : L - 1]], 2) - raw_peer + own_peer  # DRAM has no parent
         rw = self.read_write[None, :, None]
         keepd = keep_t.to(dt)
         reads = (torch.where(rw, content - part, content) + own_peer) * keepd
@@ -476,7 +483,6 @@ class CostModel:
         if exact:  # Timeloop rounds the (possibly averaged) access counts to whole accesses
             reads, fills, updates = torch.floor(reads + 0.5), torch.floor(fills + 0.5), torch.floor(updates + 0.5)
         tile = full[:, :, :L] * keepd
-        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
 
         blk = _rows(hw.block, 1).to(dt)[:, None, :]
         if exact:

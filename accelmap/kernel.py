@@ -328,6 +328,7 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     prod *= 1.0 + c1[t, r] * (ea - 1.0) + c2[t, r] * (eb - 1.0)
                 part[t, l] = prod
         inst = 1.0
+        inst_up = 1.0  # instances of the level above (link transfers are shared over them)
         energy = macs * mac_energy
         cc = total_iters
         bad_cap = False
@@ -355,8 +356,11 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                     out_elt[o, l, t] = 0.0
                     continue
                 content = content_b[t, childof[t, l]]
-                own = deltas[t, l] if l > 0 else 0.0
-                own_peer = peer[t, l] if l > 0 else 0.0
+                # link transfers: a child takes them from a neighbour instead of its parent, and
+                # Timeloop charges them (a read and a fill) spread over all instances of the
+                # level above rather than per child (see the cost model)
+                own_peer = peer[t, l] / inst_up if l > 0 else 0.0
+                own = deltas[t, l] - peer[t, l] + own_peer if l > 0 else 0.0
                 if read_write[t]:
                     reads = content - part[t, l] + own_peer
                     upd = content
@@ -405,6 +409,7 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
             if detail:
                 out_fan[o, l, 0] = math.log(px) - math.log(fanout[l, 0])
                 out_fan[o, l, 1] = math.log(py) - math.log(fanout[l, 1])
+            inst_up = inst
             inst *= lpl[l]
         out_elevel[o, L] = macs * mac_energy
         bad_keep = False
