@@ -33,8 +33,9 @@ LAYERS = [Layer(linear("fc", in_features=512, out_features=1000)),
 get_codesigner("gradient")  # fills the registry before the tests parametrize over it
 BASE_AREA = float(Hardware.from_arch(preset("eyeriss_like")).total_area) / 1e6
 # Runs are bounded by designs; ``seconds`` is out of reach, so no result depends on the machine's load.
-DESIGNS = {"genetic": 2 * GeneticCoDesign.size}  # the base design, then two generations
-DESIGNS_DEFAULT = 3  # the base design, then two more (for gradient: its first descent's best two starts)
+# the base design, then: two generations; the first descent's best two starts; one more design
+DESIGNS = {"genetic": 2 * GeneticCoDesign.size, "gradient": 3}
+DESIGNS_DEFAULT = 2
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +242,7 @@ def test_same_seed_and_design_budget_give_the_same_design(area_runs, monkeypatch
     again = get_codesigner(method)(p, seconds, 0, designs=n).run()
     if method == "gradient":  # the whole first descent ran, and no other
         assert len(calls) == GradientCoDesign.first_steps * len(LAYERS)
-    assert again.seconds < seconds  # the deadline itself never came
+    assert again.seconds < seconds  # the deadline itself never came (on this clock)
     a, b = first.best, again.best
     assert a.values.tolist() == b.values.tolist() and a.totals == b.totals
     assert all(torch.equal(x, y) for x, y in zip(a.genomes, b.genomes))
@@ -250,16 +251,15 @@ def test_same_seed_and_design_budget_give_the_same_design(area_runs, monkeypatch
 # ---- deadlines, the base design, unmapped layers ---------------------------------------------------
 
 class JumpClock:
-    """A stand-in for ``time.perf_counter`` in accelmap.codesign: real time until ``jump()``,
-    then ``by`` seconds later (a deadline passes at a chosen point of the search)."""
+    """A stand-in for ``time.perf_counter`` in accelmap.codesign that moves only when told: by
+    ``offset`` increments, or ``by`` seconds at ``jump()`` (a deadline passes at a chosen point
+    of the search). The machine's own speed never shows."""
 
     def __init__(self, by: float = 1e6):
-        import time
-
-        self.real, self.by, self.offset = time.perf_counter, by, 0.0
+        self.by, self.offset = by, 0.0
 
     def perf_counter(self) -> float:
-        return self.real() + self.offset
+        return self.offset
 
     def jump(self) -> None:
         self.offset = self.by
@@ -380,13 +380,18 @@ def test_a_design_with_an_unmapped_layer_ranks_below_every_design_that_maps_all(
 
 
 def test_search_keeps_the_base_when_the_space_holds_designs_that_cannot_map_a_layer(tmp_path):
-    # ifmap_spad below 7 words leaves c7 unmapped; the base (12 words) maps both layers
+    # ifmap_spad below 7 words leaves c7 unmapped; the base (12 words) maps both layers. The run
+    # is warm-started (as a sweep's later points are) from a design at 5 words, which is re-scored.
     p = small_spad_problem(tmp_path, "[4, 12]")
+    gen = torch.Generator().manual_seed(0)
+    small = p.base_values().clone()
+    small[0] = 5.0
+    start = p.design(small, p.seed_pools(16, gen, small), gen, 2)
+    assert start.unmapped == 1
     seen = []
-    runner = get_codesigner("random")(p, math.inf, 1, designs=4)
+    runner = get_codesigner("random")(p, math.inf, 1, designs=3, initial=(start,))
     orig = runner.offer
-    runner.offer = lambda d: (seen.append(d.unmapped), orig(d))
+    runner.offer = lambda d: (seen.append((d.values[0].item(), d.unmapped)), orig(d))
     res = runner.run()
-    assert any(seen)  # some design on the way could not map c7
+    assert seen[:2] == [(12.0, 0), (5.0, 1)]  # the base first, then the warm start
     assert res.best.unmapped == 0 and res.best.values[0] >= 7
-
