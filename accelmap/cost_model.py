@@ -35,6 +35,11 @@ random architectures, layers and mappings; each rule with the case that showed i
   on mesh X or on mesh Y, the innermost spatial loop leaves the tensor unindexed. Case: DRAM
   straight to 4 MACs, K=2 P=4 layer: spatial P=2 (innermost) under temporal P=2, K=2 reads 2
   weights; spatial K=2 alone under temporal P=4 reads 8; K=2 on X with P=2 on Y reads 2.
+  (Timeloop's mechanism, which this rule approximates: MAC deltas are their points, never
+  differenced, and a MAC whose point equals a physical mesh neighbour's previous point takes
+  it over the link. Where the mapping's X extent is not the mesh's X size the neighbours are
+  misaligned and only some MACs find one: Q=2 on X, C=2 on Y of a 3x3 mesh reads one weight
+  per step, not zero. Those cases remain mismatches of bench/timeloop_diff.py.)
 * Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
   loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
   P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
@@ -46,6 +51,10 @@ random architectures, layers and mappings; each rule with the case that showed i
 * MACs forward operands to mesh neighbours as PEs do (link transfers), whether or not they
   keep operands between steps. Case: DRAM straight to 2x2 MACs, R=2 on X and Q=2 on Y under
   temporal P=12 (innermost): 2,112 Input link transfers, DRAM reads 2,496 rather than 4,608.
+* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
+  spread over all instances of the level above (it divides by the child level's replication,
+  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
+  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
 * Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
   DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
   with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
