@@ -115,7 +115,11 @@ class GradientCoDesign(CoDesigner):
             hw = p.hardware(x)
             loss = 0.0
             e_tot = c_tot = pen_tot = 0.0
+            cut = False
             for li, s in enumerate(state):
+                if li and self.past_deadline():  # a step over a large network takes seconds
+                    cut = True
+                    break
                 k = s["k"]
                 mask = torch.zeros(H * k, dtype=torch.bool)
                 mask[torch.arange(H) * k + s["sel"]] = True
@@ -136,6 +140,8 @@ class GradientCoDesign(CoDesigner):
                 e_tot = e_tot + counts[li] * c.energy[pick]
                 c_tot = c_tot + counts[li] * c.cycles[pick]
                 pen_tot = pen_tot + pen[pick]
+            if cut:  # the step is dropped whole; the last complete step's ranking stands
+                break
             area = hw.total_area / 1e6
             net = p.log_objective(e_tot, c_tot, area) + mu * (p.violation(e_tot, c_tot, area) + pen_tot)
             loss = loss + net.sum()
