@@ -206,6 +206,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                             field="architecture.subtree")
     flat: list[tuple[str, dict, int, dict, str, str]] = []  # name, component, instances, attrs, path, field
     unused: set[str] = set()
+    from_table: list[str] = []  # components whose energies come from the built-in table
 
     def walk(nodes: Any, prefix: str, mult: int, inherited: dict, fpath: str) -> None:
         if not isinstance(nodes, list):
@@ -265,6 +266,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
             energy = actions.get("mac_random", actions.get("compute", actions.get("mac")))
             if energy is None:
                 energy = float(_table().mac_energy(bits, tech_nm))
+                from_table.append(cname)
             if area is None:
                 area = float(_table().mac_area(bits, tech_nm))
             compute = ComputeUnit(cname, cls, inst, mesh_x, float(energy), float(area), bits, path)
@@ -313,6 +315,7 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
             w_e = actions.get("write", r_e)
         else:
             source = "table"
+            from_table.append(cname)
             if is_dram:
                 r_e, w_e = et.dram_energy(word_bits, block, str(attrs.get("type", "LPDDR4")))
             elif capacity is not None and capacity <= 512 and "sram" not in cls.lower():
@@ -342,6 +345,11 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
         if inner.instances % outer.instances:
             raise AccelmapError(f"{inner.name} has {inner.instances} instances, not a multiple of "
                                 f"{outer.name}'s {outer.instances}", file=src, field="architecture.subtree")
+    if from_table:
+        import warnings
+
+        warnings.warn(f"{src}: no ERT energies for {', '.join(from_table)}; they come from accelmap's built-in "
+                      f"table (give the Accelergy ERT with --ert for Timeloop's numbers)", stacklevel=3)
     return Architecture(name, tuple(levels), compute, tech)
 
 

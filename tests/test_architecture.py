@@ -96,8 +96,18 @@ def test_v03_attribute_spellings_and_sizes_as_timeloop_reads_them(tmp_path):
 
 def test_v03_unused_attributes_are_named_in_one_warning(tmp_path):
     _, msgs = _v03(tmp_path)
-    assert len(msgs) == 1
-    assert "latency" in msgs[0] and "n_rdwr_ports" in msgs[0] and "sizeKB" not in msgs[0]
+    unused = [m for m in msgs if "does not use" in m]
+    assert len(unused) == 1
+    assert "latency" in unused[0] and "n_rdwr_ports" in unused[0] and "sizeKB" not in unused[0]
+
+
+def test_energies_from_the_built_in_table_are_named_in_one_warning(tmp_path):
+    a, msgs = _v03(tmp_path)  # no ERT given
+    table = [m for m in msgs if "built-in table" in m]
+    assert len(table) == 1
+    for c in ("DRAM", "glb", "pe_spad", "weight_reg", "mac"):
+        assert c in table[0]
+    assert all(lv.energy_source == "table" for lv in a.levels)
 
 
 def test_v03_permutations_with_whitespace_and_comments(tmp_path):
