@@ -116,18 +116,18 @@ def test_every_mapping_is_legal_and_cycles_exact(checked):
 
 def test_counts_and_energy_match_timeloop(checked):
     """Every triple whose counts all agree has Timeloop's energy and cycles; the counts agree
-    on nearly every triple, and the remaining mismatch classes are the ones the cost model's
-    docstring does not yet cover (Input reads through several fanout levels or sliding windows
-    spread over the MACs)."""
+    on nearly every triple. The remaining mismatches (46 triples) are MAC operands taken from
+    misaligned mesh neighbours (see the cost model's docstring) and Input link transfers and
+    fills under several fanout levels."""
     _, _, rows = checked
     same = [r for r in rows if not r["mismatches"]]
     assert all(r["energy_ok"] and r["cycles_err"] == 0 for r in same)
-    assert len(same) / len(rows) >= 0.975  # 5166 of 5280 measured
+    assert len(same) / len(rows) >= 0.99  # 5,234 of 5,280 measured
     classes = {(t, key) for r in rows for _, t, key in r["mismatches"]}
     assert classes <= {("Inputs", "reads"), ("Inputs", "fills"), ("Weights", "reads"), ("Outputs", "reads"),
                        ("Outputs", "updates")}
     mean = sum(abs(r["energy_err"]) for r in rows) / len(rows)
-    assert mean < 5e-3
+    assert mean < 1e-3  # 7.0e-4 measured
 
 
 @pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary (../shared/timeloop) not present")
