@@ -26,6 +26,10 @@ class StorageLevel:
 
     ``read_energy``/``write_energy`` are pJ per access of one block (``block_size`` words);
     ``area`` is um^2 per instance. ``None`` capacity or bandwidth means unlimited.
+    ``leak_energy``: pJ per utilized instance per cycle (the ERT's ``leak`` action; Timeloop v4
+    charges it, v3 has no leakage, so only the v0.4 reader sets it). ``cluster_size``: instances
+    that share one physical row (Timeloop's cluster): each access's energy is spread over the
+    utilized instances of a cluster, i.e. charged once per utilized cluster.
     """
 
     name: str
@@ -42,6 +46,8 @@ class StorageLevel:
     area: float
     path: str = ""
     energy_source: str = "ERT"
+    leak_energy: float = 0.0
+    cluster_size: int = 1
 
     @property
     def mesh_y(self) -> int:
@@ -171,13 +177,38 @@ def _first(attrs: dict, *names: str, default: Any = None) -> Any:
 _KNOWN_ATTRIBUTES = frozenset((
     "technology", "meshX", "meshY", "word-bits", "word_width", "word_bits", "datawidth", "block-size", "block_size",
     "n_words", "width", "memory_width", "data_storage_width", "memory_depth", "depth", "data_storage_depth",
-    "entries", "size", "sizeKB", "read_bandwidth", "write_bandwidth", "type", "n_banks"))
+    "entries", "size", "sizeKB", "read_bandwidth", "write_bandwidth", "type", "n_banks", "cluster-size"))
 
 
 def _positive_int(value: Any, src: str, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value <= 0:
         raise AccelmapError(f"expected a positive integer, got {value!r}", file=src, field=field)
     return int(value)
+
+
+def cluster_and_block(width: Any, word_bits: int, block: Any, cluster: Any, src: str, afield: str,
+                      cluster_key: str, block_key: str = "block-size") -> tuple[int, int]:
+    """(block size, cluster size) as Timeloop derives them: a row of ``width`` bits holds
+    block x cluster words; whichever of the two is not given follows from the width (block
+    alone: cluster = width / (word bits x block); cluster alone: block = width / (word bits x
+    cluster); neither: the row is one block). Without a width both default to 1."""
+    if cluster is not None:
+        cluster = _positive_int(cluster, src, f"{afield}.{cluster_key}")
+    if block is not None:
+        block = _positive_int(block, src, f"{afield}.{block_key}")
+    if width is None:
+        return block or 1, cluster or 1
+    width = _positive_int(width, src, f"{afield}.width")
+    if block is not None and cluster is not None:
+        if block * word_bits * cluster != width:
+            raise AccelmapError(f"block size {block} x word bits {word_bits} x cluster size {cluster} is not the "
+                                f"width {width}", file=src, field=f"{afield}.{cluster_key}")
+        return block, cluster
+    if cluster is not None:
+        return max(1, width // (word_bits * cluster)), cluster
+    if block is not None:
+        return block, max(1, width // (word_bits * block))
+    return max(1, width // word_bits), 1
 
 
 def read_architecture(path: str | Path, ert: str | Path | None = None, art: str | Path | None = None,
@@ -279,9 +310,8 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                                   f"{cpath}.attributes.word-bits")
         width_attr = _first(attrs, "width", "memory_width", "data_storage_width")
         block = _first(attrs, "block-size", "block_size", "n_words")
-        if block is None and width_attr is not None:
-            block = _positive_int(width_attr, src, f"{cpath}.attributes.width") // word_bits or 1
-        block = _positive_int(block if block is not None else 1, src, f"{cpath}.attributes.block-size")
+        block, cluster = cluster_and_block(width_attr, word_bits, block, attrs.get("cluster-size"), src,
+                                           f"{cpath}.attributes", "cluster-size")
         is_dram = cls.upper() == "DRAM" or "dram" in cls.lower()
         capacity: int | None = None
         if not is_dram:
@@ -329,10 +359,14 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                 area = et.regfile_area(capacity, word_bits, tech_nm)
             else:
                 area = et.sram_area(capacity, word_bits, tech_nm, int(attrs.get("n_banks", 1)))
+        if inst % cluster:
+            raise AccelmapError(f"cluster size {cluster} does not divide the {inst} instances", file=src,
+                                field=f"{cpath}.attributes.cluster-size")
+        # no leak_energy: Timeloop v3 has no leakage (it ignores an ERT's 'leak' action)
         levels.append(StorageLevel(cname, cls, capacity, word_bits, block, inst, mesh_x,
                                    float(rbw) if rbw is not None else None,
                                    float(wbw) if wbw is not None else None,
-                                   float(r_e), float(w_e), float(area), path, source))
+                                   float(r_e), float(w_e), float(area), path, source, cluster_size=cluster))
     if compute is None:
         raise AccelmapError("no compute unit; expected a component of class intmac (or another MAC class)",
                             file=src, field="architecture.subtree")
@@ -430,10 +464,14 @@ def architecture_to_timeloop(arch: Architecture) -> tuple[dict, dict, dict]:
             if c.capacity is not None:
                 if c.capacity % c.block_size == 0:
                     attrs["memory_depth"] = c.capacity // c.block_size
-                    attrs["memory_width"] = c.word_bits * c.block_size
+                    attrs["memory_width"] = c.word_bits * c.block_size * c.cluster_size
+                    if c.cluster_size > 1:
+                        attrs["cluster-size"] = c.cluster_size
                 else:
                     attrs["memory_depth"] = c.capacity
                     attrs["memory_width"] = c.word_bits
+            elif c.cluster_size > 1:
+                attrs["cluster-size"] = c.cluster_size
             if c.read_bw is not None:
                 attrs["read_bandwidth"] = c.read_bw
             if c.write_bw is not None:

@@ -25,6 +25,11 @@ analysis; the numbers below are re-derived, not copied):
 * Energy: per level and tensor, instances x (ceil(reads/B)*E_read + ceil(fills/B)*E_write +
   ceil(updates/B)*E_write), plus MACs x E_mac. Cycles: max over levels of compute cycles and
   accesses / bandwidth.
+* Clusters (Timeloop v3 and v4): a level whose row is shared by ``cluster_size`` instances
+  charges each access once per utilized cluster, min(utilized instances, instances / cluster
+  size), instead of per utilized instance (Timeloop assumes the used instances spread over all
+  clusters). Leakage (Timeloop v4 only; v3 has none): per level, the ERT's leak energy x cycles
+  x utilized instances (none for the MACs), split equally among the tensors.
 
 Rules found by differential testing against timeloop-model v3.0.3 (``bench/timeloop_diff.py``,
 random architectures, layers and mappings; each rule with the case that showed it):
@@ -95,6 +100,9 @@ class Hardware:
     read_energy, write_energy: [L] pJ per block access; area: [L] um^2 per instance;
     instances: [L] hardware instances; fanout: [L, 2] mesh fanout below each level (X, Y);
     mac_energy, mac_area: [] pJ and um^2; mac_instances: []; clock_ghz: [].
+    leak_energy: [L] pJ per utilized instance per cycle (Timeloop v4's leakage; zeros when not
+    given); cluster_size: [L] instances sharing one row (ones when not given), whose accesses
+    are charged once per utilized cluster.
 
     Co-design evaluates many hardware points at once: any field may carry a leading batch
     dimension ([B, L], [B, L, 2], [B]) that pairs row b of a mapping batch with hardware b.
@@ -113,6 +121,14 @@ class Hardware:
     mac_area: torch.Tensor
     mac_instances: torch.Tensor
     clock_ghz: torch.Tensor
+    leak_energy: torch.Tensor | None = None
+    cluster_size: torch.Tensor | None = None
+
+    def __post_init__(self):
+        # leakage and clusters are optional at construction (co-design builds hardware without them)
+        for name, fill in (("leak_energy", 0.0), ("cluster_size", 1.0)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, torch.full_like(self.read_energy, fill))
 
     @staticmethod
     def from_arch(arch: Architecture, dtype=torch.float64, device="cpu") -> "Hardware":
@@ -133,6 +149,8 @@ class Hardware:
             mac_area=t(arch.compute.area),
             mac_instances=t(arch.compute.instances),
             clock_ghz=t(arch.clock_ghz),
+            leak_energy=t([x.leak_energy for x in lv]),
+            cluster_size=t([x.cluster_size for x in lv]),
         )
 
     @property
@@ -154,7 +172,13 @@ class Hardware:
 
 _BASE_DIMS = {"capacity": 1, "block": 1, "read_bw": 1, "write_bw": 1, "read_energy": 1, "write_energy": 1,
               "area": 1, "instances": 1, "fanout": 2, "mac_energy": 0, "mac_area": 0, "mac_instances": 0,
-              "clock_ghz": 0}
+              "clock_ghz": 0, "leak_energy": 1, "cluster_size": 1}
+
+
+def _clusters(hw: Hardware) -> torch.Tensor:
+    """Clusters per level, instances / cluster size ([L] or [B, L]); inf where the cluster is
+    one instance, so that utilized instances are charged as they are."""
+    return torch.where(hw.cluster_size > 1.5, hw.instances / hw.cluster_size, torch.full_like(hw.instances, math.inf))
 
 
 def _rows(x: torch.Tensor, base_dim: int) -> torch.Tensor:
@@ -305,6 +329,7 @@ class CostModel:
             "capacity": f64(hw.capacity), "block": f64(hw.block), "rbw": f64(hw.read_bw), "wbw": f64(hw.write_bw),
             "er": f64(hw.read_energy), "ew": f64(hw.write_energy), "fanout": f64(hw.fanout),
             "mac_energy": float(hw.mac_energy), "macs": self.macs, "mac_instances": float(hw.mac_instances),
+            "leak": f64(hw.leak_energy), "n_clusters": f64(_clusters(hw)),
         }
         if hw is self.hw:
             self._plan = plan
@@ -498,7 +523,10 @@ class CostModel:
             blocks = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731  Accelergy charges whole blocks
         else:
             blocks = lambda x: x / blk  # noqa: E731
-        e_lt = inst[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
+        # Timeloop spreads an access's energy over the utilized instances of its cluster: charged
+        # once per utilized cluster, min(instances, clusters) (all instances when clusters are 1)
+        charged = torch.minimum(inst, _rows(_clusters(hw), 1).to(dt))
+        e_lt = charged[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
                                    + (blocks(fills) + blocks(updates)) * _rows(hw.write_energy, 1)[:, None, :])
         mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
         e_level = e_lt.sum(1)
@@ -526,6 +554,13 @@ class CostModel:
             lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
                                (fills + updates).sum(1) / _rows(hw.write_bw, 1))
         cycles = lc.amax(1)
+        # Leakage (Timeloop v4): the ERT's leak energy per utilized instance and cycle, over the
+        # whole run; Timeloop splits it equally among the tensors in its per-tensor breakdown.
+        leak = _rows(hw.leak_energy, 1).to(dt) * inst * cycles[:, None]  # [B, L]
+        e_lt = e_lt + leak[:, None, :] / T
+        e_level = e_level + leak
+        energy = energy + leak.sum(1)
+        energy_by_level = torch.cat([e_level, mac_e], 1)
         util = self.macs / (cycles * hw.mac_instances)
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
 

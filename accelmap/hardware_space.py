@@ -129,7 +129,7 @@ class HardwareSpace:
             inst = torch.where(below, inst * torch.as_tensor(scale)[..., None], inst)
             mac_inst = mac_inst * scale
         return Hardware(cap, hw.block, rbw, wbw, er, ew, area, inst, fanout, hw.mac_energy, hw.mac_area, mac_inst,
-                        hw.clock_ghz)
+                        hw.clock_ghz, hw.leak_energy, hw.cluster_size)
 
     def architecture(self, values, name: str | None = None) -> Architecture:
         """The rounded design as an Architecture (integers where the parameter is integral)."""

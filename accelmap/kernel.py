@@ -41,6 +41,7 @@ def _gcd(a, b):
 
 def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
                   bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
+                  leak_e, n_clu,  # leakage and clusters per level
                   out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
                   out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr,
                   slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct,
@@ -381,7 +382,9 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                 out_tile[o, l, t] = full[t, l]
                 used += full[t, l]
                 blk = block[l]
-                e = inst * (_blocks(reads, blk) * er[l] + (_blocks(fil, blk) + _blocks(upd, blk)) * ew[l])
+                # charged once per utilized cluster of instances sharing a row (n_clu inf: each)
+                e = min(inst, n_clu[l]) * (_blocks(reads, blk) * er[l]
+                                           + (_blocks(fil, blk) + _blocks(upd, blk)) * ew[l])
                 out_elt[o, l, t] = e
                 e_lvl += e
                 rsum += reads / cc
@@ -412,6 +415,16 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
             inst_up = inst
             inst *= lpl[l]
         out_elevel[o, L] = macs * mac_energy
+        # leakage (Timeloop v4): per utilized instance and cycle; split equally among the tensors
+        inst = 1.0
+        for l in range(L):
+            lk = leak_e[l] * inst * cycles
+            if lk != 0.0:
+                energy += lk
+                out_elevel[o, l] += lk
+                for t in range(T):
+                    out_elt[o, l, t] += lk / T
+            inst *= lpl[l]
         bad_keep = False
         for t in range(T):
             if not keep[i, 0, t]:
@@ -438,6 +451,7 @@ if HAVE_NUMBA:
     @njit(parallel=True, cache=True, error_model="numpy")
     def _evaluate_batch(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
                         bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
+                        leak_e, n_clu,
                         out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
                         out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr, detail, chunk):
         B = tf.shape[0]
@@ -484,7 +498,8 @@ if HAVE_NUMBA:
             lpl = np.empty(L)
             _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, tf, sp, order, sorder, keep, coef,
                                 rank_live, key_coef, d1, d2, c1, c2, read_write, bounds, act, capacity, block, rbw,
-                                wbw, er, ew, fanout, mac_energy, macs, mac_instances, out_energy, out_cycles,
+                                wbw, er, ew, fanout, mac_energy, macs, mac_instances, leak_e, n_clu,
+                                out_energy, out_cycles,
                                 out_reason, out_reads, out_fills, out_updates, out_tile, out_inst, out_lc, out_elevel,
                                 out_elt, out_cc, out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_,
                                 kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_,
@@ -515,7 +530,8 @@ def _batch_args(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np
     args = (temporal, spatial, order, sorder, keep, p["coef"], p["rank_live"], p["key_coef"], p["d1"],
             p["d2"], p["c1"], p["c2"], p["read_write"], p["bounds"], p["act"], p["capacity"], p["block"],
             p["rbw"], p["wbw"], p["er"], p["ew"], p["fanout"], p["mac_energy"], p["macs"],
-            p["mac_instances"], out["energy"], out["cycles"], out["reason"], out["reads"], out["fills"],
+            p["mac_instances"], p["leak"], p["n_clusters"],
+            out["energy"], out["cycles"], out["reason"], out["reads"], out["fills"],
             out["updates"], out["tile"], out["instances"], out["level_cycles"], out["energy_by_level"],
             out["energy_by_level_tensor"], out["compute_cycles"], out["fanout_excess"], out["factor_error"],
             detail, chunk)

@@ -354,10 +354,12 @@ def architecture_to_v4(arch: Architecture, constraints: Constraints | None = Non
             inst, mesh_x = c.instances, c.mesh_x
         full = f"system_top_level.{c.name}[1..{c.instances}]"
         if isinstance(c, StorageLevel):
-            attrs: dict = {"datawidth": c.word_bits, "width": c.word_bits * c.block_size}
+            attrs: dict = {"datawidth": c.word_bits, "width": c.word_bits * c.block_size * c.cluster_size}
+            if c.cluster_size > 1:
+                attrs.update(cluster_size=c.cluster_size, block_size=c.block_size)
             if c.capacity is not None:
                 if c.capacity % c.block_size:
-                    attrs.update(width=c.word_bits, depth=c.capacity)
+                    attrs.update(width=c.word_bits * c.cluster_size, depth=c.capacity, block_size=1)
                 else:
                     attrs["depth"] = c.capacity // c.block_size
             if c.read_bw is not None:
@@ -371,7 +373,7 @@ def architecture_to_v4(arch: Architecture, constraints: Constraints | None = Non
             actions = [{"name": "read", "arguments": {}, "energy": c.read_energy},
                        {"name": "write", "arguments": {}, "energy": c.write_energy},
                        {"name": "update", "arguments": {}, "energy": c.write_energy},
-                       {"name": "leak", "arguments": {}, "energy": 0.0}]
+                       {"name": "leak", "arguments": {}, "energy": c.leak_energy}]
         else:
             body = {"name": c.name, "class": c.cls, "attributes": {"datawidth": c.word_bits}}
             actions = [{"name": "compute", "arguments": {}, "energy": c.energy},

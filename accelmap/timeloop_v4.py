@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from accelmap.architecture import Architecture, ComputeUnit, StorageLevel, read_art, read_ert
+from accelmap.architecture import Architecture, ComputeUnit, StorageLevel, cluster_and_block, read_art, read_ert
 from accelmap.constraints import Constraints, LevelConstraint
 from accelmap.errors import AccelmapError
 from accelmap.mapping import LevelMapping, Mapping, mapping_from_timeloop
@@ -427,15 +427,13 @@ def _storage(cname: str, cls: str, sub: str, attrs: dict, acts: dict, area: floa
     af = f"{field}.attributes"
     is_dram = "dram" in cls.lower() or "dram" in sub.lower()
     bits = _as_int(attrs.get("datawidth", attrs.get("word_bits", 16)), src, f"{af}.datawidth")
-    cluster = _as_int(attrs.get("cluster_size", 1), src, f"{af}.cluster_size")
     width = attrs.get("width", attrs.get("memory_width"))
-    if "block_size" in attrs:
-        block = _as_int(attrs["block_size"], src, f"{af}.block_size")
-    elif width is not None:
-        # a row of `width` bits holds width/datawidth words, shared by `cluster_size` instances
-        block = max(1, _as_int(width, src, f"{af}.width") // (bits * cluster))
-    else:
-        block = 1
+    # a row of `width` bits holds block_size words for each of `cluster_size` instances
+    block, cluster = cluster_and_block(width, bits, attrs.get("block_size"), attrs.get("cluster_size"), src, af,
+                                       "cluster_size", "block_size")
+    if inst % cluster:
+        raise AccelmapError(f"cluster_size {cluster} does not divide the {inst} instances", file=src,
+                            field=f"{af}.cluster_size")
     capacity: int | None = None
     if not is_dram:
         depth = attrs.get("depth", attrs.get("memory_depth"))
@@ -474,8 +472,10 @@ def _storage(cname: str, cls: str, sub: str, attrs: dict, acts: dict, area: floa
             area = et.regfile_area(capacity, bits, tech)
         else:
             area = et.sram_area(capacity, bits, tech, int(attrs.get("n_banks", 1)))
+    # leakage per utilized instance and cycle (Timeloop v4 charges the ERT's 'leak' action)
     return StorageLevel(cname, sub or cls if cls == "storage" else cls, capacity, bits, block, inst, mesh_x,
-                        rbw, wbw, float(r_e), float(w_e), float(area), cname, source)
+                        rbw, wbw, float(r_e), float(w_e), float(area), cname, source,
+                        float(acts.get("leak", 0.0)), cluster)
 
 
 def read_v4_architecture(path: str | Path, ert: str | Path | None = None, art: str | Path | None = None,
