@@ -56,9 +56,11 @@ class GradientCoDesign(CoDesigner):
         p = self.problem
         stop = self.past_deadline
         rounds = 0
+        warm = any(d is not None for d in self.initial)  # then even the first round starts near the best
         while not self.out_of_time():
             seeds = p.seed_pools(self.per_start, self.gen)
-            starts = self._descend(seeds, self.first_steps if rounds == 0 else self.steps, first=rounds == 0)
+            starts = self._descend(seeds, self.first_steps if rounds == 0 else self.steps,
+                                   first=rounds == 0 and not warm)
             rounds += 1
             designs = []
             for values, pools in starts:
