@@ -300,7 +300,9 @@ class GeneticCoDesign(CoDesigner):
             e[:, li], c[:, li], bad[:, li] = cost.energy, cost.cycles, ~cost.valid
         score, viol = p.scores(p.totals(values, e, c, bad))
         self.evaluated += N - 1  # offer() counts the one it is given
-        i = int(torch.argmin(score))
+        # the population's best by the ranking every method shares: all layers mapped first
+        n_bad = bad.sum(1).tolist()
+        i = min(range(N), key=lambda j: (n_bad[j], float(viol[j]), float(score[j])))
         self.offer(p.make_design(values[i], [m[i] for m in maps], e[i].tolist(), c[i].tolist(), bad[i].tolist(),
                                  [m[i : i + 1] for m in maps]))
         return score
