@@ -8,10 +8,11 @@ process as a user types it:
 * ``accelmap map NET --arch eyeriss_like --optimizer dcp``.
 
 Each command runs once cold and ``--repeats`` times warm, the commands interleaved so that load
-on the shared machine falls on all of them alike. Cold is the first command after install: the
-package is copied to a temporary directory without numba's cache files
-(``accelmap/__pycache__/*.nbi``, ``*.nbc``) and imported from there (``PYTHONPATH``), so the
-kernel is compiled as on a fresh clone; warm runs use the installed package with its cache.
+on the shared machine falls on all of them alike. Cold is the first command after install: numba's cache
+(``accelmap/__pycache__/*.nbi``, ``*.nbc``) is pointed at a new empty directory
+(``NUMBA_CACHE_DIR``; a copy of the package on ``PYTHONPATH`` would not be imported, the
+editable install's finder comes first), so the kernel is compiled as on a fresh clone; warm
+runs use the installed package's cache.
 Recorded per run: the command's wall time (process start to exit), the search's own wall time
 (``settings.wall_seconds`` of the run's summary.json), the median per-layer search time, the
 true evaluations and the network EDP. The table reports medians over the warm runs and the
@@ -52,26 +53,15 @@ def accelmap_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "accelmap.cli"]
 
 
-def cold_copy(tmp: Path) -> Path:
-    """A copy of the package without numba's cache (and bytecode): importing it compiles the
-    kernel again, as the first command after install does."""
-    root = tmp / "cold"
-    shutil.rmtree(root, ignore_errors=True)
-    shutil.copytree(REPO / "accelmap", root / "accelmap",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc", "*.pyc"))
-    return root
-
-
 def run_one(kind: str, net: str, tmp: Path, cold: bool) -> dict:
     out = tmp / f"run_{len(list(tmp.iterdir()))}"
     args = accelmap_cmd() + [a.format(net=net) for a in COMMANDS[kind]] + ["--out", str(out)]
     env = dict(os.environ)
-    if cold:
-        root = cold_copy(tmp)
-        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
-        where = subprocess.run([sys.executable, "-c", "import accelmap; print(accelmap.__file__)"], env=env,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        assert where.startswith(str(root)), f"the cold copy is not the package imported: {where}"
+    if cold:  # an empty numba cache, as after install (the editable install outranks a PYTHONPATH copy)
+        cache = tmp / "numba_cache_cold"
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir()
+        env["NUMBA_CACHE_DIR"] = str(cache)
     t0 = time.perf_counter()
     p = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp)
     wall = time.perf_counter() - t0
@@ -88,7 +78,7 @@ def run_one(kind: str, net: str, tmp: Path, cold: bool) -> dict:
            "edp": s["totals"]["edp"], "energy_pJ": s["totals"]["energy_pJ"], "cycles": s["totals"]["cycles"]}
     shutil.rmtree(out, ignore_errors=True)
     if cold:
-        shutil.rmtree(tmp / "cold", ignore_errors=True)
+        shutil.rmtree(tmp / "numba_cache_cold", ignore_errors=True)
     print(f"  {net:13s} {kind:20s} {'cold' if cold else 'warm'}  {wall:7.1f} s  median layer "
           f"{row['median_layer_seconds']:.2f} s  EDP {row['edp'] * 1e-12:.4g} J*cyc", flush=True)
     return row
@@ -134,7 +124,7 @@ def main() -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dcp_cli_") as td:
         tmp = Path(td)
-        # untimed: fill the installed package's numba cache (the cold copies do not)
+        # untimed: fill the installed package's numba cache (the cold runs use their own)
         subprocess.run(accelmap_cmd() + ["map", "resnet18", "--budget", "500", "--out", str(tmp / "warmup")],
                        capture_output=True, cwd=tmp, check=True)
         shutil.rmtree(tmp / "warmup", ignore_errors=True)
@@ -146,7 +136,8 @@ def main() -> None:
             for rep in range(args.repeats):
                 for kind in COMMANDS:  # interleaved: load bursts fall on every command alike
                     rows.append(run_one(kind, net, tmp, cold=False))
-    summ = summarize(rows, networks)
+            write(rows, [n for n in networks if any(r["network"] == n for r in rows)], args.repeats, t0)
+    summ = write(rows, networks, args.repeats, t0)
     print()
     head = (f"{'network':13s} {'command':20s} {'warm wall s':>11s} {'x default':>9s} {'cold wall s':>11s} "
             f"{'x default':>9s} {'layer s (med)':>13s} {'evals/layer':>11s} {'EDP (J*cyc)':>11s} {'EDP x def':>9s}")
@@ -155,18 +146,24 @@ def main() -> None:
     for d in summ:
         cold = f"{d['wall_cold']:11.1f}" if d["wall_cold"] is not None else f"{'-':>11s}"
         cr = f"{d['wall_cold_over_default_cold']:9.2f}" if d["wall_cold_over_default_cold"] is not None else f"{'-':>9s}"
-        print(f"{d['network']:13s} {d['command']:20s} {d['wall_warm_median']:11.1f} {d['wall_warm_over_default']:9.2f} "
-              f"{cold} {cr} {d['median_layer_seconds']:13.2f} {d['evaluations_per_layer_max']:11,d} "
-              f"{d['edp'] * 1e-12:11.4g} {d['edp_over_default']:9.3f}")
+        print(f"{Path(d['network']).stem:13s} {d['command']:20s} {d['wall_warm_median']:11.1f} "
+              f"{d['wall_warm_over_default']:9.2f} {cold} {cr} {d['median_layer_seconds']:13.2f} "
+              f"{d['evaluations_per_layer_max']:11,d} {d['edp'] * 1e-12:11.4g} {d['edp_over_default']:9.3f}")
+    print(f"wrote {OUT}")
+
+
+def write(rows: list[dict], networks, repeats: int, t0: float) -> list[dict]:
+    """The results so far (after every network, so a long run interrupted keeps what it measured)."""
+    summ = summarize(rows, networks)
     out = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "load_average_at_end": os.getloadavg()},
            "method": "wall = process start to exit of the command; medians of the warm runs; ratios against the "
-                     "default `accelmap map` measured in the same run; cold = the package copied without numba's "
-                     "cache files and imported from the copy",
-           "repeats": args.repeats, "seconds": time.perf_counter() - t0, "summary": summ, "runs": rows}
+                     "default `accelmap map` measured in the same run; cold = numba's cache pointed at a new empty "
+                     "directory (NUMBA_CACHE_DIR), so the kernel is compiled as after install",
+           "repeats": repeats, "seconds": time.perf_counter() - t0, "summary": summ, "runs": rows}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(out, indent=1))
-    print(f"wrote {OUT}")
+    return summ
 
 
 if __name__ == "__main__":

@@ -274,3 +274,11 @@ def test_cli_dcp_budgets(cli, tmp_path):
     assert n == 70 and settings["options"] == {"verify": 40, "polish": 30}
     code, _, err = cli("dcp", "search", layer, "--polish", "-1")
     assert code == 2 and "polish" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pool_workers_run_torch_on_one_thread():
+    # two workers on two cores: a worker's own intra-op threads would only fight the other's
+    from accelmap.executor import PoolExecutor
+
+    got = PoolExecutor(2).run(torch.get_num_threads, [(), (), ()])
+    assert sorted(got) == [0, 1, 2] and set(got.values()) == {1}
