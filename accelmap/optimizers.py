@@ -172,16 +172,20 @@ class Genetic(_Population):
     def ask(self) -> torch.Tensor:
         if self._seeding():
             return self._seed_ask()
+        child, mut = self._children()
+        if mut.any():
+            child[mut] = self.space.neighbours(child[mut], self.gen)
+        return child
+
+    def _children(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crossover children [size, G] of the better half and which of them to mutate [size]."""
         n = self.size
         order = torch.argsort(self.scores)
         parents = self.pop[order[: max(2, n // 2)]]  # the better half breeds
         ia = torch.randint(0, len(parents), (n,), generator=self.gen)
         ib = torch.randint(0, len(parents), (n,), generator=self.gen)
         child = self.space.crossover(parents[ia], parents[ib], self.gen)
-        mut = torch.rand(n, generator=self.gen) < self.mutation_rate
-        if mut.any():
-            child[mut] = self.space.neighbours(child[mut], self.gen)
-        return child
+        return child, torch.rand(n, generator=self.gen) < self.mutation_rate
 
     def tell(self, genomes, scores) -> None:
         if self._seeding():
@@ -308,11 +312,14 @@ class Portfolio(_Population):
     def ask(self) -> torch.Tensor:
         if self._seeding():
             return self._seed_ask()
-        a = self.ann.ask()
-        g = self.gen_opt.ask()
-        loc = self.space.neighbours(self.local, self.gen)
-        self._parts = (len(a), len(g), len(loc))
-        return torch.cat([a, g, loc])
+        # one neighbour call for all members (its cost is mostly per call, not per genome)
+        child, mut = self.gen_opt._children()
+        src = torch.cat([self.ann.pop, child[mut], self.local])
+        nb = self.space.neighbours(src, self.gen)
+        na, nm = len(self.ann.pop), int(mut.sum())
+        child[mut] = nb[na:na + nm]
+        self._parts = (na, len(child), len(self.local))
+        return torch.cat([nb[:na], child, nb[na + nm:]])
 
     def _share(self, genomes: torch.Tensor, scores: torch.Tensor) -> None:
         i = int(torch.argmin(scores))

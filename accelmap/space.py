@@ -450,15 +450,22 @@ class MappingSpace:
         rt[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt.dtype)
         tb = torch.where(tf[ar, b] > 1, rt, torch.full_like(rt, -1.0)).argmax(1)
         v = fr[ar, b, tb]
-        q = torch.ones(n, dtype=torch.int64)
-        for k in range(2, int(fan.max()) + 1):
-            q = torch.where((v % k == 0) & (k <= cap), torch.full_like(q, k), q)
+        q = self._divisor_table(int(fan.max()))[v, cap.clamp(min=1, max=int(fan.max()))]
         ok = can_fill.any(1) & (q > 1)
         fr[ar[ok], b[ok], tb[ok]] //= q[ok]
         fr[ar[ok], b[ok], s[ok]] *= q[ok]
         ax_r[ar[ok], b[ok]] = ax[ok]
         fac[rows] = fr
         axis[rows, f] = ax_r
+
+    def _divisor_table(self, cap: int) -> torch.Tensor:
+        """[V, cap + 1]: the largest divisor of v that is at most c (V: the largest bound + 1)."""
+        if getattr(self, "_divisors", None) is None or self._divisors.shape[1] < cap + 1:
+            v = torch.arange(len(self._spf))[:, None]
+            k = torch.arange(cap + 1)[None]
+            fits = (k >= 1) & (v % k.clamp(min=1) == 0)
+            self._divisors = torch.cummax(torch.where(fits, k, torch.ones_like(k)), dim=1).values
+        return self._divisors
 
     def _swap_loops(self, fac: torch.Tensor, order: torch.Tensor, mask: torch.Tensor, generator) -> None:
         lay = self.layout

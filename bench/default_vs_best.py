@@ -85,13 +85,13 @@ def search(space, optimizer: str, budget: int, patience: int | None, seed: int) 
             "evaluations": r.evaluations, "seconds": time.perf_counter() - t0}
 
 
-def quality(args, log=print) -> list[dict]:
+def quality(args, rows: list[dict], save=lambda: None, log=print) -> list[dict]:
+    """Appends one row per (architecture, layer) to ``rows``, calling ``save`` after each."""
     from accelmap.optimizers import OPTIMIZERS
     from accelmap.space import MappingSpace
 
     d = default_settings()
     names = args.best_optimizers.split(",") if args.best_optimizers else sorted(OPTIMIZERS)
-    rows = []
     for spec in args.archs.split(","):
         aname, arch, cons = architecture(spec)
         for net in args.networks.split(","):
@@ -115,6 +115,10 @@ def quality(args, log=print) -> list[dict]:
                                            d["patience"] * args.factor if d["patience"] else None, s))
                 found = [r for r in runs if "edp" in r]
                 best = min(found, key=lambda r: r["edp"])
+                if not math.isfinite(best["edp"]):
+                    rows.append({"arch": aname, "network": net, "layer": w.name, "error": "no legal mapping found",
+                                 "runs": runs})
+                    continue
                 row = {"arch": aname, "network": net, "layer": w.name, "dims": dict(zip(w.dims, w.bounds)),
                        "default": dflt, "annealing_default_budget": old, "best": best,
                        "ratio": dflt["edp"] / best["edp"], "ratio_annealing": old["edp"] / best["edp"],
@@ -122,6 +126,7 @@ def quality(args, log=print) -> list[dict]:
                 rows.append(row)
                 log(f"{aname:<16}{net:<14}{w.name[:28]:<30}{row['ratio']:>8.4f}{row['ratio_annealing']:>9.4f}"
                     f"  best {best['optimizer']}/{best['seed']}  default {dflt['seconds']:.1f} s")
+                save()
     return rows
 
 
@@ -211,26 +216,39 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    from accelmap.executor import single_threaded
+
+    # as in map's workers: once numba's parallel kernel has run, its idle threads slow every
+    # later torch op of this process many times over on a busy machine
+    single_threaded()
     res: dict = {"settings": vars(args), "default": default_settings()}
-    if "quality" not in skip:
-        print(f"{'arch':<16}{'network':<14}{'layer':<30}{'ratio':>8}{'ann.':>9}")
-        rows = res["quality"] = quality(args)
-        ok = [r["ratio"] for r in rows if "ratio" in r]
-        ok_a = [r["ratio_annealing"] for r in rows if "ratio" in r]
-        res["quality_summary"] = {"pairs": len(ok), "worst": max(ok, default=None), "geomean": geomean(ok),
-                                  "annealing_worst": max(ok_a, default=None), "annealing_geomean": geomean(ok_a)}
-        print(json.dumps(res["quality_summary"]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part, so a long run keeps what it measured
+        out.write_text(json.dumps(res, indent=1, default=float))
+
     if "timeloop" not in skip:
         print(f"{'arch':<16}{'layer':<26}{'ours/TL':>8}")
         rows = res["timeloop"] = versus_timeloop(args)
         rs = [r["ratio"] for r in rows]
         res["timeloop_summary"] = {"pairs": len(rs), "worst": max(rs), "geomean": geomean(rs)}
         print(json.dumps(res["timeloop_summary"]))
+        save()
     if "wall" not in skip:
         res["wall"] = wall_time(args)
         print(json.dumps(res["wall"]["median"]), f"search new/old {res['wall']['search_ratio_new_over_old']:.3f}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1, default=float))
+        save()
+    if "quality" not in skip:
+        print(f"{'arch':<16}{'network':<14}{'layer':<30}{'ratio':>8}{'ann.':>9}")
+        rows = res["quality"] = []
+        quality(args, rows, save)
+        ok = [r["ratio"] for r in rows if "ratio" in r]
+        ok_a = [r["ratio_annealing"] for r in rows if "ratio" in r]
+        res["quality_summary"] = {"pairs": len(ok), "worst": max(ok, default=None), "geomean": geomean(ok),
+                                  "annealing_worst": max(ok_a, default=None), "annealing_geomean": geomean(ok_a)}
+        print(json.dumps(res["quality_summary"]))
+        save()
     print(f"-> {args.out}")
     return 0
 

@@ -34,7 +34,7 @@ def conv_space():
 
 
 def test_registry_has_the_four_and_refuses_duplicates():
-    assert {"exhaustive", "random", "genetic", "annealing"} <= set(OPTIMIZERS)
+    assert {"exhaustive", "random", "genetic", "annealing", "portfolio"} <= set(OPTIMIZERS)
 
     class Dup(Optimizer):
         name = "random"
