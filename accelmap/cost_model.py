@@ -556,7 +556,9 @@ class CostModel:
         cycles = lc.amax(1)
         # Leakage (Timeloop v4): the ERT's leak energy per utilized instance and cycle, over the
         # whole run; Timeloop splits it equally among the tensors in its per-tensor breakdown.
-        leak = _rows(hw.leak_energy, 1).to(dt) * inst * cycles[:, None]  # [B, L]
+        # (0 where a level has no leak: never 0 x inf = nan for a design whose cycles are inf)
+        le = _rows(hw.leak_energy, 1).to(dt)
+        leak = torch.where(le != 0, le * inst * cycles[:, None], torch.zeros_like(inst))  # [B, L]
         e_lt = e_lt + leak[:, None, :] / T
         e_level = e_level + leak
         energy = energy + leak.sum(1)

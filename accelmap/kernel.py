@@ -418,8 +418,8 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
         # leakage (Timeloop v4): per utilized instance and cycle; split equally among the tensors
         inst = 1.0
         for l in range(L):
-            lk = leak_e[l] * inst * cycles
-            if lk != 0.0:
+            if leak_e[l] != 0.0:  # (no 0 x inf = nan where cycles are inf)
+                lk = leak_e[l] * inst * cycles
                 energy += lk
                 out_elevel[o, l] += lk
                 for t in range(T):

@@ -677,15 +677,7 @@ _TINY_V4_MAP = """mapping:
 """
 
 
-@pytest.mark.parametrize("mapping,cycles,reg,dram", [
-    # k4: accesses 2 clusters x 8 = 16, leak 0.5 x 2 cycles x 4 used = 4; DRAM leak 0.25 x 2 x 1
-    ("k4", 2, 16.0 + 4.0, 0.5),
-    # k2: accesses min(2 used, 2 clusters) x 16 = 32, leak 0.5 x 4 x 2 = 4; DRAM leak 0.25 x 4 x 1
-    ("k2", 4, 32.0 + 4.0, 1.0),
-])
-def test_tiny_leak_and_cluster_v4_by_hand(tmp_path, mapping, cycles, reg, dram):
-    """Timeloop v4's leakage (ERT 'leak' x cycles x utilized instances, storage only: the MAC's
-    leak entry is not charged) and cluster_size, in both backends."""
+def _tiny_v4(tmp_path: Path, mapping: str):
     from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
     from accelmap.workload import read_problem_yaml
 
@@ -695,10 +687,22 @@ def test_tiny_leak_and_cluster_v4_by_hand(tmp_path, mapping, cycles, reg, dram):
     (tmp_path / "prob.yaml").write_text(_TINY_PROBLEM)
     (tmp_path / "map.yaml").write_text(_TINY_V4_MAP.replace("K=SP", f"K={sp}").replace("K=TM", f"K={tm}"))
     arch = read_v4_architecture(tmp_path / "arch.yaml", tmp_path / "ERT.yaml").arch
+    w = read_problem_yaml(tmp_path / "prob.yaml")
+    return arch, w, read_v4_mapping(tmp_path / "map.yaml", arch, w)
+
+
+@pytest.mark.parametrize("mapping,cycles,reg,dram", [
+    # k4: accesses 2 clusters x 8 = 16, leak 0.5 x 2 cycles x 4 used = 4; DRAM leak 0.25 x 2 x 1
+    ("k4", 2, 16.0 + 4.0, 0.5),
+    # k2: accesses min(2 used, 2 clusters) x 16 = 32, leak 0.5 x 4 x 2 = 4; DRAM leak 0.25 x 4 x 1
+    ("k2", 4, 32.0 + 4.0, 1.0),
+])
+def test_tiny_leak_and_cluster_v4_by_hand(tmp_path, mapping, cycles, reg, dram):
+    """Timeloop v4's leakage (ERT 'leak' x cycles x utilized instances, storage only: the MAC's
+    leak entry is not charged) and cluster_size, in both backends."""
+    arch, w, m = _tiny_v4(tmp_path, mapping)
     lv = arch.levels[arch.level_index("reg")]
     assert (lv.cluster_size, lv.block_size, lv.capacity, lv.leak_energy) == (2, 1, 4, 0.5)
-    w = read_problem_yaml(tmp_path / "prob.yaml")
-    m = read_v4_mapping(tmp_path / "map.yaml", arch, w)
     r = arch.level_index("reg")
     for c in _both_backends(arch, w, m):
         assert bool(c.valid[0]) and float(c.cycles[0]) == cycles
@@ -709,6 +713,24 @@ def test_tiny_leak_and_cluster_v4_by_hand(tmp_path, mapping, cycles, reg, dram):
         # the per-tensor breakdown splits leakage equally among the three tensors, as Timeloop does
         assert float(c.energy_by_level_tensor[0, r].sum()) == pytest.approx(reg, rel=1e-12)
         assert float(c.energy_by_level_tensor[0, r, 1]) == pytest.approx(4.0 / 3, rel=1e-12)
+
+
+def test_levels_without_leak_add_nothing_when_cycles_are_inf(tmp_path):
+    """A design that never finishes (zero DRAM bandwidth, as co-design may propose) has infinite
+    cycles: a level that leaks is charged inf, one that does not stays finite (0 x inf is not
+    a nan that would poison the total and every comparison made with it)."""
+    import torch
+
+    from accelmap.cost_model import CostModel
+    from accelmap.mapping import MappingBatch
+
+    arch, w, m = _tiny_v4(tmp_path, "k4")
+    model = CostModel(w, arch, backend="torch")
+    slow = replace(model.hw, read_bw=torch.zeros_like(model.hw.read_bw))
+    c = model(MappingBatch.from_mappings([m], w, arch), hw=slow)
+    assert math.isinf(float(c.cycles[0])) and math.isinf(float(c.energy[0]))
+    c = model(MappingBatch.from_mappings([m], w, arch), hw=replace(slow, leak_energy=torch.zeros_like(slow.leak_energy)))
+    assert math.isinf(float(c.cycles[0])) and float(c.energy[0]) == 16.0  # reg's accesses only
 
 
 @pytest.mark.parametrize("design", ["simba_like", "eyeriss_like"])
