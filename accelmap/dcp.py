@@ -114,6 +114,16 @@ class DCP(Optimizer):
             warnings.warn(f"{space.arch.name}: hardware code entries {bad} lie outside the predictor's training "
                           f"ranges; predictions there are extrapolation (consider accelmap dcp finetune)",
                           stacklevel=2)
+        # The layer and hardware codes are the same for every row of this search: fold them and the
+        # input standardization into the first linear layer once (its input is then the dataflow
+        # code alone), instead of concatenating and standardizing [N, C] inputs at every call.
+        with torch.no_grad():
+            first = self.model.net[0]
+            c = self.layout.layer_size + self.layout.hardware_size
+            mean, std = self.model.mean, self.model.std
+            const = (torch.cat([self.lc, self.hc]) - mean[:c]) / std[:c]
+            self._w1 = (first.weight[:, c:] / std[c:]).contiguous()  # [H, C_m]
+            self._b1 = first.bias + first.weight[:, :c] @ const - self._w1 @ mean[c:]  # [H]
         self.legality_checks = 0
         self.predictor_calls = 0
         self.verified_evaluations = 0
@@ -137,13 +147,21 @@ class DCP(Optimizer):
         wc = sum(w * {"cycles": 1, "latency": 1, "edp": 1, "power": -1}.get(m, 0) for m, w in terms)
         return (we, wc) if (we, wc) != (0, 0) else (1.0, 1.0)
 
+    def _model(self, dataflow: torch.Tensor) -> torch.Tensor:
+        """The predictor on this search's layer and hardware: dataflow codes [N, C_m] -> [N, 2]
+        (the same function as ``self.model(self.lc, self.hc, dataflow)``)."""
+        h = torch.addmm(self._b1, dataflow, self._w1.T)
+        for m in self.model.net[1:]:
+            h = m(h)
+        return h
+
     def _predict(self, genomes: torch.Tensor) -> torch.Tensor:
         """[N] predicted objective (log) of genomes."""
         we, wc = self._weights()
         out = []
         with torch.no_grad():
             for g in genomes.split(16384):
-                y = self.model(self.lc, self.hc, dataflow_code(self.space, g, self.layout))
+                y = self._model(dataflow_code(self.space, g, self.layout))
                 out.append(wc * y[:, 0] + we * y[:, 1])
         self.predictor_calls += len(genomes)
         return torch.cat(out).double() if out else torch.empty(0, dtype=torch.float64)
@@ -249,7 +267,7 @@ class DCP(Optimizer):
             block = torch.zeros(len(seeds), CD, lay.S, dtype=torch.float32)
             block = block.index_copy(1, idx, sh)
             code = torch.cat([block.flatten(1), base_code[:, CD * lay.S:]], 1)
-            y = self.model(self.lc, self.hc, code)
+            y = self._model(code)
             loss = (wc * y[:, 0] + we * y[:, 1]).sum()
             # the gradient of the logits only: the predictor's own weights need none
             (grad,) = torch.autograd.grad(loss, [logits])
