@@ -282,3 +282,13 @@ def test_pool_workers_run_torch_on_one_thread():
 
     got = PoolExecutor(2).run(torch.get_num_threads, [(), (), ()])
     assert sorted(got) == [0, 1, 2] and set(got.values()) == {1}
+
+
+def test_folded_first_layer_predicts_as_the_model(model):
+    from accelmap.dcp import DCP
+
+    sp = MappingSpace(conv2d("c", C=32, K=64, P=14, R=3), EYE, EYE_C)
+    opt = DCP(sp, torch.Generator().manual_seed(0), 10)
+    df = dataflow_code(sp, sp.sample(256, torch.Generator().manual_seed(1)), opt.layout)
+    with torch.no_grad():
+        assert torch.allclose(opt._model(df), opt.model(opt.lc, opt.hc, df), rtol=1e-4, atol=1e-4)
