@@ -33,8 +33,8 @@ LAYERS = [Layer(linear("fc", in_features=512, out_features=1000)),
 get_codesigner("gradient")  # fills the registry before the tests parametrize over it
 BASE_AREA = float(Hardware.from_arch(preset("eyeriss_like")).total_area) / 1e6
 # Runs are bounded by designs; ``seconds`` is out of reach, so no result depends on the machine's load.
-# the base design, then: two generations; the first descent's best two starts; one more design
-DESIGNS = {"genetic": 2 * GeneticCoDesign.size, "gradient": 3}
+# the base design, then: two generations; one more design (gradient: its first descent's best start)
+DESIGNS = {"genetic": 2 * GeneticCoDesign.size}
 DESIGNS_DEFAULT = 2
 
 
@@ -156,9 +156,10 @@ def test_sweep_traces_both_fronts(space_file, tmp_path):
     from accelmap.codesign_run import sweep, write_sweep
 
     budgets = Budgets(area_mm2=BASE_AREA)
-    # the sweep's logic is the subject; the genetic method (one generation per point) keeps it quick
+    # the sweep's logic is the subject: 3 designs per point, the genetic method's first population
+    # for the anchors (after the base design), the warm starts for the later points
     front = sweep(lambda o, b: make(space_file, o, b), ("latency", "power"), budgets, 3, "genetic", math.inf, 0,
-                  designs=GeneticCoDesign.size)
+                  designs=3)
     assert len(front["epsilon"]) == 3 and len(front["weighted"]) == 3
     lo_lat, hi_pow = front["epsilon"][0]["point"]  # the latency anchor
     hi_lat, lo_pow = front["epsilon"][1]["point"]  # the power anchor
@@ -390,7 +391,7 @@ def test_search_keeps_the_base_when_the_space_holds_designs_that_cannot_map_a_la
     start = p.design(small, p.seed_pools(16, gen, small), gen, 2)
     assert start.unmapped == 1
     seen = []
-    runner = get_codesigner("random")(p, math.inf, 1, designs=3, initial=(start,))
+    runner = get_codesigner("random")(p, math.inf, 1, designs=2, initial=(start,))
     orig = runner.offer
     runner.offer = lambda d: (seen.append((d.values[0].item(), d.unmapped)), orig(d))
     res = runner.run()
