@@ -79,6 +79,7 @@ class _Population(Optimizer):
     """Shared start: draw random samples until ``size`` legal ones are found."""
 
     size = 64
+    seed_enough: int | None = None  # legal points that end the seeding (None: size)
 
     def __init__(self, space, generator, budget):
         super().__init__(space, generator, budget)
@@ -98,7 +99,7 @@ class _Population(Optimizer):
         self._seed_s.append(scores)
         g, s = torch.cat(self._seed_g), torch.cat(self._seed_s)
         n_ok = int(torch.isfinite(s).sum())
-        if n_ok >= self.size or len(g) >= 64 * self.size:
+        if n_ok >= (self.seed_enough or self.size) or len(g) >= 64 * self.size:
             idx = torch.argsort(s)[: self.size]
             if not torch.isfinite(s[idx[0]]):
                 return  # keep drawing: no legal point yet
@@ -293,6 +294,10 @@ class Portfolio(_Population):
     # the shared incumbent collapsed all members into one basin (measured: bench/default_vs_best.py)
     restart_frac = 1 / 64
     share_annealing = False
+    # start from the first batch that holds a legal point: the seeding's draws count towards
+    # the patience, and on a space with few legal points waiting for `size` of them used it up
+    # before the search began (random architectures: stopped after 12,288 draws at 4x the best)
+    seed_enough = 1
 
     def __init__(self, space, generator, budget):
         super().__init__(space, generator, budget)

@@ -177,10 +177,12 @@ def _map_once(python_path: str | None, network: str, arch: str, workdir: Path, t
 def wall_time(args, log=print) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        old = tmp / "old"
-        old.mkdir()
-        arc = subprocess.run(["git", "archive", args.old_rev], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=arc, check=True)
+        # the old tree in a lasting folder, so its numba cache outlives one run of this script
+        old = Path(args.old_dir) if args.old_dir else tmp / "old"
+        if not (old / "accelmap").is_dir():
+            old.mkdir(parents=True, exist_ok=True)
+            arc = subprocess.run(["git", "archive", args.old_rev], cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=arc, check=True)
         # the old tree's first run compiles its own kernel copy: outside the search time (run_map
         # compiles before it starts the clock), inside that run's process time (medians of 3)
         runs = {"old": [], "new": []}
@@ -210,6 +212,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", default=str(REF))
     ap.add_argument("--skip", default="", help="comma list of parts to skip: quality, timeloop, wall")
     ap.add_argument("--old-rev", default="35a278b", help="the tree whose default is 'old' in the wall-time part")
+    ap.add_argument("--old-dir", default="", help="where to keep the old tree between runs (default: a temporary one)")
     ap.add_argument("--wall-network", default="resnet50")
     ap.add_argument("--wall-arch", default="eyeriss_like")
     ap.add_argument("--reps", type=int, default=3)
