@@ -330,8 +330,11 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
                                         file=src, field=f"{cpath}.attributes.memory_depth")
                 capacity = _positive_int(entries, src, f"{cpath}.attributes.entries")
             else:
-                # Timeloop: a row holds one block (the rest of a wider row is cluster width)
-                capacity = _positive_int(depth, src, f"{cpath}.attributes.memory_depth") * block
+                # Timeloop: a row holds one block (the rest of a wider row is cluster width).
+                # Depth 0 is a level that holds nothing, only a fanout point (Timeloop v4's
+                # containers written as v0.3); its tensors must all be bypassed.
+                capacity = (0 if depth == 0 and not isinstance(depth, bool) else
+                            _positive_int(depth, src, f"{cpath}.attributes.memory_depth")) * block
         rbw = attrs.get("read_bandwidth")
         wbw = attrs.get("write_bandwidth")
         for label, v in (("read_bandwidth", rbw), ("write_bandwidth", wbw)):

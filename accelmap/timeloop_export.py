@@ -191,7 +191,9 @@ def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraint
                     fmt: str = "v3") -> list[ExportedLayer]:
     """Write the Timeloop inputs for ``arch`` (and ``layers``, or a map run's layers and
     mappings) into ``out``; return what was written per layer. ``fmt`` "v4" writes Timeloop
-    v0.4 files (see :func:`export_timeloop_v4`); "v3" folds v0.4 fanout levels away first."""
+    v0.4 files (see :func:`export_timeloop_v4`); "v3" writes a v0.4 design's containers as
+    storage levels of depth 0 that bypass every tensor, which Timeloop v3 evaluates exactly as
+    v4 evaluates the containers (multicast analysed per fanout level), leakage aside."""
     if fmt not in ("v3", "v4"):
         raise AccelmapError(f"unknown format '{fmt}'; expected v3 or v4", field="--format")
     if layers is not None and run is not None:
@@ -207,11 +209,6 @@ def export_timeloop(out: str | Path, arch: Architecture, constraints: Constraint
         export_timeloop_v4(out, arch, constraints, [Layer(rl.workload, rl.count) for rl in run_layers],
                            {rl.workload.name: rl.mapping for rl in run_layers if rl.mapping is not None})
         return [ExportedLayer(rl.workload.name, f"problems/{rl.workload.name}.yaml") for rl in run_layers]
-    folded, _, cons_f = fold_fanout_levels(arch, None, constraints)
-    if folded is not arch:
-        run_layers = [RunLayer(rl.workload, fold_fanout_levels(arch, rl.mapping)[1] if rl.mapping else None,
-                               rl.count) for rl in run_layers]
-        arch, constraints = folded, cons_f
     arch = v3_storage_classes(arch)
     d = Path(out)
     d.mkdir(parents=True, exist_ok=True)
@@ -413,77 +410,6 @@ def problem_to_v4(w: Workload) -> dict:
 def mapping_to_v4(m: Mapping) -> dict:
     """The mapper's map.yaml layout; fanout levels are written with their ``inter_*_spatial`` names."""
     return m.to_timeloop()
-
-
-def fold_fanout_levels(arch: Architecture, mapping: Mapping | None = None,
-                       constraints: Constraints | None = None
-                       ) -> tuple[Architecture, Mapping | None, Constraints | None]:
-    """The same design without fanout levels (for Timeloop v0.3, which has no containers): each
-    fanout level's spatial factors move to the nearest storage level outside it (X and Y kept), its
-    temporal factors become that level's innermost loops. Exact for the mapping when the fanout
-    levels' temporal factors are 1 (as the mapper writes them). Constraints of several fanout
-    levels folded into one level are merged (their factor lists joined)."""
-    from dataclasses import replace as dc_replace
-
-    from accelmap.constraints import LevelConstraint
-    from accelmap.mapping import LevelMapping
-    from accelmap.timeloop_v4 import is_dummy
-
-    parent: dict[str, str] = {}
-    last = None
-    for lv in arch.levels:
-        if is_dummy(lv):
-            if last is None:
-                raise AccelmapError(f"fanout level {lv.name} has no storage level outside it", field=lv.name)
-            parent[lv.name] = last
-        else:
-            last = lv.name
-    if not parent:
-        return arch, mapping, constraints
-    folded = dc_replace(arch, levels=tuple(lv for lv in arch.levels if not is_dummy(lv)))
-    new_map = None
-    if mapping is not None:
-        acc: dict[str, dict] = {}
-        for lv in mapping.levels:
-            tgt = parent.get(lv.name, lv.name)
-            a = acc.setdefault(tgt, {"t": {}, "perm": "", "x": {}, "y": {}, "keep": (), "bypass": (), "base": None})
-            if lv.name == tgt:
-                a["base"] = lv
-            for d, f in lv.temporal:
-                a["t"][d] = a["t"].get(d, 1) * f
-            for d, f in lv.spatial or ():
-                axis = a["x"] if lv.spatial_axis(d) == 0 else a["y"]
-                axis[d] = axis.get(d, 1) * f
-            if lv.name != tgt:  # the fanout level's loops sit inside the parent's
-                a["perm"] += "".join(d for d in lv.permutation if dict(lv.temporal).get(d, 1) > 1)
-        levels = []
-        for lv in folded.levels:
-            if lv.name not in acc:
-                continue
-            a = acc[lv.name]
-            base = a["base"] or LevelMapping(lv.name, (), "")
-            perm = a["perm"] + "".join(d for d in base.permutation if d not in a["perm"])
-            xs = [d for d, f in a["x"].items() if f > 1]
-            ys = [d for d, f in a["y"].items() if f > 1]
-            dims = list(dict.fromkeys(list(a["t"]) + list(a["x"]) + list(a["y"])))
-            spatial = None
-            if a["x"] or a["y"]:
-                spatial = tuple((d, a["x"].get(d, 1) * a["y"].get(d, 1)) for d in dims)
-            sperm = "".join(xs + ys + [d for d in dims if d not in xs and d not in ys]) if spatial else None
-            levels.append(LevelMapping(lv.name, tuple(a["t"].items()), perm, spatial, sperm,
-                                       len(xs) if spatial else None, base.keep, base.bypass))
-        new_map = Mapping(tuple(levels))
-    new_cons = None
-    if constraints is not None:
-        out = []
-        for c in constraints.levels:
-            if c.level in parent:
-                if c.spatial or c.spatial_permutation:
-                    out.append(LevelConstraint(parent[c.level], spatial=c.spatial, source=c.source))
-                continue
-            out.append(c)
-        new_cons = Constraints(tuple(out), constraints.source)
-    return folded, new_map, new_cons
 
 
 _V3_STORAGE = ("dram", "sram", "regfile", "smartbuffer", "storage", "buffer")

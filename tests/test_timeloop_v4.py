@@ -252,8 +252,8 @@ def test_round_trip_v4_and_v3(design, tmp_path):
     from accelmap.evaluation import evaluate_mapping
     from accelmap.mapping import read_mapping
     from accelmap.network import Layer
-    from accelmap.timeloop_export import export_timeloop_v4, fold_fanout_levels
-    from accelmap.timeloop_v4 import is_dummy, read_v4_architecture, read_v4_mapping
+    from accelmap.timeloop_export import export_timeloop, export_timeloop_v4
+    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
     from accelmap.workload import read_problem_yaml
 
     r = _ref(design)
@@ -282,52 +282,49 @@ def test_round_trip_v4_and_v3(design, tmp_path):
     assert [(lv.leak_energy, lv.cluster_size) for lv in v2.arch.levels] == \
         [(lv.leak_energy, lv.cluster_size) for lv in v.arch.levels]
 
-    fa, fm, _ = fold_fanout_levels(v.arch, m, cons)
-    write_architecture(fa, tmp_path / "v3", "arch")
-    fm.write(tmp_path / "v3" / "map.yaml")
+    # v0.3: the containers become storage levels of depth 0 that bypass every tensor
+    export_timeloop(tmp_path / "v3", v.arch, cons, run=None, layers=[Layer(w)])
+    m.write(tmp_path / "v3" / "map.yaml")
     a3 = read_architecture(tmp_path / "v3" / "arch.yaml", tmp_path / "v3" / "arch.ERT.yaml",
                            tmp_path / "v3" / "arch.ART.yaml")
+    assert a3.level_names == v.arch.level_names
     v3 = evaluate_mapping(w, a3, read_mapping(tmp_path / "v3" / "map.yaml", a3.level_names)).to_dict()
-    # Timeloop v3 has no leakage: the v0.3 design is the folded one without it, clusters kept
-    assert [lv.cluster_size for lv in a3.levels] == [lv.cluster_size for lv in fa.levels]
-    no_leak = replace(fa, levels=tuple(replace(lv, leak_energy=0.0) for lv in fa.levels))
-    folded = evaluate_mapping(w, no_leak, fm).to_dict()
-    assert v3["energy_pJ"] == pytest.approx(folded["energy_pJ"], rel=1e-9)
-    assert v3["cycles"] == base["cycles"] == folded["cycles"]
-    assert v3["area_um2"] == pytest.approx(base["area_um2"], rel=1e-9)
-    # Folding is exact (leakage aside) unless two fanout containers sit back to back (eyeriss:
-    # PE_column then PE): v0.3 has one fanout there, which multicasts differently from v4's two.
+    # Timeloop v3 has no leakage: the v0.3 design is the same design without it, clusters kept
+    assert [lv.cluster_size for lv in a3.levels] == [lv.cluster_size for lv in v.arch.levels]
     leak = sum(lv.leak_energy * base["cycles"] * n for lv, n in zip(v.arch.levels, base_inst))
-    if not any(is_dummy(x) and is_dummy(y) for x, y in zip(v.arch.levels, v.arch.levels[1:])):
-        assert v3["energy_pJ"] == pytest.approx(base["energy_pJ"] - leak, rel=1e-9)
+    assert v3["energy_pJ"] == pytest.approx(base["energy_pJ"] - leak, rel=1e-9)
+    assert v3["cycles"] == base["cycles"]
+    assert v3["area_um2"] == pytest.approx(base["area_um2"], rel=1e-9)
 
 
 @pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary not present")
 def test_v3_export_of_a_v4_design_runs_in_timeloop_v3(tmp_path):
-    """The folded v0.3 export is a valid Timeloop v3 input, and v3 agrees with accelmap on it."""
-    from accelmap.architecture import read_architecture, write_architecture
-    from accelmap.timeloop_export import fold_fanout_levels
-    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
-    from accelmap.workload import problem_to_dict, read_problem_yaml
+    """The v0.3 export of a v0.4 design (containers as depth-0 levels) is a valid Timeloop v3
+    input, and v3 agrees with accelmap on it: eyeriss, whose PE_column and PE containers are two
+    fanout levels back to back, included."""
+    from accelmap.architecture import read_architecture
     from accelmap.evaluation import evaluate_mapping
-    from accelmap.yamlio import dump_yaml
+    from accelmap.network import Layer
+    from accelmap.timeloop_export import export_timeloop
+    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
+    from accelmap.workload import read_problem_yaml
 
     r = _ref("eyeriss_like")
     v = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml", r / "timeloop-mapper.ERT.yaml",
                              r / "timeloop-mapper.ART.yaml")
     w = read_problem_yaml(EX / "_include" / "default_problem.yaml")
     m = read_v4_mapping(r / "timeloop-mapper.map.yaml", v.arch, w)
-    fa, fm, _ = fold_fanout_levels(v.arch, m)
-    paths = write_architecture(fa, tmp_path, "arch")
-    fm.write(tmp_path / "map.yaml")
-    (tmp_path / "prob.yaml").write_text(dump_yaml(problem_to_dict(w)))
+    export_timeloop(tmp_path, v.arch, v.constraints_for([t.name for t in w.tensors]), layers=[Layer(w)])
+    paths = (tmp_path / "arch.yaml", tmp_path / "arch.ERT.yaml", tmp_path / "arch.ART.yaml")
+    m.write(tmp_path / "map.yaml")
+    (tmp_path / "prob.yaml").write_text((tmp_path / "problems" / f"{w.name}.yaml").read_text())
     (tmp_path / "o").mkdir()
     p = subprocess.run([str(TIMELOOP), "arch.yaml", "arch.ERT.yaml", "arch.ART.yaml", "prob.yaml", "map.yaml", "-o",
                         "o"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stdout[-2000:]
     st = (tmp_path / "o" / "timeloop-model.stats.txt").read_text()
-    # the v0.3 files as accelmap reads them: folded, and without leakage (v3 has none)
-    d = evaluate_mapping(w, read_architecture(*paths), fm).to_dict()
+    # the v0.3 files as accelmap reads them: without leakage (v3 has none)
+    d = evaluate_mapping(w, read_architecture(*paths), m).to_dict()
     assert int(re.search(r"^Cycles: (\d+)", st, re.M)[1]) == d["cycles"]
     computes = int(re.search(r"^Computes = (\d+)", st, re.M)[1])
     total = float(re.search(r"^    Total\s+= ([\d.]+)", st.split("fJ/Compute")[1], re.M)[1]) * computes * 1e-3
