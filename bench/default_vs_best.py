@@ -15,8 +15,13 @@ and the default's whole-network wall time old vs new.
    ``--old-rev`` (extracted with git archive) against the working tree, alternating, median of
    ``--reps``; the search time (summary.json ``wall_seconds``) and the whole process.
 
-    nice -n 15 python bench/default_vs_best.py --networks resnet50,mobilenet_v2,vit_b16,bert_base \\
-        --archs eyeriss_like,simple_pe16x16,random:0,random:1,random:2,random:3 --max-layers 4
+    nice -n 15 python bench/default_vs_best.py --old-dir /tmp/accelmap_old_35a278b \\
+        --archs eyeriss_like,simple_pe16x16,random:0,random:1,random:2,random:3 --max-layers 1 \\
+        --best-optimizers annealing,genetic,portfolio,gradient --factor 3 --seeds 1
+
+(the committed results: a subset that 2 shared cores allow in half an hour; the issue's full
+set is the defaults: every unique layer, every optimizer, 10x budget, 3 seeds). Searches run
+single-threaded, as in ``accelmap map``'s workers.
 
 writes bench/results/default_vs_best.json and prints the tables.
 """
