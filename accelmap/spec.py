@@ -29,6 +29,7 @@ from typing import Any, Callable
 import yaml
 
 from accelmap.errors import AccelmapError
+from accelmap.yamlio import syntax_error
 
 NODE_TAGS = ("Container", "Component", "Parallel", "Hierarchical", "Nothing")
 _INCLUDE_TAG = "!accelmap-include"  # placeholder the include helpers leave in the rendered text
@@ -112,10 +113,7 @@ def parse_v4_yaml(text: str, source: str, includes: list | None = None) -> Any:
     try:
         data = yaml.load(text, Loader=loader_cls)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise AccelmapError(f"YAML syntax error{where}: {problem}", file=source) from None
+        raise syntax_error(exc, source) from None
     return deep_merge_keys(data)
 
 

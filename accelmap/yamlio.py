@@ -31,14 +31,19 @@ def load_yaml(path: str | Path) -> Any:
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def syntax_error(exc: yaml.YAMLError, source: str) -> AccelmapError:
+    """A PyYAML error as the one-line user error, with the line and column it gives."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return AccelmapError(f"YAML syntax error{where}: {problem}", file=source)
+
+
 def parse_yaml(text: str, source: str = "<string>") -> Any:
     try:
         data = yaml.load(text, Loader=_LOADER)  # a safe loader: plain data only
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise AccelmapError(f"YAML syntax error{where}: {problem}", file=source) from None
+        raise syntax_error(exc, source) from None
     if data is None:
         raise AccelmapError("the file is empty; expected a YAML mapping", file=source)
     return data
