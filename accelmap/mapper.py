@@ -21,6 +21,7 @@ from accelmap.options import check_device, require_positive
 from accelmap.workload import Workload, problem_to_dict
 from accelmap.yamlio import dump_yaml
 
+DEFAULT_OPTIMIZER = "portfolio"  # also the CLI's default (kept literal there: it imports no torch)
 DEFAULT_BUDGET = 100_000
 DEFAULT_PATIENCE = 10_000
 
@@ -244,7 +245,7 @@ class MapResult:
 
 def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None, art: str | None = None,
              constraints: str | None = None, objective: str = "edp", require: tuple[str, ...] = (),
-             optimizer: str = "portfolio", options: dict | None = None, budget: int = DEFAULT_BUDGET,
+             optimizer: str = DEFAULT_OPTIMIZER, options: dict | None = None, budget: int = DEFAULT_BUDGET,
              patience: int | None = DEFAULT_PATIENCE, seed: int = 0, workers: int = 2, ray: str | None = None,
              device: str = "cpu", out: str | None = None,
              on_warning: Callable[[str], None] | None = None) -> MapPlan:

@@ -1,7 +1,7 @@
 """Search quality.
 
 1. Near the optimum: on three small layers whose pruned space can be enumerated, the default
-   search (annealing, default budget and patience) against the exhaustive optimum.
+   search (the default optimizer, budget and patience) against the exhaustive optimum.
 2. Optimizers at equal budgets: best EDP against evaluations for every registered optimizer
    (but exhaustive) on the resnet18 layers on eyeriss_like (preset constraints), relative to
    the best any of them found.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from accelmap.architecture import preset, preset_constraints
 from accelmap.constraints import Constraints, read_constraints
-from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_PATIENCE
+from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE
 from accelmap.optimizers import OPTIMIZERS
 from accelmap.search import optimize
 from accelmap.space import MappingSpace
@@ -57,7 +57,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ex = optimize(sp, "edp", "exhaustive", budget=10**9)
             t_ex = time.perf_counter() - t0
-            de = optimize(sp, "edp", "annealing", DEFAULT_BUDGET, seed=args.seed, patience=DEFAULT_PATIENCE)
+            de = optimize(sp, "edp", DEFAULT_OPTIMIZER, DEFAULT_BUDGET, seed=args.seed, patience=DEFAULT_PATIENCE)
             ratio = float(de.costs.edp[0]) / float(ex.costs.edp[0])
             row = {"arch": arch_name, "layer": w.name, "pruned_points": ex.evaluations,
                    "optimum_edp": float(ex.costs.edp[0]), "default_edp": float(de.costs.edp[0]), "ratio": ratio,

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from accelmap.constraints import read_constraints
-from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_PATIENCE, map_layer
+from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE, map_layer
 from accelmap.network import Layer
 from accelmap.objective import Objective
 from accelmap.reference import load_arch
@@ -46,9 +46,9 @@ def main() -> None:
                 continue
             w = read_problem_yaml(ref / "inputs/problems" / f"{r['layer']['name']}.yaml")
             if not warmed:
-                map_layer(0, Layer(w), arch, cons, obj, "annealing", 5000, 0, None)
+                map_layer(0, Layer(w), arch, cons, obj, DEFAULT_OPTIMIZER, 5000, 0, None)
                 warmed = True
-            o = map_layer(0, Layer(w), arch, cons, obj, "annealing", DEFAULT_BUDGET, args.seed, DEFAULT_PATIENCE)
+            o = map_layer(0, Layer(w), arch, cons, obj, DEFAULT_OPTIMIZER, DEFAULT_BUDGET, args.seed, DEFAULT_PATIENCE)
             short = r["summary"]["edp_pJ_cycles"]
             lr = longrun.get((arch_name, w.name))
             long_edp = lr["summary"]["edp_pJ_cycles"] if lr else None
