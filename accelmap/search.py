@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -55,7 +56,16 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
 
         raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
     gen = torch.Generator().manual_seed(seed)
-    opt = get_optimizer(optimizer)(space, gen, budget, **(options or {}))
+    cls = get_optimizer(optimizer)
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = [k for k in (options or {}) if k not in accepted]
+    if unknown:
+        from accelmap.errors import AccelmapError
+
+        raise AccelmapError(f"optimizer '{optimizer}' takes no option {', '.join(map(repr, unknown))}; its options: "
+                            f"{[k for k in accepted if k not in ('self', 'space', 'generator', 'budget')] or 'none'}",
+                            field="options")
+    opt = cls(space, gen, budget, **(options or {}))
     opt.objective = obj  # model-guided optimizers (dcp) rank candidates by it
     t0 = time.perf_counter()
     evals, legal = 0, 0

@@ -176,3 +176,16 @@ def test_an_optimizer_that_proposes_nothing_ends_the_search():
     finally:
         del OPTIMIZERS["mute-test"]
     assert res.evaluations == 0 and res.mapping is None
+
+
+def test_an_unknown_optimizer_option_is_a_clear_error():
+    from accelmap.architecture import preset
+    from accelmap.constraints import Constraints
+    from accelmap.errors import AccelmapError
+    from accelmap.search import optimize
+    from accelmap.space import MappingSpace
+    from accelmap.workload import conv2d
+
+    space = MappingSpace(conv2d("t", C=4, K=4, P=4), preset("simple_pe16x16"), Constraints())
+    with pytest.raises(AccelmapError, match="takes no option 'checkpoint'"):
+        optimize(space, "edp", "annealing", budget=100, options={"checkpoint": "p.pt"})
