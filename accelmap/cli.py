@@ -123,10 +123,11 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.mapper import compile_kernel, kernel_needs_compile, make_executor, plan_map, run_map
+    from accelmap.mapper import compile_kernel, in_process, kernel_needs_compile, make_executor, plan_map, run_map
 
     plan = plan_map(network, arch, on_warning=_warn, **kwargs)
-    _compile_step(kernel_needs_compile(plan.device), compile_kernel)
+    parallel = in_process(plan)
+    _compile_step(kernel_needs_compile(plan.device, parallel), lambda: compile_kernel(parallel))
     executor = make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
     if plan.ray:
         console.print(f"mapping on {executor.describe()}")
@@ -168,7 +169,7 @@ def _compile_step(needed: bool, compile_fn) -> None:
     if not needed:
         return
     try:
-        with console.status("compiling the cost kernel, once after install (about 15 s on 2 idle cores)"):
+        with console.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
             seconds = compile_fn()
     except KeyboardInterrupt:
         console.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
@@ -260,7 +261,7 @@ def codesign(
     make = lambda obj, b: CoDesignProblem(layers, space, cons, obj, b)  # noqa: E731
     from accelmap.mapper import compile_kernel, kernel_needs_compile
 
-    _compile_step(kernel_needs_compile("cpu"), compile_kernel)  # a step of its own, not search time
+    _compile_step(kernel_needs_compile("cpu", True), lambda: compile_kernel(True))  # not search time
     if pareto:
         names = tuple(x.strip() for x in pareto.split(","))
         if len(names) != 2 or any(n not in FRONT_METRICS for n in names) or names[0] == names[1]:
@@ -376,7 +377,8 @@ def sweep_cmd(
     layers, net_name = list(net.unique_layers()), net.name
     cons = load_constraints(constraints, space.base.name)
     run_dir = prepare_run_dir(out, Path("runs") / f"sweep_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}")
-    _compile_step(kernel_needs_compile("cpu") and not ray, compile_kernel)
+    one = workers == 1 or points * len(layers) == 1  # tasks in this process: the kernel runs multi-threaded
+    _compile_step(kernel_needs_compile("cpu", one) and not ray, lambda: compile_kernel(one))
     settings = {"network": net_name, "arch_space": space.source, "points": points, "constraints": cons.source,
                 "objective": obj.name, "optimizer": optimizer, "budget": budget, "patience": patience, "seed": seed,
                 "workers": workers, "ray": ray}

@@ -304,9 +304,10 @@ class CostModel:
             raise AccelmapError("the kernel backend needs numba (pip install numba)")
         return kernel.HAVE_NUMBA and not hw.batched and not any(t.requires_grad for t in vars(hw).values())
 
-    def compile_kernel(self) -> None:
+    def compile_kernel(self, parallel: bool = False) -> None:
         """Compile the CPU kernel for this model's argument types (or load it from numba's cache)
-        without evaluating anything: a one-off step that callers can show on its own."""
+        without evaluating anything: a one-off step that callers can show on its own. The serial
+        kernel always, the multi-threaded one with ``parallel``."""
         if not self._use_kernel(self.hw):
             return
         from accelmap import kernel
@@ -314,7 +315,7 @@ class CostModel:
         L, D, T = len(self.hw.capacity), len(self.bounds), self.coef.shape[0]
         ints = lambda *shape: np.ones(shape, dtype=np.int64)  # noqa: E731
         kernel.compile_for(self._kernel_plan(self.hw), ints(1, L, D), ints(1, L, D, 2), ints(1, L, D), ints(1, L, D),
-                           np.ones((1, L, T), dtype=np.bool_))
+                           np.ones((1, L, T), dtype=np.bool_), parallel)
 
     def _kernel_plan(self, hw: Hardware) -> dict:
         """The model's constants as NumPy arrays for :mod:`accelmap.kernel` (cached for self.hw)."""
@@ -665,7 +666,7 @@ class CostModel:
         return torch.where(ok, per_child, torch.zeros_like(per_child))
 
 
-def compile_kernel_in_child() -> bool:
+def compile_kernel_in_child(parallel: bool = False) -> bool:
     """Compile the CPU kernel into numba's on-disk cache in a child process and wait for it.
 
     Done once after install, before worker processes start, so that no layer's search time
@@ -676,7 +677,7 @@ def compile_kernel_in_child() -> bool:
     import subprocess
     import sys
 
-    code = "from accelmap.cost_model import _compile_kernel_here; _compile_kernel_here()"
+    code = f"from accelmap.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})"
     # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
     # quietly (numba would print its own traceback)
     child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -690,11 +691,11 @@ def compile_kernel_in_child() -> bool:
     return child.returncode == 0
 
 
-def _compile_kernel_here() -> None:
+def _compile_kernel_here(parallel: bool = False) -> None:
     # The signature depends only on the argument dtypes and ranks, not on the problem, so any
     # small problem on any architecture compiles the one signature every search uses.
     from accelmap.architecture import preset
     from accelmap.workload import conv2d
 
     w = conv2d("compile", C=2, K=2, P=4)
-    CostModel(w, preset("simple_pe16x16")).compile_kernel()
+    CostModel(w, preset("simple_pe16x16")).compile_kernel(parallel)

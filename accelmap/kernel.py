@@ -448,8 +448,7 @@ if HAVE_NUMBA:
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
     _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
 
-    @njit(parallel=True, cache=True, error_model="numpy")
-    def _evaluate_batch(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
+    def _batch_py(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
                         bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
                         leak_e, n_clu,
                         out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
@@ -506,6 +505,21 @@ if HAVE_NUMBA:
                                 d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
+    def _renamed(fn, name: str):
+        """The same Python function under another name: numba keys its on-disk cache by name, so
+        the serial and the parallel compilation of one body get separate cache files."""
+        import types
+
+        g = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+        g.__qualname__ = name
+        return g
+
+    # The parallel kernel serves a process that evaluates large batches on all its cores; worker
+    # processes run numba on one thread, where the serial compilation does the same work and
+    # compiles in about half the time (prange is a plain range there).
+    _evaluate_batch = njit(parallel=True, cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch"))
+    _evaluate_batch_serial = njit(cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch_serial"))
+
 def _batch_args(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
                 keep: np.ndarray, detail: bool, chunk: int) -> tuple[dict, tuple]:
     """The output arrays of a batch and the whole argument tuple of :func:`_evaluate_batch`.
@@ -546,26 +560,35 @@ def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.nd
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
-    _evaluate_batch(*args)
+    (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
     return out
 
 
-def is_compiled() -> bool:
+def _one_thread() -> bool:
+    import numba
+
+    return numba.get_num_threads() == 1
+
+
+def _dispatchers(parallel: bool) -> tuple:
+    return (_evaluate_range_jit, _evaluate_batch_serial) + ((_evaluate_batch,) if parallel else ())
+
+
+def is_compiled(parallel: bool = False) -> bool:
     """Whether the kernel's machine code is in numba's on-disk cache (or already loaded), so the
-    first evaluation only loads it. Numba's cache index is read through its private API; if that
-    changes, the answer is False and the caller merely shows a compile step that is quick."""
+    first evaluation only loads it: the serial kernel that single-threaded workers use, and with
+    ``parallel`` the multi-threaded one too. Numba's cache index is read through its private API;
+    if that changes, the answer is False and the caller merely shows a compile step that is quick."""
     if not HAVE_NUMBA:
         return True  # nothing to compile: the torch model is used
-    if _evaluate_batch.signatures:
-        return True
     try:
-        return all(bool(f._cache._cache_file._load_index()) for f in (_evaluate_batch, _evaluate_range_jit))
+        return all(f.signatures or bool(f._cache._cache_file._load_index()) for f in _dispatchers(parallel))
     except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
         return False
 
 
 def compile_for(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-                keep: np.ndarray) -> None:
+                keep: np.ndarray, parallel: bool = False) -> None:
     """Compile (or load from the cache) the kernel for this batch's argument types without running
     it. Running its parallel loop would start numba's OpenMP threads in this process, after which
     worker processes can no longer be forked (see :mod:`accelmap.executor`); compiling does not."""
@@ -574,4 +597,6 @@ def compile_for(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np
     from numba import typeof
 
     _, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
-    _evaluate_batch.compile(tuple(typeof(a) for a in args))
+    sig = tuple(typeof(a) for a in args)
+    for f in _dispatchers(parallel)[1:]:
+        f.compile(sig)

@@ -288,23 +288,31 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
                    workers, ray, dev, run, settings)
 
 
-def kernel_needs_compile(device: str = "cpu") -> bool:
-    """True when searching on ``device`` would first compile the CPU kernel (once after install)."""
+def kernel_needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
+    """True when searching on ``device`` would first compile the CPU kernel (once after install):
+    the serial one that single-threaded worker processes use, with ``parallel`` (a search in
+    this process, on all its cores) the multi-threaded one too."""
     if device != "cpu":
         return False
     from accelmap import kernel
 
-    return not kernel.is_compiled()
+    return not kernel.is_compiled(parallel)
 
 
-def compile_kernel() -> float:
+def compile_kernel(parallel: bool = False) -> float:
     """Compile the CPU kernel into numba's cache now (see cost_model.compile_kernel_in_child);
     returns the seconds it took."""
     from accelmap.cost_model import compile_kernel_in_child
 
     t0 = time.perf_counter()
-    compile_kernel_in_child()
+    compile_kernel_in_child(parallel)
     return time.perf_counter() - t0
+
+
+def in_process(plan: MapPlan) -> bool:
+    """Whether the plan's layers are searched in this process (one worker, or one layer), where
+    the kernel runs multi-threaded, rather than in single-threaded worker processes."""
+    return plan.ray is None and min(plan.workers, len(plan.layers)) == 1
 
 
 def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None,
@@ -315,8 +323,8 @@ def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None
     (``time.time()``; the CLI passes its process start, default now): the time from it to the
     search is reported as start-up, apart from the search time."""
     started = time.time() if started is None else started
-    if kernel_needs_compile(plan.device):
-        compile_kernel()  # once, before the workers start, so they load it instead of each compiling
+    if kernel_needs_compile(plan.device, in_process(plan)):
+        compile_kernel(in_process(plan))  # once, before the workers start: they load it, not compile it
     # one GPU is shared by one process: layers run one after another there
     ex = executor or make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
     t0 = time.perf_counter()
