@@ -102,6 +102,12 @@ def test_interrupt_keeps_the_finished_layers(cli, tmp_path, monkeypatch):
     s = json.loads((out / "summary.json").read_text())
     assert code == 130 and "interrupted: 2 of 12 layers" in text
     assert not s["complete"] and s["totals"]["layers"] == 2 and len(list((out / "mappings").glob("*.yaml"))) == 2
+    # the totals line and the report say the run covers 2 of the network's 12 unique layers
+    assert "(2 of 12 unique layers searched)" in " ".join(text.split())
+    code, _, err = cli("report", str(out))
+    assert code == 0, err
+    page = (out / "report.html").read_text()
+    assert "2 / 12" in page and "10 more not searched" in page  # said "2 / 2" and "Unmapped layers: none"
 
 
 def test_map_device_cuda_without_cuda_is_a_clear_error(cli):

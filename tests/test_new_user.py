@@ -125,28 +125,6 @@ def test_kernel_compiles_one_signature_whatever_the_integer_widths():
     assert len(kernel._evaluate_batch_serial.signatures) == 1 and len(kernel._evaluate_batch.signatures) <= 1
 
 
-def test_interrupted_map_is_partial_in_the_table_and_the_report(cli, tmp_path, monkeypatch):
-    import accelmap.mapper as mapper
-
-    real, calls = mapper.map_layer, []
-
-    def stop_at_third(*args):
-        calls.append(args[0])
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # Ctrl-C while the third layer is searched
-        return real(*args)
-
-    monkeypatch.setattr(mapper, "map_layer", stop_at_third)
-    out = tmp_path / "run"
-    code, text, _ = cli("map", "resnet18", "--budget", "300", "--workers", "1", "--out", str(out))
-    assert code == 130
-    assert "(2 of 12 unique layers searched)" in " ".join(text.split())
-    code, _, err = cli("report", str(out))
-    assert code == 0, err
-    page = (out / "report.html").read_text()
-    assert "2 / 12" in page and "10 more not searched" in page  # said "2 / 2" and "Unmapped layers: none"
-
-
 def test_an_optimizer_that_proposes_nothing_ends_the_search():
     """An ask() that returns no mapping and never sets `finished` used to loop forever (no time
     limit, no budget spent)."""
