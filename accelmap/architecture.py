@@ -316,7 +316,6 @@ def architecture_from_dict(doc: Any, src: str, name: str, ert: dict | None = Non
         capacity: int | None = None
         if not is_dram:
             depth = _first(attrs, "memory_depth", "depth", "data_storage_depth")
-            width = width_attr if width_attr is not None else word_bits * block
             if depth is None and attrs.get("sizeKB") is not None and _first(attrs, "entries", "size") is None:
                 kb = attrs["sizeKB"]
                 if isinstance(kb, bool) or not isinstance(kb, (int, float)) or kb <= 0:

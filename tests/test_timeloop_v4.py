@@ -248,7 +248,7 @@ def test_map_a_folder_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("design", DESIGNS)
 def test_round_trip_v4_and_v3(design, tmp_path):
-    from accelmap.architecture import read_architecture, write_architecture
+    from accelmap.architecture import read_architecture
     from accelmap.evaluation import evaluate_mapping
     from accelmap.mapping import read_mapping
     from accelmap.network import Layer
