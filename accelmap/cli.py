@@ -123,12 +123,12 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.mapper import compile_kernel, in_process, kernel_needs_compile, make_executor, plan_map, run_map
+    from accelmap.mapper import compile_kernel, in_process, kernel_needs_compile, plan_executor, plan_map, run_map
 
     plan = plan_map(network, arch, on_warning=_warn, **kwargs)
     parallel = in_process(plan)
     _compile_step(kernel_needs_compile(plan.device, parallel), lambda: compile_kernel(parallel))
-    executor = make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+    executor = plan_executor(plan)
     if plan.ray:
         console.print(f"mapping on {executor.describe()}")
     with Progress(TextColumn("[bold]mapping"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

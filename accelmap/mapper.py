@@ -315,6 +315,12 @@ def in_process(plan: MapPlan) -> bool:
     return plan.ray is None and min(plan.workers, len(plan.layers)) == 1
 
 
+def plan_executor(plan: MapPlan) -> Executor:
+    """Where the plan's layers run: a process pool of ``workers``, Ray with ``ray``, or this
+    process (one worker, one layer, or CUDA, whose one GPU is shared by one process)."""
+    return make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+
+
 def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None,
             executor: Executor | None = None, started: float | None = None) -> MapResult:
     """Search every unique layer of ``plan`` and write its run directory (also after Ctrl-C,
@@ -325,8 +331,7 @@ def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None
     started = time.time() if started is None else started
     if kernel_needs_compile(plan.device, in_process(plan)):
         compile_kernel(in_process(plan))  # once, before the workers start: they load it, not compile it
-    # one GPU is shared by one process: layers run one after another there
-    ex = executor or make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+    ex = executor or plan_executor(plan)
     t0 = time.perf_counter()
     startup = time.time() - started
     with ex:
