@@ -50,7 +50,8 @@ def evaluate(
                                                       "variables; --problem/--mapping replace the spec's."),
 ) -> None:
     """Evaluate one mapping: energy, cycles, EDP, utilization, area, per-level accesses."""
-    from accelmap.evaluation import evaluate_files, evaluate_spec
+    from accelmap.model.evaluation import evaluate_files
+    from accelmap.runs.spec import evaluate_spec
 
     ev = (evaluate_spec(spec, problem, mapping, ert, art, check_device(device), _warn) if spec
           else evaluate_files(arch, problem, mapping, ert, art, check_device(device)))
@@ -106,7 +107,7 @@ def map_cmd(
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
     if spec:
-        from accelmap.timeloop_v4 import spec_map_files
+        from accelmap.runs.spec import spec_map_files
 
         arch, ert, art, spec_problem = spec_map_files(spec, ert, art, _warn)
         network = network or spec_problem
@@ -123,7 +124,8 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.mapper import compile_kernel, in_process, kernel_needs_compile, plan_executor, plan_map, run_map
+    from accelmap.runs.map import in_process, plan_executor, plan_map, run_map
+    from accelmap.search.network import compile_kernel, kernel_needs_compile
 
     plan = plan_map(network, arch, on_warning=_warn, **kwargs)
     parallel = in_process(plan)
@@ -231,35 +233,24 @@ def codesign(
     """Co-design the hardware and every layer's mapping under area/power/latency budgets."""
     from pathlib import Path
 
-    from accelmap.architecture import preset_constraints
-    from accelmap.codesign import Budgets, CoDesignProblem, get_codesigner
-    from accelmap.codesign_run import FRONT_METRICS, sweep, write_codesign_run, write_sweep
-    from accelmap.constraints import Constraints, read_constraints
-    from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.network import load_network
+    from accelmap.codesign.base import get_codesigner
+    from accelmap.codesign.problem import Budgets
+    from accelmap.runs.codesign import FRONT_METRICS, load_inputs, run, sweep, write_codesign_run, write_sweep
 
     get_codesigner(method)
     if seconds <= 0:
         raise AccelmapError(f"seconds must be positive, got {seconds}", field="--seconds")
     if designs is not None and designs <= 0:
         raise AccelmapError(f"designs must be positive, got {designs}", field="--designs")
-    space = read_hardware_space(resolve_space(arch_space))
-    net = load_network(network, on_warning=_warn)
-    layers, net_name = list(net.unique_layers()), net.name
-    if constraints is None:
-        path = preset_constraints(space.base.name)
-        cons = read_constraints(path) if path else Constraints()
-    elif constraints.lower() == "none":
-        cons = Constraints()
-    else:
-        cons = read_constraints(constraints)
+    inputs = load_inputs(network, arch_space, constraints, on_warning=_warn)
+    space, cons, net_name = inputs.space, inputs.constraints, inputs.network
     budgets = Budgets(area_budget, power_budget, latency_budget)
     run_dir = Path(out) if out else Path("runs") / f"codesign_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}"
     settings = {"network": net_name, "arch_space": space.source, "constraints": cons.source, "objective": objective,
                 "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
                 "seconds": seconds, "designs": designs, "seed": seed}
-    make = lambda obj, b: CoDesignProblem(layers, space, cons, obj, b)  # noqa: E731
-    from accelmap.mapper import compile_kernel, kernel_needs_compile
+    make = inputs.problem
+    from accelmap.search.network import compile_kernel, kernel_needs_compile
 
     _compile_step(kernel_needs_compile("cpu", True), lambda: compile_kernel(True))  # not search time
     if pareto:
@@ -300,7 +291,7 @@ def codesign(
                                                         if d.unmapped else "  (over budget)"))
 
     with console.status("co-designing") as st:
-        result = get_codesigner(method)(problem, seconds, seed, show, designs).run()
+        result = run(problem, method, seconds, seed, show, designs)
     summary = write_codesign_run(run_dir, problem, result, settings)
     d = result.best
     if d is None:
@@ -360,15 +351,15 @@ def sweep_cmd(
     require_positive(workers, "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.constraints import load_constraints
-    from accelmap.executor import make_executor
-    from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.mapper import compile_kernel, kernel_needs_compile
-    from accelmap.network import load_network
-    from accelmap.objective import Objective
-    from accelmap.optimizers import get_optimizer
-    from accelmap.rundir import prepare_run_dir
-    from accelmap.sweep import run_sweep, write_sweep_run
+    from accelmap.arch.space import read_hardware_space, resolve_space
+    from accelmap.codesign.sweep import run_sweep, write_sweep_run
+    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.model.objective import Objective
+    from accelmap.runs.rundir import prepare_run_dir
+    from accelmap.search.base import get_optimizer
+    from accelmap.search.executor import make_executor
+    from accelmap.search.network import compile_kernel, kernel_needs_compile
+    from accelmap.workload.load import load_network
 
     get_optimizer(optimizer)
     obj = Objective.parse(objective)
@@ -425,9 +416,9 @@ def export_timeloop_cmd(
     fmt: str = typer.Option("v3", "--format", help="v3 (Timeloop v0.3 files) or v4 (v0.4: nodes, containers)."),
 ) -> None:
     """Write Timeloop v0.3 inputs: architecture + ERT/ART, constraints, problems, mappings, mapper settings."""
-    from accelmap.architecture import load_architecture
-    from accelmap.network import load_network
-    from accelmap.timeloop_export import export_constraints, export_timeloop, read_run_settings, run_arch
+    from accelmap.arch.architecture import load_architecture
+    from accelmap.runs.timeloop import export_constraints, export_timeloop, read_run_settings, run_arch
+    from accelmap.workload.load import load_network
 
     if network and run:
         raise AccelmapError("give --network or --run, not both (a run names its own layers)", field="--network")
@@ -448,8 +439,8 @@ def report(
     out: Optional[str] = typer.Option(None, help="HTML file to write (default: RUN_DIR/report.html)."),
 ) -> None:
     """Write one self-contained HTML page (tables, plots, loop nests) for a run directory."""
-    from accelmap.report import write_report
-    from accelmap.rundir import check_output_file
+    from accelmap.runs.report import write_report
+    from accelmap.runs.rundir import check_output_file
 
     if out:
         check_output_file(out)
@@ -482,14 +473,23 @@ def tune(
     require_positive(timeout, "--timeout", "a positive number of seconds")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.architecture import load_architecture, preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
-    from accelmap.measurer import make_measurer
-    from accelmap.tune_log import TuneLog, read_records
-    from accelmap.tune_run import (check_space, default_run_dir, is_vta_like, layer_records, make_task,
-                                   resolve_layers, results_from_log, tune_task, write_summary)
-    from accelmap.rundir import check_output_file, prepare_run_dir
-    from accelmap.tuners import get_tuner
+    from accelmap.arch.architecture import load_architecture, preset_constraints
+    from accelmap.mapspace.constraints import Constraints, read_constraints
+    from accelmap.runs.rundir import check_output_file, prepare_run_dir
+    from accelmap.tune.driver import (
+        check_space,
+        default_run_dir,
+        is_vta_like,
+        layer_records,
+        make_task,
+        resolve_layers,
+        results_from_log,
+        tune_task,
+        write_summary,
+    )
+    from accelmap.tune.log import TuneLog, read_records
+    from accelmap.tune.measurer import make_measurer
+    from accelmap.tune.tuners import get_tuner
 
     get_tuner(tuner)
     m = make_measurer(measurer, timeout)
@@ -584,7 +584,7 @@ def tune(
 @app.command()
 def optimizers() -> None:
     """List the registered mapping optimizers."""
-    from accelmap.optimizers import OPTIMIZERS
+    from accelmap.search.base import OPTIMIZERS
 
     table = Table("optimizer", "what it does")
     for name, cls in sorted(OPTIMIZERS.items()):
@@ -595,9 +595,7 @@ def optimizers() -> None:
 @app.command()
 def presets() -> None:
     """List the built-in architecture presets."""
-    from accelmap.architecture import preset
-
-    from accelmap.architecture import list_presets
+    from accelmap.arch.architecture import list_presets, preset
 
     table = Table("preset", "levels (outer -> inner)", "PEs", "area (mm^2)")
     for name in list_presets():
@@ -612,7 +610,7 @@ def zoo(ctx: typer.Context) -> None:
     """List the built-in networks (``accelmap zoo show NAME`` for layers)."""
     if ctx.invoked_subcommand is not None:
         return
-    from accelmap.zoo import DESCRIPTIONS, get_network, list_networks
+    from accelmap.workload.zoo import DESCRIPTIONS, get_network, list_networks
 
     table = Table("network", "layers", "unique", "GMACs", "description")
     for name in list_networks():
@@ -625,7 +623,7 @@ def zoo(ctx: typer.Context) -> None:
 @zoo_app.command("show")
 def zoo_show(name: str = typer.Argument(..., help="Network name, e.g. resnet18.")) -> None:
     """Print each unique layer with its dims, count, MACs and tensor sizes."""
-    from accelmap.zoo import get_network
+    from accelmap.workload.zoo import get_network
 
     net = get_network(name)
     table = Table("layer", "kind", "dims", "count", "MACs", "tensor sizes (words)")
@@ -640,7 +638,7 @@ def zoo_show(name: str = typer.Argument(..., help="Network name, e.g. resnet18."
 
 
 def _zoo_layers(networks: str) -> list:
-    from accelmap.zoo import get_network
+    from accelmap.workload.zoo import get_network
 
     seen: dict = {}
     for n in networks.split(","):
@@ -664,10 +662,10 @@ def dcp_dataset(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Sample legal mappings of zoo layers on a hardware family and store their true costs."""
-    from accelmap.constraints import load_constraints
-    from accelmap.dcp_data import generate, save
-    from accelmap.rundir import check_output_file
-    from accelmap.hardware_space import read_hardware_space, resolve_space
+    from accelmap.arch.space import read_hardware_space, resolve_space
+    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.predictor.dataset import generate, save
+    from accelmap.runs.rundir import check_output_file
 
     check_output_file(out)
     space = read_hardware_space(resolve_space(arch_space))
@@ -696,9 +694,9 @@ def dcp_train(
     """Train the cost predictor; report rank correlation and error on held-out layers."""
     import torch
 
-    from accelmap.dcp_data import load
-    from accelmap.predictor import train
-    from accelmap.rundir import check_output_file
+    from accelmap.predictor.dataset import load
+    from accelmap.predictor.model import train
+    from accelmap.runs.rundir import check_output_file
 
     check_output_file(out)
     d = load(data)
@@ -732,7 +730,7 @@ def dcp_search(
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/NETWORK_ARCH_TIME)."),
 ) -> None:
     """Map every unique layer with DCP (accelmap map --optimizer dcp with a predictor)."""
-    from accelmap.dcp import predictor_for
+    from accelmap.search.dcp import predictor_for
 
     require_positive(budget, "--budget", "a positive number of evaluations")
     if polish < 0:
@@ -757,12 +755,12 @@ def dcp_finetune(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Few-shot transfer: adapt the predictor to new hardware with <= SAMPLES true evaluations."""
-    from accelmap.architecture import load_architecture
-    from accelmap.constraints import load_constraints
-    from accelmap.dcp import predictor_for
-    from accelmap.dcp_data import few_shot
-    from accelmap.predictor import finetune
-    from accelmap.rundir import check_output_file
+    from accelmap.arch.architecture import load_architecture
+    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.predictor.dataset import few_shot
+    from accelmap.predictor.model import finetune
+    from accelmap.runs.rundir import check_output_file
+    from accelmap.search.dcp import predictor_for
 
     if not 1 <= samples <= 100_000:
         raise AccelmapError(f"samples must be between 1 and 100000, got {samples}", field="--samples")

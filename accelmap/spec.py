@@ -20,7 +20,10 @@ Nothing here imports torch: the CLI reads specs on its start path.
 
 from __future__ import annotations
 
+import ast
 import glob as globlib
+import math
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,3 +305,96 @@ def load_spec_files(files: list[str], variables: dict[str, Any] | None = None) -
             merged[k] = _merge(merged[k], v) if k in merged else v
             origin[k] = f
     return merged, origin
+
+
+_FUNCS: dict[str, Callable] = {"ceil": math.ceil, "floor": math.floor, "log2": math.log2, "log": math.log,
+                               "sqrt": math.sqrt, "min": min, "max": max, "abs": abs, "round": round,
+                               "int": int, "float": float}
+
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+_CMP = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+        ast.Eq: operator.eq, ast.NotEq: operator.ne}
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def evaluate_expression(text: str, names: dict[str, Any], src: str, field: str) -> Any:
+    """Arithmetic over numbers, names, + - * / // % **, comparisons, ``a if c else b`` and a
+    few math functions. Strings that are not expressions (``"LPDDR4"``, ``"45nm"``) are returned
+    unchanged; an expression naming something undefined is an error naming the field."""
+    s = text.strip()
+    try:
+        tree = ast.parse(s, mode="eval")
+    except SyntaxError:
+        return text
+    if isinstance(tree.body, ast.Name) and tree.body.id not in names:
+        return text  # a bare word is a string value (type: LPDDR4)
+
+    def ev(n: ast.AST) -> Any:
+        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float, str, bool)):
+            return n.value
+        if isinstance(n, ast.Name):
+            if n.id in names:
+                v = names[n.id]
+                return v
+            if n.id in ("True", "False", "None"):
+                return {"True": True, "False": False, "None": None}[n.id]
+            raise AccelmapError(f"'{s}' names '{n.id}', which is not a variable or attribute", file=src,
+                                field=field)
+        if isinstance(n, ast.BinOp) and type(n.op) in _BIN:
+            return _BIN[type(n.op)](ev(n.left), ev(n.right))
+        if isinstance(n, ast.UnaryOp) and isinstance(n.op, (ast.USub, ast.UAdd, ast.Not)):
+            v = ev(n.operand)
+            return -v if isinstance(n.op, ast.USub) else (+v if isinstance(n.op, ast.UAdd) else not v)
+        if isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) in _CMP:
+            return _CMP[type(n.ops[0])](ev(n.left), ev(n.comparators[0]))
+        if isinstance(n, ast.IfExp):
+            return ev(n.body) if ev(n.test) else ev(n.orelse)
+        if isinstance(n, ast.BoolOp):
+            vals = [ev(v) for v in n.values]
+            return all(vals) if isinstance(n.op, ast.And) else any(vals)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in _FUNCS and not n.keywords:
+            return _FUNCS[n.func.id](*[ev(a) for a in n.args])
+        raise AccelmapError(f"unsupported expression '{s}'; expected arithmetic over numbers and variables",
+                            file=src, field=field)
+
+    try:
+        v = ev(tree.body)
+    except AccelmapError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        raise AccelmapError(f"cannot evaluate '{s}': {exc}", file=src, field=field) from None
+    if isinstance(v, float) and v.is_integer() and not isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def resolve_values(raw: dict, scope: dict[str, Any], src: str, where: str) -> dict[str, Any]:
+    """Evaluate a mapping of values whose expressions may name ``scope`` and each other (in any
+    order); returns the mapping with numbers in place of expressions."""
+    out: dict[str, Any] = {}
+    pending = dict(raw)
+    for _ in range(len(pending) + 1):
+        progressed = False
+        for k in list(pending):
+            v = pending[k]
+            if not isinstance(v, str):
+                out[k] = v
+                del pending[k]
+                progressed = True
+                continue
+            deps = set(_NAME.findall(v)) & set(pending) - {k}
+            if deps:
+                continue
+            out[k] = evaluate_expression(v, {**scope, **out}, src, f"{where}.{k}")
+            del pending[k]
+            progressed = True
+        if not pending or not progressed:
+            break
+    for k, v in pending.items():  # a cycle: evaluate in the order written, naming what is missing
+        out[k] = evaluate_expression(v, {**scope, **out}, src, f"{where}.{k}")
+    return out

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from accelmap.reference import check_records
+from accelmap.model.reference import check_records
 
 OUT = Path(__file__).parent / "results" / "accuracy.json"
 

@@ -25,14 +25,15 @@ import math
 import time
 from pathlib import Path
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.codesign import Budgets, CoDesignProblem, get_codesigner
-from accelmap.codesign_run import sweep, write_codesign_run, write_sweep
-from accelmap.constraints import read_constraints
-from accelmap.cost_model import Hardware
-from accelmap.evaluation import evaluate_files
-from accelmap.hardware_space import read_hardware_space, resolve_space
-from accelmap.zoo import get_network
+from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.hardware import Hardware
+from accelmap.arch.space import read_hardware_space, resolve_space
+from accelmap.codesign.base import get_codesigner
+from accelmap.codesign.problem import Budgets, CoDesignProblem
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.model.evaluation import evaluate_files
+from accelmap.runs.codesign import sweep, write_codesign_run, write_sweep
+from accelmap.workload.zoo import get_network
 
 RESULTS = Path(__file__).parent / "results"
 OUT = RESULTS / "codesign_resnet18.json"

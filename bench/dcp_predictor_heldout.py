@@ -18,16 +18,16 @@ from pathlib import Path
 
 import torch
 
-from accelmap.architecture import preset_constraints
-from accelmap.codes import hardware_code, layer_code
-from accelmap.constraints import read_constraints
-from accelmap.cost_model import Hardware
-from accelmap.dcp import predictor_for
-from accelmap.dcp_data import HELDOUT_HARDWARE, NETWORKS, pair_samples
-from accelmap.hardware_space import read_hardware_space, resolve_space
-from accelmap.predictor import kendall, spearman
-from accelmap.space import MappingSpace
-from accelmap.zoo import get_network
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.hardware import Hardware
+from accelmap.arch.space import read_hardware_space, resolve_space
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.mapspace.space import MappingSpace
+from accelmap.predictor.codes import hardware_code, layer_code
+from accelmap.predictor.dataset import HELDOUT_HARDWARE, NETWORKS, pair_samples
+from accelmap.predictor.model import kendall, spearman
+from accelmap.search.dcp import predictor_for
+from accelmap.workload.zoo import get_network
 
 OUT = Path(__file__).parent / "results" / "dcp_predictor_heldout.json"
 

@@ -22,16 +22,16 @@ from pathlib import Path
 
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.constraints import read_constraints
-from accelmap.dcp import geomean, predictor_for
-from accelmap.dcp_data import HELDOUT_HARDWARE
+from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.space import read_hardware_space, resolve_space
 from accelmap.errors import AccelmapError
-from accelmap.hardware_space import read_hardware_space, resolve_space
-from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_PATIENCE
-from accelmap.search import optimize
-from accelmap.space import MappingSpace
-from accelmap.zoo import get_network
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.mapspace.space import MappingSpace
+from accelmap.predictor.dataset import HELDOUT_HARDWARE
+from accelmap.search.dcp import geomean, predictor_for
+from accelmap.search.loop import optimize
+from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_PATIENCE
+from accelmap.workload.zoo import get_network
 
 OUT = Path(__file__).parent / "results" / "dcp_vs_gamma.json"
 NETWORKS = ("mobilenet_v2", "resnet50", "vit_b16")
@@ -98,9 +98,9 @@ def main() -> None:
     out["results"].append(run_arch(preset("eyeriss_like"), cons, layers, args.seed, "eyeriss_like", args.checkpoint))
     out["results"].append(run_arch(held, cons, layers, args.seed, "held-out (zero-shot)", args.checkpoint))
     # few-shot: <= 100 true evaluations on the held-out hardware, then the same searches
-    from accelmap.dcp_data import few_shot
-    from accelmap.network import Layer
-    from accelmap.predictor import finetune
+    from accelmap.predictor.dataset import few_shot
+    from accelmap.predictor.model import finetune
+    from accelmap.workload.network import Layer
 
     t0 = time.perf_counter()
     fs = few_shot([Layer(layer.workload) for _, layer in layers], held, cons, model, 100, args.seed)

@@ -48,7 +48,7 @@ REF = ROOT.parent / "shared" / "reference" / "timeloop"
 
 def default_settings() -> dict:
     """What ``accelmap map`` uses when given no options (read from plan_map, not restated)."""
-    from accelmap.mapper import plan_map
+    from accelmap.runs.map import plan_map
 
     p = inspect.signature(plan_map).parameters
     return {"optimizer": p["optimizer"].default, "budget": p["budget"].default, "patience": p["patience"].default}
@@ -56,8 +56,8 @@ def default_settings() -> dict:
 
 def architecture(spec: str):
     """(name, Architecture, Constraints) of a preset name or ``random:K``."""
-    from accelmap.architecture import preset, preset_constraints
-    from accelmap.constraints import Constraints, read_constraints
+    from accelmap.arch.architecture import preset, preset_constraints
+    from accelmap.mapspace.constraints import Constraints, read_constraints
 
     if spec.startswith("random:"):
         sys.path.insert(0, str(BENCH))
@@ -70,14 +70,14 @@ def architecture(spec: str):
 
 
 def unique_layers(network: str) -> list:
-    from accelmap.network import load_network
+    from accelmap.workload.load import load_network
 
     return list(load_network(network).unique_layers())
 
 
 def search(space, optimizer: str, budget: int, patience: int | None, seed: int) -> dict:
     from accelmap.errors import AccelmapError
-    from accelmap.search import optimize
+    from accelmap.search.loop import optimize
 
     t0 = time.perf_counter()
     try:
@@ -92,8 +92,8 @@ def search(space, optimizer: str, budget: int, patience: int | None, seed: int) 
 
 def quality(args, rows: list[dict], save=lambda: None, log=print) -> list[dict]:
     """Appends one row per (architecture, layer) to ``rows``, calling ``save`` after each."""
-    from accelmap.optimizers import OPTIMIZERS
-    from accelmap.space import MappingSpace
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.search.base import OPTIMIZERS
 
     d = default_settings()
     names = args.best_optimizers.split(",") if args.best_optimizers else sorted(OPTIMIZERS)
@@ -144,12 +144,12 @@ def quality(args, rows: list[dict], save=lambda: None, log=print) -> list[dict]:
 
 def versus_timeloop(args, log=print) -> list[dict]:
     """The recorded long-run Timeloop mapper bests, re-evaluated with accelmap, against the default."""
-    from accelmap.constraints import read_constraints
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch, parse_mapping
-    from accelmap.reference import load_arch
-    from accelmap.space import MappingSpace
-    from accelmap.workload import read_problem_yaml
+    from accelmap.mapping.mapping import MappingBatch, parse_mapping
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.model.cost_model import CostModel
+    from accelmap.model.reference import load_arch
+    from accelmap.workload.workload import read_problem_yaml
 
     d = default_settings()
     ref = Path(args.reference)
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
-    from accelmap.executor import single_threaded
+    from accelmap.search.executor import single_threaded
 
     # as in map's workers: once numba's parallel kernel has run, its idle threads slow every
     # later torch op of this process many times over on a busy machine

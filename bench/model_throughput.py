@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.cost_model import CostModel
-from accelmap.sampling import random_batch
-from accelmap.constraints import Constraints, read_constraints
-from accelmap.space import MappingSpace
-from accelmap.zoo import get_network
+from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.mapspace.constraints import Constraints, read_constraints
+from accelmap.mapspace.sampling import random_batch
+from accelmap.mapspace.space import MappingSpace
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.zoo import get_network
 
 OUT = Path(__file__).parent / "results" / "model_throughput.json"  # cuda runs: model_throughput_cuda.json
 

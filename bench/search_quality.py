@@ -17,14 +17,14 @@ import math
 import time
 from pathlib import Path
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.constraints import Constraints, read_constraints
-from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE
-from accelmap.optimizers import OPTIMIZERS
-from accelmap.search import optimize
-from accelmap.space import MappingSpace
-from accelmap.workload import conv2d, linear
-from accelmap.zoo import get_network
+from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.mapspace.constraints import Constraints, read_constraints
+from accelmap.mapspace.space import MappingSpace
+from accelmap.search.base import OPTIMIZERS
+from accelmap.search.loop import optimize
+from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE
+from accelmap.workload.workload import conv2d, linear
+from accelmap.workload.zoo import get_network
 
 OUT = Path(__file__).parent / "results" / "search_quality.json"
 SMALL = [("eyeriss_like", linear("resnet18_fc", in_features=512, out_features=1000)),

@@ -1,7 +1,7 @@
 """Differential test of accelmap's cost model against Timeloop v3.0.3 (``timeloop-model``).
 
 Random architectures (written as Timeloop v0.3 YAML + ERT/ART by accelmap's own writer), random
-layers and random legal mappings (drawn from accelmap's :class:`~accelmap.space.MappingSpace`)
+layers and random legal mappings (drawn from accelmap's :class:`~accelmap.mapspace.space.MappingSpace`)
 go through ``timeloop-model`` and through accelmap (read back from the very files Timeloop read,
 evaluated in one batch per (architecture, layer) with both the tensor model and the numba
 kernel). Compared: total energy, cycles and every per-level, per-tensor scalar read, fill and
@@ -108,7 +108,7 @@ def run_timeloop(files: dict[str, Path], mapping_yaml: str, workdir: Path, timel
 
 def random_arch(rng: random.Random, name: str):
     """A random architecture and the list of features it exercises."""
-    from accelmap.architecture import Architecture, ComputeUnit, StorageLevel
+    from accelmap.arch.architecture import Architecture, ComputeUnit, StorageLevel
 
     feats: set[str] = set()
     n_fan = rng.choices([1, 2, 3], [5, 4, 2])[0]
@@ -164,7 +164,7 @@ def random_arch(rng: random.Random, name: str):
 # ---- random layers -------------------------------------------------------------------------
 
 def random_layer(rng: random.Random, name: str):
-    from accelmap import workload as wl
+    from accelmap.workload import workload as wl
 
     kind = rng.choices(["conv", "depthwise", "grouped", "matmul", "bmm"], [6, 2, 1, 2, 1])[0]
     small = lambda: rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 12, 16])  # noqa: E731
@@ -196,7 +196,7 @@ def random_mappings(workload, arch, n: int, seed: int):
     sliding window (P with R or Q with S) or a reduction dim on a spatial level."""
     import torch
 
-    from accelmap.space import MappingSpace
+    from accelmap.mapspace.space import MappingSpace
 
     space = MappingSpace(workload, arch)
     gen = torch.Generator().manual_seed(seed)
@@ -227,10 +227,10 @@ def accelmap_eval(files: dict[str, Path], mapping_yamls: list[str], backends=("t
     plus level and tensor names, or {"crash": message}."""
     import traceback
 
-    from accelmap.architecture import read_architecture
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch, parse_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import read_architecture
+    from accelmap.mapping.mapping import MappingBatch, parse_mapping
+    from accelmap.model.cost_model import CostModel
+    from accelmap.workload.workload import read_problem_yaml
 
     try:
         arch = read_architecture(files["arch"], files["ert"], files["art"])
@@ -270,8 +270,8 @@ def compare(tl: dict, ours: dict, b: int, levels: list[str], tensors: list[str])
 # ---- generation ----------------------------------------------------------------------------
 
 def _write_inputs(arch, workload, d: Path) -> dict[str, Path]:
-    from accelmap.architecture import write_architecture
-    from accelmap.workload import problem_to_dict
+    from accelmap.arch.architecture import write_architecture
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     a, ert, art = write_architecture(arch, d, "arch")

@@ -49,7 +49,7 @@ BATCHES_REPORTED = 4
 
 
 def deepbench_layer(row):
-    from accelmap.workload import conv2d
+    from accelmap.workload.workload import conv2d
 
     w, h, c, n, k, fw, fh, pw, ph, sw, sh = row
     out_w = (w + 2 * pw - fw) // sw + 1
@@ -60,9 +60,9 @@ def deepbench_layer(row):
 
 def exhaustive(row):
     """(task, runtimes [size] with nan for invalid, error codes [size])."""
-    from accelmap.architecture import preset
-    from accelmap.measurer import ModelMeasurer
-    from accelmap.tune_run import make_task
+    from accelmap.arch.architecture import preset
+    from accelmap.tune.driver import make_task
+    from accelmap.tune.measurer import ModelMeasurer
 
     task = make_task(deepbench_layer(row), preset("vta_like"))
     res = ModelMeasurer().measure(task, task.space.enumerate())
@@ -74,9 +74,9 @@ def exhaustive(row):
 def run_tuner(args):
     """One (layer, tuner, seed): measurements to the best and to 1%, invalid flags per measurement."""
     row, tuner, seed, budget, batch = args
-    from accelmap.measurer import MeasureResult
-    from accelmap.tuners import get_tuner
-    from accelmap.validity import RuleValidity
+    from accelmap.tune.measurer import MeasureResult
+    from accelmap.tune.tuners import get_tuner
+    from accelmap.tune.validity import RuleValidity
 
     task, runtimes, errors = exhaustive(row)
     space = task.space
@@ -107,7 +107,7 @@ def run_tuner(args):
 def ranking_quality(args):
     """Ranking model trained on ``train`` random measurements, with and without invalid points."""
     row, seed, train = args
-    from accelmap.ranking import RankingModel, ndcg, pairwise_accuracy, throughput_labels
+    from accelmap.tune.ranking import RankingModel, ndcg, pairwise_accuracy, throughput_labels
 
     task, runtimes, _ = exhaustive(row)
     space = task.space

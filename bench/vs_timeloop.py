@@ -16,12 +16,12 @@ import json
 import math
 from pathlib import Path
 
-from accelmap.constraints import read_constraints
-from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE, map_layer
-from accelmap.network import Layer
-from accelmap.objective import Objective
-from accelmap.reference import load_arch
-from accelmap.workload import read_problem_yaml
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.model.objective import Objective
+from accelmap.model.reference import load_arch
+from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE, map_layer
+from accelmap.workload.network import Layer
+from accelmap.workload.workload import read_problem_yaml
 
 OUT = Path(__file__).parent / "results" / "vs_timeloop.json"
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from accelmap.architecture import list_presets, preset, read_architecture
+from accelmap.arch.architecture import list_presets, preset, read_architecture
 
 
 def test_presets_are_the_reference_architectures(ref):
@@ -111,7 +111,7 @@ def test_energies_from_the_built_in_table_are_named_in_one_warning(tmp_path):
 
 
 def test_v03_permutations_with_whitespace_and_comments(tmp_path):
-    from accelmap.constraints import read_constraints
+    from accelmap.mapspace.constraints import read_constraints
 
     p = tmp_path / "c.yaml"
     p.write_text("architecture_constraints:\n  targets:\n"
@@ -124,7 +124,7 @@ def test_v03_permutations_with_whitespace_and_comments(tmp_path):
 
 def test_v03_problem_shape_by_name_and_bounds_beside_it():
     """CoSA/DOSA workload files: 'shape: cnn-layer' and the bounds directly under 'problem'."""
-    from accelmap.workload import problem_from_dict
+    from accelmap.workload.workload import problem_from_dict
 
     w = problem_from_dict({"problem": {"shape": "cnn-layer", "C": 64, "K": 32, "P": 7, "Q": 5, "R": 3, "S": 1,
                                        "N": 1, "Wstride": 2, "Hstride": 1, "Wdilation": 1, "Hdilation": 1}},
@@ -135,7 +135,7 @@ def test_v03_problem_shape_by_name_and_bounds_beside_it():
 
 
 def test_v03_problem_data_spaces_and_read_write_spellings():
-    from accelmap.workload import problem_from_dict
+    from accelmap.workload.workload import problem_from_dict
 
     shape = {"name": "gemm", "dimensions": ["M", "N", "K"],
              "data_spaces": [{"name": "A", "projection": [[["M"]], [["K"]]]},
@@ -146,9 +146,9 @@ def test_v03_problem_data_spaces_and_read_write_spellings():
 
 
 def test_v03_factor_bounds_as_dosa_writes_them():
-    from accelmap.constraints import constraints_from_dict
-    from accelmap.space import MappingSpace
-    from accelmap.workload import conv2d
+    from accelmap.mapspace.constraints import constraints_from_dict
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.workload.workload import conv2d
 
     a = preset("simple_pe16x16")
     c = constraints_from_dict({"architecture_constraints": {"targets": [
@@ -170,8 +170,8 @@ def test_v03_map_txt_without_repeated_sizes(ref):
     import json
     import re
 
-    from accelmap.loop_nest import parse_map_txt
-    from accelmap.workload import read_problem_yaml
+    from accelmap.mapping.loop_nest import parse_map_txt
+    from accelmap.workload.workload import read_problem_yaml
 
     r = json.loads(open(ref / "records" / "eyeriss_like.jsonl").readline())
     a = preset("eyeriss_like")

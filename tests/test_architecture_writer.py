@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from accelmap.architecture import preset, read_architecture, write_architecture
-from accelmap.cost_model import CostModel
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import read_problem_yaml
+from accelmap.arch.architecture import preset, read_architecture, write_architecture
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import read_problem_yaml
 
 
 @pytest.mark.parametrize("name", ["eyeriss_like", "simple_pe16x16"])

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from accelmap.evaluation import DEFAULT_MAPPING, DEFAULT_PROBLEM, example_path
+from accelmap.model.evaluation import DEFAULT_MAPPING, DEFAULT_PROBLEM, example_path
 
 
 def test_default_evaluation_matches_timeloop(cli, ref):
@@ -77,7 +77,7 @@ def test_bad_mapping(cli, tmp_path, case):
 
 
 def test_arch_without_compute_unit(cli, tmp_path):
-    from accelmap.architecture import preset_files
+    from accelmap.arch.architecture import preset_files
 
     text = preset_files("simple_pe16x16")[0].read_text()
     cut = text[: text.index("              - name: mac")]

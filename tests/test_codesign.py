@@ -10,14 +10,17 @@ import math
 import pytest
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.codesign import CODESIGNERS, Budgets, CoDesignProblem, Totals, get_codesigner
-from accelmap.codesign_methods import GeneticCoDesign, GradientCoDesign
-from accelmap.constraints import read_constraints
-from accelmap.cost_model import CostModel, Hardware
-from accelmap.hardware_space import read_hardware_space
-from accelmap.network import Layer
-from accelmap.workload import conv2d, linear
+from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.hardware import Hardware
+from accelmap.arch.space import read_hardware_space
+from accelmap.codesign.genetic import GeneticCoDesign
+from accelmap.codesign.gradient import GradientCoDesign
+from accelmap.codesign.base import CODESIGNERS, get_codesigner
+from accelmap.codesign.problem import Budgets, CoDesignProblem, Totals
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.network import Layer
+from accelmap.workload.workload import conv2d, linear
 
 SPACE = """
 base: eyeriss_like
@@ -127,7 +130,7 @@ def test_gradient_codesign_beats_the_base_hardware_at_its_area(area_runs):
 
 def test_cli_design_reevaluates_with_accelmap_evaluate(cli, tmp_path, space_file):
     prob = tmp_path / "pw.yaml"
-    from accelmap.workload import problem_to_dict
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     prob.write_text(dump_yaml(problem_to_dict(LAYERS[1].workload)))
@@ -153,7 +156,7 @@ def test_cli_design_reevaluates_with_accelmap_evaluate(cli, tmp_path, space_file
 
 
 def test_sweep_traces_both_fronts(space_file, tmp_path):
-    from accelmap.codesign_run import sweep, write_sweep
+    from accelmap.runs.codesign import sweep, write_sweep
 
     budgets = Budgets(area_mm2=BASE_AREA)
     # the sweep's logic is the subject: 3 designs per point, the genetic method's first population
@@ -186,7 +189,7 @@ def test_bad_input_is_one_line_with_exit_code_2(cli, tmp_path, space_text, args,
     p = tmp_path / "space.yaml"
     p.write_text(space_text)
     prob = tmp_path / "fc.yaml"
-    from accelmap.workload import problem_to_dict
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     prob.write_text(dump_yaml(problem_to_dict(LAYERS[0].workload)))
@@ -199,7 +202,7 @@ def test_bad_input_is_one_line_with_exit_code_2(cli, tmp_path, space_text, args,
 
 def test_infeasible_budget_names_the_constraint_and_the_gap(cli, tmp_path, space_file):
     prob = tmp_path / "fc.yaml"
-    from accelmap.workload import problem_to_dict
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     prob.write_text(dump_yaml(problem_to_dict(LAYERS[0].workload)))
@@ -223,8 +226,8 @@ def test_same_seed_and_design_budget_give_the_same_design(area_runs, monkeypatch
     100 s. The gradient descent was once cut at 40% of the time left, so a slow machine
     descended fewer steps and ended on another design; nothing but the deadline itself may
     read the clock (and here it never comes: the slow run takes 4,000 s of its 6,000)."""
-    import accelmap.codesign as cd
-    from accelmap.cost_model import CostModel
+    import accelmap.codesign.base as cd
+    from accelmap.model.cost_model import CostModel
 
     p, n, first = area_runs(method)
     clock = JumpClock()
@@ -285,9 +288,9 @@ def instrument(monkeypatch, clock: JumpClock, jump_on: str, at: int) -> list:
     """Log polish/mutation steps ('step'), relaxed descent calls ('descent'), exact population
     evaluations ('population') and offered designs ('design'); the clock jumps past any
     deadline at call ``at`` of ``jump_on`` and logs 'DEADLINE'."""
-    import accelmap.codesign as cd
-    from accelmap.cost_model import CostModel
-    from accelmap.space import MappingSpace
+    import accelmap.codesign.base as cd
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.model.cost_model import CostModel
 
     monkeypatch.setattr(cd, "time", clock)
     log: list = []

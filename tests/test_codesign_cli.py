@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from accelmap.evaluation import evaluate_files
-from accelmap.workload import conv2d, linear, problem_to_dict
+from accelmap.model.evaluation import evaluate_files
+from accelmap.workload.workload import conv2d, linear, problem_to_dict
 from accelmap.yamlio import dump_yaml
 
 # ifmap_spad between 4 and 12 words around the base's 12: the 7-wide filter row of c7 needs 7
@@ -111,7 +111,7 @@ def test_a_design_that_cannot_map_a_layer_is_not_a_result(unmappable_run):
 
 
 def test_the_report_marks_the_unmapped_layer(unmappable_run):
-    from accelmap.report import write_report
+    from accelmap.runs.report import write_report
 
     out = unmappable_run[3]
     html = write_report(out).read_text()

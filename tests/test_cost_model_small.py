@@ -7,10 +7,11 @@ count by hand; the comments give the counts.
 import pytest
 import torch
 
-from accelmap.architecture import read_architecture
-from accelmap.cost_model import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP, CostModel
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import conv2d
+from accelmap.arch.architecture import read_architecture
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.model.status import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP
+from accelmap.workload.workload import conv2d
 
 ARCH = """
 architecture:
@@ -90,8 +91,8 @@ def test_validity_reasons(tiny):
 def test_fanout_reason(ref):
     import json
 
-    from accelmap.architecture import preset
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import preset
+    from accelmap.workload.workload import read_problem_yaml
 
     arch = preset("simple_pe16x16")
     r = json.loads(open(ref / "records/simple_pe16x16.jsonl").readline())
@@ -108,8 +109,8 @@ def test_fanout_reason(ref):
 def test_float32_close_to_float64(ref):
     import json
 
-    from accelmap.architecture import preset
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import preset
+    from accelmap.workload.workload import read_problem_yaml
 
     arch = preset("eyeriss_like")
     recs = [json.loads(line) for line in open(ref / "records/eyeriss_like.jsonl")][:21]

@@ -7,15 +7,15 @@ import warnings
 import pytest
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.codes import CodeLayout, dataflow_code, layer_code, to_space_code
-from accelmap.constraints import read_constraints
+from accelmap.arch.architecture import preset, preset_constraints
 from accelmap.errors import AccelmapError
-from accelmap.predictor import CostPredictor, default_checkpoint, spearman
-from accelmap.search import optimize
-from accelmap.space import MappingSpace
-from accelmap.workload import batched_matmul, conv2d
-from accelmap.zoo import get_network
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.mapspace.space import MappingSpace
+from accelmap.predictor.codes import CodeLayout, dataflow_code, layer_code, to_space_code
+from accelmap.predictor.model import CostPredictor, default_checkpoint, spearman
+from accelmap.search.loop import optimize
+from accelmap.workload.workload import batched_matmul, conv2d
+from accelmap.workload.zoo import get_network
 
 EYE = preset("eyeriss_like")
 EYE_C = read_constraints(preset_constraints("eyeriss_like"))
@@ -54,8 +54,8 @@ def test_packaged_predictor_ranks_a_held_out_layer(model):
     sp = MappingSpace(layer.workload, EYE, EYE_C)
     g = sp.sample_legal(600, torch.Generator().manual_seed(1))
     c = sp.evaluate(g)
-    from accelmap.codes import hardware_code
-    from accelmap.cost_model import Hardware
+    from accelmap.arch.hardware import Hardware
+    from accelmap.predictor.codes import hardware_code
 
     with torch.no_grad():
         p = model(layer_code(layer.workload, model.layout), hardware_code(Hardware.from_arch(EYE)),
@@ -105,9 +105,9 @@ def test_cli_search_with_a_broken_checkpoint_is_one_line(cli, tmp_path):
 
 
 def test_finetune_fits_the_few_shot_samples(model):
-    from accelmap.dcp_data import few_shot
-    from accelmap.network import Layer
-    from accelmap.predictor import finetune
+    from accelmap.predictor.dataset import few_shot
+    from accelmap.predictor.model import finetune
+    from accelmap.workload.network import Layer
 
     arch = EYE.with_level("shared_glb", capacity=16384)
     layers = [Layer(conv2d(f"c{k}", C=32 * k, K=64, P=14, R=3)) for k in (1, 2, 4, 8)]
@@ -121,9 +121,9 @@ def test_finetune_fits_the_few_shot_samples(model):
 
 
 def test_dataset_round_trip_and_tiny_training(tmp_path, cli):
-    from accelmap.dcp_data import generate, load, save
-    from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.network import Layer
+    from accelmap.arch.space import read_hardware_space, resolve_space
+    from accelmap.predictor.dataset import generate, load, save
+    from accelmap.workload.network import Layer
 
     hs = read_hardware_space(resolve_space("eyeriss_edge"))
     layers = [Layer(conv2d("a", C=32, K=64, P=14, R=3)), Layer(conv2d("b", C=64, K=32, P=7, R=1)),
@@ -160,7 +160,7 @@ def _drive(opt, space):
 
 
 def test_dcp_stops_after_its_verification_budget():
-    from accelmap.dcp import DCP
+    from accelmap.search.dcp import DCP
 
     sp = MappingSpace(conv2d("c", C=32, K=64, P=14, R=3), EYE, EYE_C)
     # map's 100,000-evaluation default does not become 100,000 evaluations
@@ -185,8 +185,8 @@ def test_dcp_stops_after_its_verification_budget():
 def test_predictor_is_loaded_once_per_process_and_the_checkpoint_is_an_argument(monkeypatch, tmp_path):
     import shutil
 
-    import accelmap.dcp as dcp
-    from accelmap.dcp import DCP
+    import accelmap.search.dcp as dcp
+    from accelmap.search.dcp import DCP
 
     loads = []
     real = CostPredictor.load
@@ -214,7 +214,7 @@ def test_predictor_is_loaded_once_per_process_and_the_checkpoint_is_an_argument(
 
 
 def test_row_keys_are_exact():
-    from accelmap.dcp import row_keys
+    from accelmap.search.dcp import row_keys
 
     g = torch.tensor([[1, 2, 3], [1, 2, 3], [3, 2, 1], [1, 2, 2 ** 40 + 3]])
     k = row_keys(g)
@@ -222,7 +222,7 @@ def test_row_keys_are_exact():
 
 
 def test_written_out_adam_step_matches_torch_optim():
-    from accelmap.dcp import _adam_step
+    from accelmap.search.dcp import _adam_step
 
     gen = torch.Generator().manual_seed(0)
     target = torch.randn(5, 4, generator=gen, dtype=torch.float64)
@@ -277,14 +277,14 @@ def test_cli_dcp_budgets(cli, tmp_path):
 
 def test_pool_workers_run_torch_on_one_thread():
     # two workers on two cores: a worker's own intra-op threads would only fight the other's
-    from accelmap.executor import PoolExecutor
+    from accelmap.search.executor import PoolExecutor
 
     got = PoolExecutor(2).run(torch.get_num_threads, [(), (), ()])
     assert sorted(got) == [0, 1, 2] and set(got.values()) == {1}
 
 
 def test_folded_first_layer_predicts_as_the_model(model):
-    from accelmap.dcp import DCP
+    from accelmap.search.dcp import DCP
 
     sp = MappingSpace(conv2d("c", C=32, K=64, P=14, R=3), EYE, EYE_C)
     opt = DCP(sp, torch.Generator().manual_seed(0), 10)

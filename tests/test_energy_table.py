@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from accelmap import energy_table as et
+from accelmap.arch import energy_table as et
 
 TOLERANCE = 1.25
 ACCEPTANCE = 3.0

@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from accelmap.architecture import preset
-from accelmap.cost_model import CostModel, Hardware
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import read_problem_yaml
+from accelmap.arch.architecture import preset
+from accelmap.arch.hardware import Hardware
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import read_problem_yaml
 
 
 def _setup(ref, arch_name="eyeriss_like", n=3):

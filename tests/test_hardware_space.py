@@ -6,12 +6,13 @@ import json
 import pytest
 import torch
 
-from accelmap.architecture import preset, read_architecture, write_architecture
-from accelmap.cost_model import CostModel, Hardware
+from accelmap.arch.architecture import preset, read_architecture, write_architecture
+from accelmap.arch.hardware import Hardware
+from accelmap.arch.space import read_hardware_space
 from accelmap.errors import AccelmapError
-from accelmap.hardware_space import read_hardware_space
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import read_problem_yaml
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import read_problem_yaml
 
 SPACE = """
 base: eyeriss_like
@@ -88,10 +89,10 @@ def test_batched_hardware_matches_one_point_at_a_time(space):
     exact tensor path and against the compiled kernel."""
     import math
 
-    from accelmap.constraints import read_constraints
-    from accelmap.architecture import preset_constraints
-    from accelmap.space import MappingSpace
-    from accelmap.zoo import get_network
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.workload.zoo import get_network
 
     w = get_network("resnet18").unique_layers()[2].workload
     arch = preset("eyeriss_like")

@@ -16,11 +16,11 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from accelmap.errors import AccelmapError
-from accelmap.network import Network, load_network
-from accelmap.onnx_import import read_onnx
-from accelmap.workload import batched_matmul, conv2d, linear
-from accelmap.zoo import get_network
-
+from accelmap.workload.load import load_network
+from accelmap.workload.network import Network
+from accelmap.workload.onnx_reader import read_onnx
+from accelmap.workload.workload import batched_matmul, conv2d, linear
+from accelmap.workload.zoo import get_network
 
 # ---- blocks built as torchvision builds them ------------------------------------------------
 
@@ -278,7 +278,7 @@ def test_bad_onnx_files_name_the_file(tmp_path):
 
 
 def test_load_network_kinds(tmp_path):
-    from accelmap.workload import problem_to_dict
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     assert load_network("resnet18").name == "resnet18"

@@ -4,11 +4,11 @@ agree on every output, on random mappings of many layer kinds, keep patterns and
 import pytest
 import torch
 
-from accelmap import kernel
-from accelmap.architecture import preset
-from accelmap.cost_model import CostModel
-from accelmap.sampling import random_batch
-from accelmap.workload import batched_matmul, conv2d, linear
+from accelmap.arch.architecture import preset
+from accelmap.mapspace.sampling import random_batch
+from accelmap.model import kernel
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import batched_matmul, conv2d, linear
 
 pytestmark = pytest.mark.skipif(not kernel.HAVE_NUMBA, reason="numba not installed")
 

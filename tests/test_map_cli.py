@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def problem(tmp_path_factory):
-    from accelmap.workload import conv2d, problem_to_dict
+    from accelmap.workload.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     p = tmp_path_factory.mktemp("p") / "small_conv.yaml"
@@ -74,7 +74,7 @@ def test_bad_constraints(cli, tmp_path, problem, target, expect):
 
 
 def test_impossible_layer_is_an_error(cli, tmp_path):
-    from accelmap.workload import conv2d, problem_to_dict
+    from accelmap.workload.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     p = tmp_path / "patch.yaml"  # a 16-wide kernel cannot fit eyeriss's 12-word ifmap_spad
@@ -85,7 +85,7 @@ def test_impossible_layer_is_an_error(cli, tmp_path):
 
 
 def test_interrupt_keeps_the_finished_layers(cli, tmp_path, monkeypatch):
-    import accelmap.mapper as mapper
+    import accelmap.search.network as mapper
 
     real = mapper.map_layer
     calls = []
@@ -127,18 +127,18 @@ def test_map_on_cuda_matches_cpu(tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from accelmap.architecture import preset, preset_constraints
-    from accelmap.constraints import read_constraints
-    from accelmap.mapper import map_layers
-    from accelmap.objective import Objective
-    from accelmap.zoo import get_network
+    from accelmap.arch.architecture import preset, preset_constraints
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.model.objective import Objective
+    from accelmap.search.network import map_layers
+    from accelmap.workload.zoo import get_network
 
     layers = list(get_network("resnet18").unique_layers())[:3]
     arch = preset("eyeriss_like")
     cons = read_constraints(preset_constraints("eyeriss_like"))
     runs = [map_layers(layers, arch, cons, Objective.parse("edp"), budget=3000, device=d) for d in ("cpu", "cuda")]
-    from accelmap.evaluation import evaluate_mapping
-    from accelmap.mapping import parse_mapping
+    from accelmap.mapping.mapping import parse_mapping
+    from accelmap.model.evaluation import evaluate_mapping
 
     for layer, a, b in zip(layers, *runs):
         ev = evaluate_mapping(layer.workload, arch, parse_mapping(b.mapping_yaml, arch.level_names))

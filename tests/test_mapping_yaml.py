@@ -4,10 +4,10 @@ import json
 
 import torch
 
-from accelmap.architecture import read_architecture
-from accelmap.cost_model import CostModel
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import read_problem_yaml
+from accelmap.arch.architecture import read_architecture
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import read_problem_yaml
 from accelmap.yamlio import parse_yaml
 
 

@@ -92,7 +92,7 @@ def test_unmapped_layers_are_named_beside_partial_totals(cli, tmp_path):
 
 def test_compile_is_its_own_step(cli, tmp_path, monkeypatch):
     """The one-off kernel compile is shown on its own, before the layers' searches start."""
-    from accelmap import mapper
+    from accelmap.search import network as mapper
 
     calls = []
     monkeypatch.setattr(mapper, "kernel_needs_compile", lambda *args: not calls)
@@ -105,11 +105,11 @@ def test_compile_is_its_own_step(cli, tmp_path, monkeypatch):
 def test_kernel_compiles_one_signature_whatever_the_integer_widths():
     import torch
 
-    from accelmap import kernel
-    from accelmap.architecture import preset
-    from accelmap.constraints import Constraints
-    from accelmap.space import MappingSpace
-    from accelmap.workload import conv2d
+    from accelmap.arch.architecture import preset
+    from accelmap.mapspace.constraints import Constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.model import kernel
+    from accelmap.workload.workload import conv2d
 
     if not kernel.HAVE_NUMBA:
         pytest.skip("numba not installed")
@@ -130,12 +130,12 @@ def test_an_optimizer_that_proposes_nothing_ends_the_search():
     limit, no budget spent)."""
     import torch
 
-    from accelmap.architecture import preset
-    from accelmap.constraints import Constraints
-    from accelmap.optimizers import OPTIMIZERS, Optimizer
-    from accelmap.search import optimize
-    from accelmap.space import MappingSpace
-    from accelmap.workload import conv2d
+    from accelmap.arch.architecture import preset
+    from accelmap.mapspace.constraints import Constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.search.base import OPTIMIZERS, Optimizer
+    from accelmap.search.loop import optimize
+    from accelmap.workload.workload import conv2d
 
     class Mute(Optimizer):
         name = "mute-test"
@@ -147,22 +147,19 @@ def test_an_optimizer_that_proposes_nothing_ends_the_search():
         def tell(self, genomes, scores):
             raise AssertionError("nothing was asked")
 
-    OPTIMIZERS["mute-test"] = Mute
-    try:
+    with OPTIMIZERS.registered(Mute):
         space = MappingSpace(conv2d("t", C=4, K=4, P=4), preset("simple_pe16x16"), Constraints())
         res = optimize(space, "edp", "mute-test", budget=1000)
-    finally:
-        del OPTIMIZERS["mute-test"]
     assert res.evaluations == 0 and res.mapping is None
 
 
 def test_an_unknown_optimizer_option_is_a_clear_error():
-    from accelmap.architecture import preset
-    from accelmap.constraints import Constraints
+    from accelmap.arch.architecture import preset
     from accelmap.errors import AccelmapError
-    from accelmap.search import optimize
-    from accelmap.space import MappingSpace
-    from accelmap.workload import conv2d
+    from accelmap.mapspace.constraints import Constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.search.loop import optimize
+    from accelmap.workload.workload import conv2d
 
     space = MappingSpace(conv2d("t", C=4, K=4, P=4), preset("simple_pe16x16"), Constraints())
     with pytest.raises(AccelmapError, match="takes no option 'checkpoint'"):

@@ -5,15 +5,15 @@ import math
 import pytest
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.constraints import read_constraints
+from accelmap.arch.architecture import preset, preset_constraints
 from accelmap.errors import AccelmapError
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.objective import Objective
-from accelmap.optimizers import OPTIMIZERS, Optimizer, register
-from accelmap.search import optimize
-from accelmap.space import MappingSpace
-from accelmap.workload import conv2d, linear
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.mapspace.space import MappingSpace
+from accelmap.model.objective import Objective
+from accelmap.search.base import OPTIMIZERS, Optimizer, register
+from accelmap.search.loop import optimize
+from accelmap.workload.workload import conv2d, linear
 
 EYE = preset("eyeriss_like")
 EYE_C = read_constraints(preset_constraints("eyeriss_like"))
@@ -21,7 +21,7 @@ EYE_C = read_constraints(preset_constraints("eyeriss_like"))
 
 @pytest.fixture(scope="module")
 def small_space():  # small enough for exhaustive in a test
-    from accelmap.constraints import Constraints, LevelConstraint
+    from accelmap.mapspace.constraints import Constraints, LevelConstraint
 
     keep_all = ("Weights", "Inputs", "Outputs")
     cons = Constraints((LevelConstraint("GlobalBuffer", keep=keep_all), LevelConstraint("RegFile", keep=keep_all)))
@@ -106,7 +106,7 @@ def _stalled_layer():
     return conv2d("layer2.0.conv1", C=64, K=128, P=28, R=3, stride=2)
 
 
-def test_patience_counts_evaluations_since_the_last_improvement(conv_space, monkeypatch):
+def test_patience_counts_evaluations_since_the_last_improvement(conv_space):
     g0 = conv_space.sample_legal(1, torch.Generator().manual_seed(0))
 
     class Same(Optimizer):  # the same legal point every step: the first batch is the last gain
@@ -115,8 +115,8 @@ def test_patience_counts_evaluations_since_the_last_improvement(conv_space, monk
         def ask(self):
             return g0.repeat(100, 1)
 
-    monkeypatch.setitem(OPTIMIZERS, "same", Same)
-    r = optimize(conv_space, "edp", "same", 10_000, seed=0, patience=300)
+    with OPTIMIZERS.registered(Same):
+        r = optimize(conv_space, "edp", "same", 10_000, seed=0, patience=300)
     # best at 100 evaluations, stop once 300 more brought nothing: 400
     assert r.evaluations == 400
 
@@ -158,7 +158,8 @@ def test_fill_move_reaches_a_full_mesh_from_the_stalled_split():
 def test_default_search_reaches_the_full_mesh_on_the_stalled_layer():
     import inspect
 
-    from accelmap.mapper import DEFAULT_BUDGET, DEFAULT_PATIENCE, plan_map
+    from accelmap.runs.map import plan_map
+    from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_PATIENCE
 
     default = inspect.signature(plan_map).parameters["optimizer"].default
     space = MappingSpace(_stalled_layer(), PE16, PE16_C)

@@ -3,8 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from accelmap.pareto import (hypervolume_2d, missed_by, non_dominated, plot_fronts,
-                             reference_point)
+from accelmap.codesign.pareto import hypervolume_2d, missed_by, non_dominated, plot_fronts, reference_point
 
 INF, NAN = math.inf, math.nan
 

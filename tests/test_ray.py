@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from accelmap.architecture import preset, preset_constraints, read_architecture
-from accelmap.constraints import read_constraints
+from accelmap.arch.architecture import preset, preset_constraints, read_architecture
 from accelmap.errors import AccelmapError
-from accelmap.executor import Executor, PoolExecutor, make_executor
-from accelmap.mapper import map_layers
-from accelmap.objective import Objective
-from accelmap.zoo import get_network
+from accelmap.mapspace.constraints import read_constraints
+from accelmap.model.objective import Objective
+from accelmap.search.executor import Executor, PoolExecutor, make_executor
+from accelmap.search.network import map_layers
+from accelmap.workload.zoo import get_network
 
 BUDGET, PATIENCE, SEED = 3000, 1000, 5
 
@@ -33,7 +33,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def ray_executor(ray_session):
-    from accelmap.executor import RayExecutor
+    from accelmap.search.executor import RayExecutor
 
     ex = RayExecutor("auto")
     assert not ex.started_local and ex.cpus == 2  # joins the session above
@@ -62,8 +62,8 @@ def test_map_resnet18_same_on_ray_and_pool(ray_executor):
 
 
 def test_sweep_same_on_ray_and_pool(ray_executor, tmp_path):
-    from accelmap.hardware_space import read_hardware_space, resolve_space
-    from accelmap.sweep import run_sweep, write_sweep_run
+    from accelmap.arch.space import read_hardware_space, resolve_space
+    from accelmap.codesign.sweep import run_sweep, write_sweep_run
 
     space = read_hardware_space(resolve_space("eyeriss_edge"))
     cons = read_constraints(preset_constraints("eyeriss_like"))
@@ -98,7 +98,7 @@ def test_sweep_same_on_ray_and_pool(ray_executor, tmp_path):
 
 
 def test_map_cli_on_ray(ray_executor, cli, tmp_path):
-    from accelmap.workload import conv2d, problem_to_dict
+    from accelmap.workload.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     prob = tmp_path / "small_conv.yaml"
@@ -150,9 +150,9 @@ def test_pool_after_the_parallel_kernel_ran_in_this_process():
     loop has run here, the pool spawns its workers instead (it used to lose every task)."""
     import torch
 
-    from accelmap import kernel
-    from accelmap.executor import _start_method
-    from accelmap.space import MappingSpace
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.model import kernel
+    from accelmap.search.executor import _start_method
 
     if not kernel.HAVE_NUMBA:
         pytest.skip("numba is not installed")
@@ -184,7 +184,7 @@ def test_missing_ray_cli_one_line(monkeypatch, cli):
 
 
 def test_totals_incomplete_point_is_nan():
-    from accelmap.sweep import SweepPoint
+    from accelmap.codesign.sweep import SweepPoint
 
     p = SweepPoint(0, {}, preset("eyeriss_like"), ())
     t = p.totals(2)

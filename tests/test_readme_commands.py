@@ -53,7 +53,7 @@ def _runs(tmp: Path) -> list[tuple[str, list[str]]]:
 
 def _vta_layer(tmp: Path) -> Path:
     """A small conv whose channels fit VTA's 16-wide blocks (resnet18's conv1, C=3, does not)."""
-    from accelmap.workload import conv2d, problem_to_dict
+    from accelmap.workload.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     p = tmp / "vta_layer.yaml"

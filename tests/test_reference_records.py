@@ -7,8 +7,8 @@ Both backends (the tensor model and the compiled kernel) are checked.
 
 import pytest
 
-from accelmap import kernel
-from accelmap.reference import check_records
+from accelmap.model import kernel
+from accelmap.model.reference import check_records
 
 BACKENDS = ["torch"] + (["kernel"] if kernel.HAVE_NUMBA else [])
 

@@ -14,21 +14,21 @@ import subprocess
 import pytest
 import torch
 
-from accelmap.architecture import preset, preset_constraints, read_architecture
+from accelmap.arch.architecture import preset, preset_constraints, read_architecture
 from accelmap.errors import AccelmapError
-from accelmap.mapping import LevelMapping, Mapping, read_mapping
-from accelmap.loop_nest import format_map_txt
-from accelmap.report import write_report
-
+from accelmap.mapping.loop_nest import format_map_txt
+from accelmap.mapping.mapping import LevelMapping, Mapping, read_mapping
+from accelmap.runs.report import write_report
 
 # ---- fixtures: small real runs ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def map_run(tmp_path_factory):
-    from accelmap.constraints import read_constraints
-    from accelmap.mapper import map_layers, write_run
-    from accelmap.objective import Objective
-    from accelmap.zoo import get_network
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.model.objective import Objective
+    from accelmap.runs.map import write_run
+    from accelmap.search.network import map_layers
+    from accelmap.workload.zoo import get_network
 
     out = tmp_path_factory.mktemp("map")
     layers = list(get_network("resnet18").unique_layers())[:3]
@@ -51,11 +51,11 @@ parameters:
 
 
 def _codesign_problem(tmp, objective="latency", budgets=None):
-    from accelmap.codesign import Budgets, CoDesignProblem
-    from accelmap.constraints import read_constraints
-    from accelmap.hardware_space import read_hardware_space
-    from accelmap.network import Layer
-    from accelmap.workload import conv2d, linear
+    from accelmap.arch.space import read_hardware_space
+    from accelmap.codesign.problem import Budgets, CoDesignProblem
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.workload.network import Layer
+    from accelmap.workload.workload import conv2d, linear
 
     space = tmp / "space.yaml"
     space.write_text(SPACE)
@@ -67,8 +67,9 @@ def _codesign_problem(tmp, objective="latency", budgets=None):
 
 @pytest.fixture(scope="module")
 def codesign_run(tmp_path_factory):
-    from accelmap.codesign import Budgets, get_codesigner
-    from accelmap.codesign_run import write_codesign_run
+    from accelmap.codesign.base import get_codesigner
+    from accelmap.codesign.problem import Budgets
+    from accelmap.runs.codesign import write_codesign_run
 
     out = tmp_path_factory.mktemp("codesign")
     budgets = Budgets(area_mm2=50.0)
@@ -82,8 +83,8 @@ def codesign_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sweep_run(tmp_path_factory):
-    from accelmap.codesign import Budgets
-    from accelmap.codesign_run import sweep, write_sweep
+    from accelmap.codesign.problem import Budgets
+    from accelmap.runs.codesign import sweep, write_sweep
 
     out = tmp_path_factory.mktemp("sweep")
     front = sweep(lambda o, b: _codesign_problem(out, o, b), ("latency", "power"), Budgets(), 3, "genetic", 60.0, 0,
@@ -164,9 +165,9 @@ def _check_nests(html: str, run, summary_layers, arch=None):
         for lv in m.levels:
             assert re.search(rf"^{lv.name} \[", text, flags=re.M)
         if arch is not None:
-            from accelmap.evaluation import evaluate_mapping
-            from accelmap.loop_nest import parse_map_txt
-            from accelmap.workload import read_problem_yaml
+            from accelmap.mapping.loop_nest import parse_map_txt
+            from accelmap.model.evaluation import evaluate_mapping
+            from accelmap.workload.workload import read_problem_yaml
 
             w = read_problem_yaml(run / rec["problem_file"])
             a = evaluate_mapping(w, arch, read_mapping(run / rec["mapping_file"], arch.level_names)).costs
@@ -266,7 +267,7 @@ def test_tune_report_best_configs_and_invalid_shares(tmp_path):
 
 
 def test_tune_shares_per_batch_of_64(tmp_path, monkeypatch):
-    import accelmap.plots as plots
+    import accelmap.runs.plots as plots
 
     seen = {}
     real = plots.invalid_share_png
@@ -322,10 +323,10 @@ def test_loop_nest_orders_levels_loops_and_spatial_axes():
 def test_loop_nest_is_timeloops_map_txt_on_every_reference_record(ref):
     from collections import defaultdict
 
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch, parse_mapping
-    from accelmap.reference import load_arch
-    from accelmap.workload import read_problem_yaml
+    from accelmap.mapping.mapping import MappingBatch, parse_mapping
+    from accelmap.model.cost_model import CostModel
+    from accelmap.model.reference import load_arch
+    from accelmap.workload.workload import read_problem_yaml
 
     n = 0
     for arch_name in ("eyeriss_like", "simple_pe16x16"):

@@ -3,11 +3,11 @@ import math
 import pytest
 import torch
 
-from accelmap.architecture import preset, preset_constraints
-from accelmap.constraints import Constraints, LevelConstraint, constraints_from_dict, read_constraints
+from accelmap.arch.architecture import preset, preset_constraints
 from accelmap.errors import AccelmapError
-from accelmap.space import MappingSpace, ordered_factorizations
-from accelmap.workload import conv2d, linear
+from accelmap.mapspace.constraints import Constraints, LevelConstraint, constraints_from_dict, read_constraints
+from accelmap.mapspace.space import MappingSpace, ordered_factorizations
+from accelmap.workload.workload import conv2d, linear
 
 EYE = preset("eyeriss_like")
 EYE_C = read_constraints(preset_constraints("eyeriss_like"))

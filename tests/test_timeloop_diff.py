@@ -18,11 +18,10 @@ import pytest
 import yaml
 
 from accelmap import yamlio
-
-from accelmap.architecture import read_architecture
-from accelmap.cost_model import CostModel
-from accelmap.mapping import MappingBatch, parse_mapping
-from accelmap.workload import read_problem_yaml
+from accelmap.arch.architecture import read_architecture
+from accelmap.mapping.mapping import MappingBatch, parse_mapping
+from accelmap.model.cost_model import CostModel
+from accelmap.workload.workload import read_problem_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "tests" / "data" / "timeloop_diff" / "records.jsonl.gz"

@@ -12,16 +12,16 @@ from dataclasses import replace
 
 import pytest
 
-from accelmap.architecture import preset, read_architecture
-from accelmap.constraints import Constraints, LevelConstraint, constraints_from_dict, read_constraints
-from accelmap.cost_model import CostModel
+from accelmap.arch.architecture import preset, read_architecture
 from accelmap.errors import AccelmapError
-from accelmap.evaluation import evaluate_mapping
-from accelmap.loop_nest import looks_like_map_txt, parse_map_txt, read_map_txt
-from accelmap.mapping import MappingBatch, parse_mapping, read_mapping
-from accelmap.reference import load_arch
-from accelmap.timeloop_export import mapper_settings
-from accelmap.workload import read_problem_yaml
+from accelmap.mapping.loop_nest import looks_like_map_txt, parse_map_txt, read_map_txt
+from accelmap.mapping.mapping import MappingBatch, parse_mapping, read_mapping
+from accelmap.mapspace.constraints import Constraints, LevelConstraint, constraints_from_dict, read_constraints
+from accelmap.model.cost_model import CostModel
+from accelmap.model.evaluation import evaluate_mapping
+from accelmap.model.reference import load_arch
+from accelmap.runs.timeloop import mapper_settings
+from accelmap.workload.workload import read_problem_yaml
 from accelmap.yamlio import parse_yaml
 
 ARCHS = ("eyeriss_like", "simple_pe16x16")
@@ -183,7 +183,7 @@ def test_evaluate_cli_bad_map_txt_is_one_line(cli, tmp_path, ref):
 # ---- constraints and mapper settings --------------------------------------------------------
 
 def test_constraints_write_read_back(tmp_path):
-    from accelmap.architecture import preset_constraints
+    from accelmap.arch.architecture import preset_constraints
 
     for name in ARCHS:
         c = read_constraints(preset_constraints(name))
@@ -220,7 +220,7 @@ def test_mapper_settings(objective, metrics):
 # ---- (b) export a map run, read it back, same evaluation ------------------------------------
 
 def _layers():
-    from accelmap.zoo import get_network
+    from accelmap.workload.zoo import get_network
 
     r18 = {lay.workload.name: lay for lay in get_network("resnet18").unique_layers()}
     dw = next(lay for lay in get_network("mobilenet_v2").unique_layers() if lay.workload.kind == "depthwise")
@@ -229,9 +229,10 @@ def _layers():
 
 @pytest.mark.parametrize("arch_name", ARCHS)
 def test_export_run_round_trip(cli, tmp_path, arch_name):
-    from accelmap.architecture import preset_constraints
-    from accelmap.mapper import map_layers, write_run
-    from accelmap.objective import Objective
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.model.objective import Objective
+    from accelmap.runs.map import write_run
+    from accelmap.search.network import map_layers
 
     arch = preset(arch_name)
     cons = read_constraints(preset_constraints(arch_name))

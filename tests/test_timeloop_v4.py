@@ -42,7 +42,7 @@ def _reference_stats(design: str) -> dict:
 
 
 def _evaluate(design: str):
-    from accelmap.evaluation import evaluate_files
+    from accelmap.model.evaluation import evaluate_files
 
     r = _ref(design)
     return evaluate_files(str(EX / design / "arch.yaml"), str(EX / "_include" / "default_problem.yaml"),
@@ -93,7 +93,7 @@ def test_leakage_and_clusters_as_timeloop_v4_reports_them(design):
     """Leakage = the ERT's leak energy x cycles x utilized instances, per storage level (none
     for the MACs); accesses of a clustered level are charged per utilized cluster. Checked
     against the per-level lines of Timeloop v4's stats.txt (two printed decimals)."""
-    from accelmap.timeloop_v4 import read_v4_architecture
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
 
     r = _ref(design)
     arch = read_v4_architecture(EX / design / "arch.yaml", r / "timeloop-mapper.ERT.yaml",
@@ -121,7 +121,7 @@ def test_leakage_and_clusters_as_timeloop_v4_reports_them(design):
 
 
 def test_v4_architecture_structure_and_constraints():
-    from accelmap.timeloop_v4 import read_v4_architecture
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
 
     v = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml")
     a = v.arch
@@ -144,7 +144,7 @@ def test_v4_architecture_structure_and_constraints():
 
 
 def test_top_spec_with_jinja2_evaluates_like_the_files():
-    from accelmap.evaluation import evaluate_spec
+    from accelmap.runs.spec import evaluate_spec
 
     r = _ref("simple_output_stationary")
     ev = evaluate_spec([str(EX / "top.yaml.jinja2"), "architecture=simple_output_stationary"],
@@ -171,7 +171,7 @@ def test_layer_shape_collection_loads():
     """Every problem file loads, with MACs the product of its instance dims; the sparse MM
     examples are refused naming their densities; problem_base.yaml is a base, not a problem."""
     from accelmap.spec import load_v4_file
-    from accelmap.timeloop_v4 import problem_from_v4
+    from accelmap.workload.timeloop_v4 import problem_from_v4
 
     files = sorted(SHAPES.rglob("*.yaml"))
     assert len(files) == 1364
@@ -194,7 +194,7 @@ def test_layer_shape_collection_loads():
 
 
 def test_folder_network_order_names_and_merging():
-    from accelmap.network import load_network
+    from accelmap.workload.load import load_network
 
     warnings: list[str] = []
     net = load_network(str(SHAPES / "gpt2"), on_warning=warnings.append)
@@ -239,7 +239,7 @@ def test_map_a_folder_end_to_end(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     layers = summary["layers"]
     assert [x["name"] for x in layers] == [str(i) for i in range(8)]
-    from accelmap.network import load_network
+    from accelmap.workload.load import load_network
 
     net = load_network(str(SHAPES / "alexnet"), on_warning=lambda m: None)
     for x, layer in zip(layers, net.layers):
@@ -248,13 +248,14 @@ def test_map_a_folder_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("design", DESIGNS)
 def test_round_trip_v4_and_v3(design, tmp_path):
-    from accelmap.architecture import read_architecture
-    from accelmap.evaluation import evaluate_mapping
-    from accelmap.mapping import read_mapping
-    from accelmap.network import Layer
-    from accelmap.timeloop_export import export_timeloop, export_timeloop_v4
-    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import read_architecture
+    from accelmap.mapping.mapping import read_mapping
+    from accelmap.mapping.timeloop_v4 import read_v4_mapping
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.model.evaluation import evaluate_mapping
+    from accelmap.runs.timeloop import export_timeloop, export_timeloop_v4
+    from accelmap.workload.network import Layer
+    from accelmap.workload.workload import read_problem_yaml
 
     r = _ref(design)
     v = read_v4_architecture(EX / design / "arch.yaml", r / "timeloop-mapper.ERT.yaml", r / "timeloop-mapper.ART.yaml")
@@ -302,12 +303,13 @@ def test_v3_export_of_a_v4_design_runs_in_timeloop_v3(tmp_path):
     """The v0.3 export of a v0.4 design (containers as depth-0 levels) is a valid Timeloop v3
     input, and v3 agrees with accelmap on it: eyeriss, whose PE_column and PE containers are two
     fanout levels back to back, included."""
-    from accelmap.architecture import read_architecture
-    from accelmap.evaluation import evaluate_mapping
-    from accelmap.network import Layer
-    from accelmap.timeloop_export import export_timeloop
-    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import read_architecture
+    from accelmap.mapping.timeloop_v4 import read_v4_mapping
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.model.evaluation import evaluate_mapping
+    from accelmap.runs.timeloop import export_timeloop
+    from accelmap.workload.network import Layer
+    from accelmap.workload.workload import read_problem_yaml
 
     r = _ref("eyeriss_like")
     v = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml", r / "timeloop-mapper.ERT.yaml",
@@ -401,7 +403,7 @@ def test_cli_unmodelled_features_are_named(tmp_path):
 def test_variables_expressions_and_node_kinds(tmp_path):
     """Hand-checked: variables and attribute expressions (naming inherited and own attributes),
     !Hierarchical, a component spread over a mesh, !Nothing, and an unknown node key warned."""
-    from accelmap.timeloop_v4 import read_v4_architecture
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
 
     f = tmp_path / "arch.yaml"
     f.write_text("""
@@ -444,7 +446,7 @@ architecture:
 
 
 def test_bad_expression_names_the_attribute(tmp_path):
-    from accelmap.timeloop_v4 import read_v4_architecture
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
 
     f = tmp_path / "arch.yaml"
     f.write_text("architecture:\n  version: 0.4\n  nodes:\n  - !Component {name: DRAM, class: DRAM}\n"
@@ -476,8 +478,8 @@ def test_cli_spec_evaluate_map_and_export_v4(tmp_path):
     res = _cli("export", "timeloop", "--arch", str(EX / "simba_like" / "arch.yaml"), "--network",
                str(SHAPES / "alexnet"), "--format", "v4", "--out", str(exp))
     assert res.returncode == 0, res.stdout + res.stderr
-    from accelmap.network import load_network
-    from accelmap.timeloop_v4 import read_v4_architecture
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.workload.load import load_network
 
     assert "!Container" in (exp / "arch.yaml").read_text()
     back = read_v4_architecture(exp / "arch.yaml", exp / "arch.ERT.yaml", exp / "arch.ART.yaml")
@@ -494,7 +496,9 @@ def test_cli_spec_evaluate_map_and_export_v4(tmp_path):
 def test_v4_mapping_styles_container_targets_and_mapper_settings():
     """The mapper's ``C1 M8`` factors, ``DIM=N`` lists and list permutations read alike; a
     container's own name targets its fanout level; mapper settings become accelmap options."""
-    from accelmap.timeloop_v4 import mapper_settings, mapping_from_v4, read_v4_architecture
+    from accelmap.mapping.timeloop_v4 import mapping_from_v4
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.runs.spec import mapper_settings
 
     a = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml")
     containers = dict(a.containers)
@@ -517,7 +521,7 @@ def test_v4_mapping_styles_container_targets_and_mapper_settings():
 def test_v4_map_txt_reads_like_its_map_yaml(design):
     """Timeloop v4's printed nest (levels without loops share a rule; it ends with '<< Compute >>')
     is the same mapping as the map.yaml printed beside it."""
-    from accelmap.evaluation import evaluate_files
+    from accelmap.model.evaluation import evaluate_files
 
     r = _ref(design)
     assert "<< Compute >>" in (r / "timeloop-mapper.map.txt").read_text()
@@ -605,8 +609,8 @@ def _tiny_files(tmp_path: Path, reg: str, mapping: str) -> tuple[Path, ...]:
 
 
 def _both_backends(arch, w, m) -> list:
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch
+    from accelmap.mapping.mapping import MappingBatch
+    from accelmap.model.cost_model import CostModel
 
     batch = MappingBatch.from_mappings([m], w, arch)
     return [CostModel(w, arch, backend=b)(batch) for b in ("torch", "kernel")]
@@ -614,9 +618,9 @@ def _both_backends(arch, w, m) -> list:
 
 @pytest.mark.parametrize("reg,mapping,energy", _TINY_V3_CASES)
 def test_tiny_cluster_cases_v3_by_hand(tmp_path, reg, mapping, energy):
-    from accelmap.architecture import read_architecture
-    from accelmap.mapping import read_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.architecture import read_architecture
+    from accelmap.mapping.mapping import read_mapping
+    from accelmap.workload.workload import read_problem_yaml
 
     arch_f, prob_f, map_f, ert_f, art_f = _tiny_files(tmp_path, reg, mapping)
     arch = read_architecture(arch_f, ert_f, art_f)
@@ -675,8 +679,9 @@ _TINY_V4_MAP = """mapping:
 
 
 def _tiny_v4(tmp_path: Path, mapping: str):
-    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.mapping.timeloop_v4 import read_v4_mapping
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.workload.workload import read_problem_yaml
 
     sp, tm = {"k4": (4, 2), "k2": (2, 4)}[mapping]
     (tmp_path / "arch.yaml").write_text(_TINY_V4_ARCH)
@@ -718,8 +723,8 @@ def test_levels_without_leak_add_nothing_when_cycles_are_inf(tmp_path):
     a nan that would poison the total and every comparison made with it)."""
     import torch
 
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch
+    from accelmap.mapping.mapping import MappingBatch
+    from accelmap.model.cost_model import CostModel
 
     arch, w, m = _tiny_v4(tmp_path, "k4")
     model = CostModel(w, arch, backend="torch")
@@ -734,8 +739,9 @@ def test_levels_without_leak_add_nothing_when_cycles_are_inf(tmp_path):
 def test_exercise_designs_kernel_agrees_with_tensor_model(design):
     """The compiled kernel charges leakage and clusters as the tensor model does (simba_like has
     both; tests/test_kernel.py's designs have neither)."""
-    from accelmap.timeloop_v4 import read_v4_architecture, read_v4_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.mapping.timeloop_v4 import read_v4_mapping
+    from accelmap.mapspace.timeloop_v4 import read_v4_architecture
+    from accelmap.workload.workload import read_problem_yaml
 
     r = _ref(design)
     arch = read_v4_architecture(EX / design / "arch.yaml", r / "timeloop-mapper.ERT.yaml",

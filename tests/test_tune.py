@@ -9,15 +9,15 @@ import sys
 import numpy as np
 import pytest
 
-from accelmap.architecture import preset
+from accelmap.arch.architecture import preset
 from accelmap.errors import AccelmapError
-from accelmap.knobs import PackedConv, divisors, knob_space_from_mapping_space, mapping_genomes, vta_conv2d_space
-from accelmap.measurer import CommandMeasurer, MeasureResult, ModelMeasurer, TuneTask
-from accelmap.tune_log import TuneLog, read_records
-from accelmap.tuners import TUNERS, get_tuner
-from accelmap.validity import RuleValidity
-from accelmap.vta import BUFFER_OVERFLOW, UNSUPPORTED_SPLIT, UOP_OVERFLOW, VALID, simulate
-from accelmap.workload import conv2d
+from accelmap.tune.knobs import PackedConv, divisors, knob_space_from_mapping_space, mapping_genomes, vta_conv2d_space
+from accelmap.tune.log import TuneLog, read_records
+from accelmap.tune.measurer import CommandMeasurer, MeasureResult, ModelMeasurer, TuneTask
+from accelmap.tune.tuners import TUNERS, get_tuner
+from accelmap.tune.validity import RuleValidity
+from accelmap.tune.vta import BUFFER_OVERFLOW, UNSUPPORTED_SPLIT, UOP_OVERFLOW, VALID, simulate
+from accelmap.workload.workload import conv2d
 
 ARCH = preset("vta_like")
 PROBLEM = """problem:
@@ -128,7 +128,7 @@ def test_rule_model_agrees_with_the_model_measurer_on_every_configuration(conv):
 
 
 def test_mapping_space_knobs_decode_to_the_cost_model():
-    from accelmap.space import MappingSpace
+    from accelmap.mapspace.space import MappingSpace
 
     w = conv2d("fc", C=64, K=32, P=8, Q=1, R=1)
     ms = MappingSpace(w, preset("simple_pe16x16"))
@@ -455,7 +455,7 @@ def test_interrupted_and_resumed_summaries_hold_every_layer_in_the_log(cli, tmp_
 
 def test_summary_of_an_interrupted_run_knows_a_layer_that_had_run_out(tmp_path):
     """A layer the earlier run measured to exhaustion (fewer than the budget) counts as complete."""
-    from accelmap.tune_run import make_task, results_from_log
+    from accelmap.tune.driver import make_task, results_from_log
 
     task = make_task(conv2d("l", C=32, K=32, P=4, R=3), ARCH)
     pts = task.space.enumerate()

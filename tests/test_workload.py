@@ -3,7 +3,7 @@ import json
 import pytest
 
 from accelmap.errors import AccelmapError
-from accelmap.workload import batched_matmul, conv2d, linear, read_problem_yaml
+from accelmap.workload.workload import batched_matmul, conv2d, linear, read_problem_yaml
 
 
 def test_reference_problems_read_with_their_mac_counts(ref):
@@ -67,9 +67,9 @@ def test_lower_bound_holds_for_every_reference_mapping(ref):
     """Energy and cycles of every Timeloop record are at least the bounds (strided layers included)."""
     import json
 
-    from accelmap.architecture import read_architecture
-    from accelmap.constraints import read_constraints
-    from accelmap.mapper import lower_bound
+    from accelmap.arch.architecture import read_architecture
+    from accelmap.mapspace.bounds import lower_bound
+    from accelmap.mapspace.constraints import read_constraints
 
     for arch_name in ("eyeriss_like", "simple_pe16x16"):
         arch = read_architecture(ref / f"inputs/arch/{arch_name}.yaml", ref / f"inputs/ert/{arch_name}.ERT.yaml",

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 
 from accelmap.errors import AccelmapError
-from accelmap.network import Layer, Network
-from accelmap.workload import conv2d, linear
-from accelmap.zoo import DESCRIPTIONS, NETWORKS, get_network, list_networks
+from accelmap.workload.network import Layer, Network
+from accelmap.workload.workload import conv2d, linear
+from accelmap.workload.zoo import DESCRIPTIONS, NETWORKS, get_network, list_networks
 
 # Published numbers are quoted to 3-4 significant figures, and the counting tools differ
 # slightly on what they include (fvcore ignores the few-thousand-MAC biases, some tools count

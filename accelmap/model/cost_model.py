@@ -1,0 +1,614 @@
+"""The batched, differentiable analytical cost model, faithful to Timeloop v3 + Accelergy.
+
+One call evaluates a :class:`~accelmap.mapping.mapping.MappingBatch` of B mappings. Everything that
+depends only on the workload and the architecture (projection coefficients, energies,
+capacities, fanouts) is turned into tensors once, in :class:`CostModel.__init__`; the call is
+pure tensor math over the batch with small static loops over levels.
+
+How counts follow Timeloop (see shared/reference/timeloop/README.md and Timeloop's nest
+analysis; the numbers below are re-derived, not copied):
+
+* A level's tile of a tensor is the axis-aligned box spanned by all loops at and inside the
+  level (its own temporal and spatial loops included).
+* Fills come from differencing consecutive tiles. Timeloop extrapolates every loop from its
+  first two iterations (#0 with weight 1, #1 with weight n-1), and it discards the previous
+  tile whenever the tile's translation differs from the previous translation. For the
+  innermost non-trivial loop m above a level this gives: a transition of m costs the
+  sliding-window delta of m's translation; a transition of an outer loop j costs that same
+  delta if j's translation (j advances, loops inside it go back from index 1 to 0) equals
+  m's, and the whole tile otherwise.
+* A parent's reads (and, for outputs, its updates) are the union of its children's deltas
+  at each step: data that several children need is read once (multicast), partial sums of
+  children that differ only in reduction dims are reduced on the way (spatial reduction).
+* Outputs: updates = content accesses, reads = updates - partition size (first writes need
+  no read), fills = deltas - partition size.
+* Energy: per level and tensor, instances x (ceil(reads/B)*E_read + ceil(fills/B)*E_write +
+  ceil(updates/B)*E_write), plus MACs x E_mac. Cycles: max over levels of compute cycles and
+  accesses / bandwidth.
+* Clusters (Timeloop v3 and v4): a level whose row is shared by ``cluster_size`` instances
+  charges each access once per utilized cluster, min(utilized instances, instances / cluster
+  size), instead of per utilized instance (Timeloop assumes the used instances spread over all
+  clusters). Leakage (Timeloop v4 only; v3 has none): per level, the ERT's leak energy x cycles
+  x utilized instances (none for the MACs), split equally among the tensors.
+
+Rules found by differential testing against timeloop-model v3.0.3 (``bench/timeloop_diff.py``,
+random architectures, layers and mappings; each rule with the case that showed it):
+
+* MAC operands. With no spatial fanout from the innermost level, every MAC reads each operand
+  at every step (its loops' reuse is not exploited). With a fanout to the MACs, the MACs keep
+  an unchanged operand between steps (their points are differenced like a child's tiles) when,
+  on mesh X or on mesh Y, the innermost spatial loop leaves the tensor unindexed. Case: DRAM
+  straight to 4 MACs, K=2 P=4 layer: spatial P=2 (innermost) under temporal P=2, K=2 reads 2
+  weights; spatial K=2 alone under temporal P=4 reads 8; K=2 on X with P=2 on Y reads 2.
+  (Timeloop's mechanism, which this rule approximates: MAC deltas are their points, never
+  differenced, and a MAC whose point equals a physical mesh neighbour's previous point takes
+  it over the link. Where the mapping's X extent is not the mesh's X size the neighbours are
+  misaligned and only some MACs find one: Q=2 on X, C=2 on Y of a 3x3 mesh reads one weight
+  per step, not zero. Those cases remain mismatches of bench/timeloop_diff.py.)
+* Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
+  loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
+  P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* Multicast across several fanout levels: each level counts its own distinct child tiles
+  (those of the level right below it) and the counts multiply, instead of the distinct points
+  of all the spread loops together. Case: Inputs (W = R + 2P) kept in DRAM and in a per-PE
+  buffer with P=2 spread at the global buffer and R=3 one level down: 2 x 3 = 6 copies per
+  step (DRAM reads 1,296), not the 5 distinct offsets of r + 2p (1,080).
+* MACs forward operands to mesh neighbours as PEs do (link transfers), whether or not they
+  keep operands between steps. Case: DRAM straight to 2x2 MACs, R=2 on X and Q=2 on Y under
+  temporal P=12 (innermost): 2,112 Input link transfers, DRAM reads 2,496 rather than 4,608.
+* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
+  spread over all instances of the level above (it divides by the child level's replication,
+  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
+  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
+* Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
+  DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
+  with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
+  tiles of the level right below the fanout and its masking of a bypassing level undoes them.
+* Cycles. Timeloop throttles a level in its own float steps: demand = sum over tensors, in
+  problem order, of accesses / compute cycles; slowdown = bandwidth / demand where the demand
+  exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
+  at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004, so 30 cycles, not 29.
+
+Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ranks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from accelmap.arch.architecture import Architecture
+from accelmap.arch.hardware import Hardware
+from accelmap.errors import AccelmapError
+from accelmap.mapping.mapping import MappingBatch
+from accelmap.model.status import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP, VALID
+from accelmap.workload.workload import Workload
+
+
+def _clusters(hw: Hardware) -> torch.Tensor:
+    """Clusters per level, instances / cluster size ([L] or [B, L]); inf where the cluster is
+    one instance, so that utilized instances are charged as they are."""
+    return torch.where(hw.cluster_size > 1.5, hw.instances / hw.cluster_size, torch.full_like(hw.instances, math.inf))
+
+
+def _rows(x: torch.Tensor, base_dim: int) -> torch.Tensor:
+    """A hardware field with a leading batch dimension (size 1 when shared by all rows)."""
+    return x if x.dim() > base_dim else x[None]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Results for a batch. Per-mapping fields are [B]; breakdowns are [B, L, T] per instance.
+
+    energy: pJ; cycles; edp: pJ x cycles; power: mW at the architecture's clock; area: um^2.
+    energy_by_level: [B, L+1] pJ, the last column is the MACs. reason: [B] int (0 = valid).
+    reads/fills/updates: [B, L, T] scalar accesses per instance; tile: [B, L, T] words kept.
+    instances: [B, L] utilized instances; capacity_excess: [B, L] words over capacity (<= 0 ok);
+    fanout_excess: [B, L, 2] log of spatial product over fanout (<= 0 ok);
+    factor_error: [B, D] log of factor product over bound (0 ok).
+    """
+
+    energy: torch.Tensor
+    cycles: torch.Tensor
+    edp: torch.Tensor
+    utilization: torch.Tensor
+    power: torch.Tensor
+    area: torch.Tensor
+    valid: torch.Tensor
+    reason: torch.Tensor
+    energy_by_level: torch.Tensor
+    energy_by_level_tensor: torch.Tensor
+    reads: torch.Tensor
+    fills: torch.Tensor
+    updates: torch.Tensor
+    tile: torch.Tensor
+    instances: torch.Tensor
+    compute_cycles: torch.Tensor
+    level_cycles: torch.Tensor
+    capacity_excess: torch.Tensor
+    fanout_excess: torch.Tensor
+    factor_error: torch.Tensor
+
+    def __getitem__(self, idx) -> "Costs":
+        return Costs(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def to(self, device) -> "Costs":
+        return Costs(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+
+class CostModel:
+    """Evaluate mappings of ``workload`` on ``arch``. ``dtype`` float64 keeps counts exact."""
+
+    def __init__(self, workload: Workload, arch: Architecture, dtype=torch.float64, device="cpu",
+                 backend: str = "auto"):
+        """``backend``: "torch" (the tensor model), "kernel" (the compiled scalar kernel, CPU
+        only, same counts) or "auto" (the kernel for exact CPU evaluation when numba is there).
+        """
+        if backend not in ("auto", "torch", "kernel"):
+            raise AccelmapError(f"unknown backend '{backend}'; expected auto, torch or kernel")
+        self.backend = backend
+        self.workload = workload
+        self.arch = arch
+        self.dtype = dtype
+        self.device = torch.device(device)
+        D, T, L = len(workload.dims), len(workload.tensors), len(arch.levels)
+        R = max(len(t.ranks) for t in workload.tensors)
+        self.D, self.T, self.L, self.R = D, T, L, R
+        coef = torch.zeros(T, R, D, dtype=torch.float64)
+        d1 = torch.zeros(T, R, dtype=torch.int64)
+        d2 = torch.zeros(T, R, dtype=torch.int64)
+        c1 = torch.zeros(T, R, dtype=torch.float64)
+        c2 = torch.zeros(T, R, dtype=torch.float64)
+        live = torch.zeros(T, R, dtype=torch.bool)
+        # A translation of a tile is compared by one scalar key: ranks packed in mixed radix,
+        # radix 2*extent+1 so negative steps fit. Keys are linear in the loop steps, so a
+        # loop's key is step * key_coef[t, d].
+        key_coef = torch.zeros(T, D, dtype=torch.float64)
+        bound = workload.bound
+        for ti, t in enumerate(workload.tensors):
+            radix = 1.0
+            for ri, rank in enumerate(t.ranks):
+                if len(rank) > 2:
+                    raise AccelmapError(f"tensor {t.name}: a rank with more than two dimensions is not supported")
+                live[ti, ri] = True
+                for k, (d, c) in enumerate(rank):
+                    di = workload.dims.index(d)
+                    coef[ti, ri, di] += c
+                    key_coef[ti, di] += c * radix
+                    (d1 if k == 0 else d2)[ti, ri] = di
+                    (c1 if k == 0 else c2)[ti, ri] = c
+                radix *= 2 * workload.rank_extent(rank, bound) + 1
+            if radix >= 2.0 ** 52:
+                raise AccelmapError(f"tensor {t.name} is too large for exact translation keys")
+        dev = self.device
+        self.coef = coef.to(dev, dtype)
+        self.rank_live = live.to(dev)
+        self.key_coef = key_coef.to(dev)
+        self.rank_d1, self.rank_d2 = d1.to(dev), d2.to(dev)
+        self.rank_c1, self.rank_c2 = c1.to(dev, dtype), c2.to(dev, dtype)
+        self.read_write = torch.tensor([t.read_write for t in workload.tensors], device=dev)
+        self.bounds = torch.tensor(workload.bounds, dtype=dtype, device=dev)
+        self.macs = float(workload.macs)
+        self.hw = Hardware.from_arch(arch, dtype, dev)
+        # Dims of bound 1 never make a non-trivial loop; leaving them out of the flattened
+        # loop list shrinks the hot tensors (N=1 in every CNN layer, R=S=1 in pointwise ones).
+        self.loop_dims = torch.tensor([i for i, b in enumerate(workload.bounds) if b > 1] or [0], device=dev)
+
+    # ---- public entry points ------------------------------------------------------------------
+    def __call__(self, batch: MappingBatch, hw: Hardware | None = None, detail: bool = True) -> Costs:
+        """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
+        breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search."""
+        hw = hw or self.hw
+        if self._use_kernel(hw):
+            return self._evaluate_kernel(batch, hw, detail)
+        b = batch.to(self.device)
+        return self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
+                              b.spatial_order, hw, True)
+
+    def _use_kernel(self, hw: Hardware) -> bool:
+        if self.backend == "torch" or self.device.type != "cpu":
+            return False  # decided before importing the kernel: numba is slow to import
+        from accelmap.model import kernel
+
+        if self.backend == "kernel" and not kernel.HAVE_NUMBA:
+            raise AccelmapError("the kernel backend needs numba (pip install numba)")
+        return kernel.HAVE_NUMBA and not hw.batched and not any(t.requires_grad for t in vars(hw).values())
+
+    def compile_kernel(self, parallel: bool = False) -> None:
+        """Compile the CPU kernel for this model's argument types (or load it from numba's cache)
+        without evaluating anything: a one-off step that callers can show on its own. The serial
+        kernel always, the multi-threaded one with ``parallel``."""
+        if not self._use_kernel(self.hw):
+            return
+        from accelmap.model import kernel
+
+        L, D, T = len(self.hw.capacity), len(self.bounds), self.coef.shape[0]
+        ints = lambda *shape: np.ones(shape, dtype=np.int64)  # noqa: E731
+        kernel.compile_for(self._kernel_plan(self.hw), ints(1, L, D), ints(1, L, D, 2), ints(1, L, D), ints(1, L, D),
+                           np.ones((1, L, T), dtype=np.bool_), parallel)
+
+    def _kernel_plan(self, hw: Hardware) -> dict:
+        """The model's constants as NumPy arrays for :mod:`accelmap.model.kernel` (cached for self.hw)."""
+        if hw is self.hw and getattr(self, "_plan", None) is not None:
+            return self._plan
+        np_ = lambda x: x.detach().cpu().numpy()  # noqa: E731
+        f64 = lambda x: np.ascontiguousarray(np_(x), dtype=np.float64)  # noqa: E731
+        plan = {
+            "coef": f64(self.coef), "rank_live": np_(self.rank_live), "key_coef": f64(self.key_coef),
+            "d1": np_(self.rank_d1), "d2": np_(self.rank_d2), "c1": f64(self.rank_c1), "c2": f64(self.rank_c2),
+            "read_write": np_(self.read_write), "bounds": f64(self.bounds), "act": np_(self.loop_dims),
+            "capacity": f64(hw.capacity), "block": f64(hw.block), "rbw": f64(hw.read_bw), "wbw": f64(hw.write_bw),
+            "er": f64(hw.read_energy), "ew": f64(hw.write_energy), "fanout": f64(hw.fanout),
+            "mac_energy": float(hw.mac_energy), "macs": self.macs, "mac_instances": float(hw.mac_instances),
+            "leak": f64(hw.leak_energy), "n_clusters": f64(_clusters(hw)),
+        }
+        if hw is self.hw:
+            self._plan = plan
+        return plan
+
+    def _evaluate_kernel(self, batch: MappingBatch, hw: Hardware, detail: bool = True) -> Costs:
+        from accelmap.model import kernel
+
+        plan = self._kernel_plan(hw)
+        arr = lambda x: np.ascontiguousarray(x.detach().cpu().numpy())  # noqa: E731
+        out = kernel.evaluate(plan, arr(batch.temporal), arr(batch.spatial), arr(batch.order), arr(batch.spatial_order),
+                              arr(batch.keep), detail)
+        if not detail:
+            out = {k: (v if v.shape[0] == len(batch) else v[:0]) for k, v in out.items()}
+        t = {k: torch.from_numpy(v).to(self.dtype) if v.dtype == np.float64 else torch.from_numpy(v)
+             for k, v in out.items()}
+        energy, cycles = t["energy"], t["cycles"]
+        area = hw.total_area.to(self.dtype).expand(len(batch))
+        return Costs(energy=energy, cycles=cycles, edp=energy * cycles, utilization=self.macs / (cycles * float(hw.mac_instances)),
+                     power=energy / cycles * float(hw.clock_ghz), area=area, valid=t["reason"] == VALID,
+                     reason=t["reason"], energy_by_level=t["energy_by_level"],
+                     energy_by_level_tensor=t["energy_by_level_tensor"], reads=t["reads"], fills=t["fills"],
+                     updates=t["updates"], tile=t["tile"], instances=t["instances"],
+                     compute_cycles=t["compute_cycles"], level_cycles=t["level_cycles"],
+                     capacity_excess=t["tile"].sum(2) - hw.capacity.to(self.dtype)[None] if detail else t["tile"][:, :, 0],
+                     fanout_excess=t["fanout_excess"], factor_error=t["factor_error"])
+
+    def relaxed(self, log_temporal: torch.Tensor, log_spatial: torch.Tensor, order: torch.Tensor,
+                keep: torch.Tensor, hw: Hardware | None = None, spatial_order: torch.Tensor | None = None) -> Costs:
+        """Continuous entry point: log-space factors [B, L, D] and [B, L, D, 2].
+
+        Differentiable in the factors and in every tensor of ``hw`` (capacities, energies,
+        fanouts, areas). No rounding to blocks or cycles, so objectives are smooth; the
+        reuse structure (which loops are trivial, which translations coincide) is piecewise
+        constant and carries no gradient.
+        """
+        order = order.to(self.device)
+        if spatial_order is None:
+            spatial_order = MappingBatch.default_spatial_order(log_spatial[..., 0] > math.log(1.5))
+        return self._evaluate(log_temporal.exp(), log_spatial.exp(), order, keep.to(self.device),
+                              spatial_order.to(self.device), hw or self.hw, False)
+
+    # ---- the model -----------------------------------------------------------------------------
+    def _evaluate(self, ft: torch.Tensor, fs2: torch.Tensor, order: torch.Tensor, keep: torch.Tensor,
+                  sorder: torch.Tensor, hw: Hardware, exact: bool) -> Costs:
+        B, L, D = ft.shape
+        act = self.loop_dims
+        DA = act.shape[0]
+        T, R, J = self.T, self.R, L * DA
+        dt, dev = ft.dtype, ft.device
+        f64 = torch.float64
+        coef = self.coef.to(dt)
+        lvl = torch.arange(L, device=dev)
+        jidx = torch.arange(J, device=dev)
+        ends = (lvl + 1) * DA - 1  # last loop above keeper b = 1..L (b = L is the MAC)
+        is_mac = lvl == L - 1  # in "child" indexing k = b - 1
+        # A loop counts as a loop (for reuse) from factor 2 up; in the relaxed model this keeps
+        # the reuse structure fixed near integer points instead of flipping at factor 1.
+        big_thr = 1.5
+
+        fs = fs2[..., 0] * fs2[..., 1]  # [B, L, D]
+        f = ft * fs
+        # extp[l, d]: extent of dim d spanned by levels >= l; extp[L] = 1 (one MAC).
+        extp = torch.cat([torch.flip(torch.cumprod(torch.flip(f, [1]), 1), [1]),
+                          torch.ones(B, 1, D, dtype=dt, device=dev)], 1)  # [B, L+1, D]
+        step_t = fs * extp[:, 1:]  # stride of the temporal loop of d at level l, in units of d
+
+        # Tile boxes per level and the MAC: box[b, t, l, r] = sum_d coef (ext - 1) + 1.
+        box = torch.einsum("trd,bld->btlr", coef, extp - 1) + 1
+        box = torch.where(self.rank_live[None, :, None, :], box, torch.ones_like(box))
+        full = box.prod(-1)  # [B, T, L+1]
+        box_b, full_b = box[:, :, 1:], full[:, :, 1:]
+
+        # Temporal loops flattened outermost first (J = L*D).
+        pos = act[torch.argsort(order[:, :, act], dim=-1)]  # active dims of each level, outermost first
+        n = torch.gather(ft, 2, pos).reshape(B, J)
+        st = torch.gather(step_t, 2, pos).reshape(B, J)
+        dimj = pos.reshape(B, J)
+        big = n > big_thr
+        nprod = torch.cumprod(n, 1)
+        cj = (n - 1) * torch.cat([torch.ones(B, 1, dtype=dt, device=dev), nprod[:, :-1]], 1)  # leaf weights
+        n_b = nprod[:, ends]  # [B, Lb] temporal iterations above each keeper
+
+        # Translation keys. Loop j's step moves a tile by kap_j; the step into a leaf where j
+        # advances (and the non-trivial loops inside it fall back from 1 to 0) moves it by
+        # g_j - kc_b, and that equals the innermost loop m's move iff g_j == h_b.
+        kap = self.key_coef[:, dimj].permute(1, 0, 2) * st.to(f64)[:, None]  # [B, T, J]
+        kcum = torch.cumsum(kap * big[:, None].to(f64), 2)
+        g = kap + kcum
+        lastbig = torch.cummax(torch.where(big, jidx, torch.full_like(jidx, -1).expand(B, J)), 1).values
+        m_b = lastbig[:, ends]  # [B, Lb] innermost non-trivial loop above b
+        has_m = m_b >= 0
+        mi = m_b.clamp(min=0)
+        kc_b = kcum[:, :, ends]  # [B, T, Lb]
+        h = torch.gather(kap, 2, mi[:, None].expand(B, T, L)) + kc_b
+        wmask = (jidx[None, :] <= ends[:, None])[None] & big[:, None, :]  # [B, Lb, J]
+        same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
+        se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
+        # MAC operands: every MAC reads its operands at every step, unless the innermost level
+        # fans out to the MACs and, on mesh X or on mesh Y, the innermost spatial loop leaves
+        # the tensor unindexed: then the MACs keep an unchanged operand between steps (their
+        # points are differenced like any child's tiles).
+        indexes = (self.coef != 0).any(1)  # [T, D]
+        mac_reuse = torch.zeros(B, T, dtype=torch.bool, device=dev)
+        for ax in range(2):
+            sp_ax = fs2[:, L - 1, :, ax] > big_thr  # [B, D] loops on this mesh axis to the MACs
+            d_ax = torch.where(sp_ax, sorder[:, L - 1].to(torch.int64),
+                               torch.full_like(sp_ax, -1, dtype=torch.int64)).argmax(-1)
+            mac_reuse |= sp_ax.any(-1)[:, None] & ~indexes[:, d_ax].T  # [B, T]
+        diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
+        se_link = torch.where(has_m[:, None], se, torch.zeros_like(se))  # MACs forward operands too
+        se = torch.where(diff_ok, se, torch.zeros_like(se))
+
+        # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
+        d_m = torch.gather(dimj, 1, mi)
+        st_m = torch.where(has_m, torch.gather(st, 1, mi), torch.zeros_like(n_b))
+        tm = coef[:, :, d_m].permute(2, 0, 3, 1) * st_m[:, None, :, None]  # [B, T, Lb, R]
+        delta_m = full_b - (box_b - tm.abs()).clamp(min=0).prod(-1)
+        deltas = full_b * (n_b[:, None] - se) + delta_m * se  # [B, T, Lb] per child instance
+        # (MACs without operand reuse read at every step: se = 0 there gives full_b * n_b = n_b)
+
+        # Spatial loops between each child b and its parent keeper p.
+        keep_t = keep.permute(0, 2, 1)  # [B, T, L]
+        parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
+        spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod below < i
+
+        # Timeloop multicasts only *identical* deltas; children whose tiles merely overlap get
+        # their own copies. Each fanout level counts its own distinct child tiles (the tiles of
+        # the level right below it): per rank, children sit at offsets i*a1 + j*a2, and the
+        # number of distinct offsets is F1*F2 minus the pairs that coincide with a shifted pair.
+        # Across several fanout levels between a parent and a child keeper the counts multiply
+        # (Timeloop's masking of bypassing levels scales each level's accesses by its own).
+        ext_below = extp[:, 1:]  # [B, L, D] stride of each level's spatial loops
+
+        def level_gen(didx, cvec):
+            a = ext_below[:, :, didx].permute(0, 2, 1, 3) * cvec[None, :, None, :]  # [B, T, L, R]
+            fct = fs[:, :, didx].permute(0, 2, 1, 3)
+            return a, torch.where(cvec[None, :, None, :] > 0, fct, torch.ones_like(fct))
+
+        a1, f1 = level_gen(self.rank_d1, self.rank_c1.to(dt))
+        a2, f2 = level_gen(self.rank_d2, self.rank_c2.to(dt))
+        with torch.no_grad():
+            i1 = torch.round(a1).clamp(min=1).to(torch.int64)
+            i2 = torch.round(a2).clamp(min=1).to(torch.int64)
+            gcd = torch.gcd(i1, i2)
+            p_, q_ = (i1 // gcd).to(dt), (i2 // gcd).to(dt)
+        two = (f1 > big_thr) & (f2 > big_thr)  # two spread dims on one rank: offsets may coincide
+        per_rank = torch.where(two, f1 * f2 - (f1 - q_).clamp(min=0) * (f2 - p_).clamp(min=0), f1 * f2)
+        dist_l = torch.where(self.rank_live[None, :, None, :], per_rank, torch.ones_like(per_rank)).prod(-1)  # [B, T, L]
+        cum = torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), torch.cumprod(dist_l, 2)], 2)  # prod of l < j
+        distinct = cum[:, :, 1:] / torch.gather(cum, 2, parent.clamp(min=0))  # levels parent..k, [B, T, Lb]
+
+        peer = self._link_transfers(B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n,
+                                    mi, has_m, se_link, delta_m, full_b)
+        content_b = deltas * distinct - peer * distinct  # accesses per parent instance
+
+        # Per level l: the child keeper below it (or the MAC) sends it content; l's own deltas
+        # are its fills.
+        kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
+        first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
+        child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, device=dev, dtype=torch.int64)], 2)
+        content = torch.gather(content_b, 2, child - 1)  # [B, T, L]
+
+        # Partition size: distinct points one instance ever holds (outputs' first-write elision).
+        pext = self.bounds.to(dt) / spc[:, :L]
+        pbox = torch.einsum("trd,bld->btlr", coef, pext - 1) + 1
+        part = torch.where(self.rank_live[None, :, None, :], pbox, torch.ones_like(pbox)).prod(-1)  # [B, T, L]
+
+        zero = torch.zeros(B, T, 1, dtype=dt, device=dev)
+        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
+        # A child takes its link transfers from a neighbour instead of its parent; Timeloop charges
+        # them as a read and a fill spread over all instances of the level above (its
+        # replication), not per child. Case: P=2 spread from a PE buffer kept by 4 PEs to 8 child
+        # buffers, 72 transfers per child: 18 extra reads and fills each (fills 216 - 72 + 18).
+        inst_up = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), inst[:, :-1]], 1)[:, None]  # [B, 1, L]
+        raw_peer = torch.cat([zero, peer[:, :, : L - 1]], 2)
+        own_peer = raw_peer / inst_up
+        own_deltas = torch.cat([zero, deltas[:, :, : L - 1]], 2) - raw_peer + own_peer  # DRAM has no parent
+        rw = self.read_write[None, :, None]
+        keepd = keep_t.to(dt)
+        reads = (torch.where(rw, content - part, content) + own_peer) * keepd
+        updates = torch.where(rw, content, torch.zeros_like(content)) * keepd
+        fills = torch.where(rw, (own_deltas - part).clamp(min=0), own_deltas)
+        fills = torch.where(lvl[None, None] == 0, torch.zeros_like(fills), fills) * keepd
+        if exact:  # Timeloop rounds the (possibly averaged) access counts to whole accesses
+            reads, fills, updates = torch.floor(reads + 0.5), torch.floor(fills + 0.5), torch.floor(updates + 0.5)
+        tile = full[:, :, :L] * keepd
+
+        blk = _rows(hw.block, 1).to(dt)[:, None, :]
+        if exact:
+            blocks = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731  Accelergy charges whole blocks
+        else:
+            blocks = lambda x: x / blk  # noqa: E731
+        # Timeloop spreads an access's energy over the utilized instances of its cluster: charged
+        # once per utilized cluster, min(instances, clusters) (all instances when clusters are 1)
+        charged = torch.minimum(inst, _rows(_clusters(hw), 1).to(dt))
+        e_lt = charged[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
+                                   + (blocks(fills) + blocks(updates)) * _rows(hw.write_energy, 1)[:, None, :])
+        mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
+        e_level = e_lt.sum(1)
+        energy = e_level.sum(1) + mac_e[:, 0]
+        energy_by_level = torch.cat([e_level, mac_e], 1)
+
+        cc = nprod[:, -1]  # compute cycles: the product of all temporal factors
+        if exact:
+            # Timeloop's throttling in its own float steps, so that its ceil rounds as ours does
+            # (14 cycles, 116 reads at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004
+            # -> 30 cycles): demand = sum over tensors, in order, of accesses / compute cycles;
+            # slowdown = bandwidth / demand where demand exceeds it; cycles = ceil(cc / slowdown).
+            # (in float64 whatever the model's dtype: these are Timeloop's double operations)
+            rsum = torch.zeros(B, L, dtype=f64, device=dev)
+            wsum = torch.zeros(B, L, dtype=f64, device=dev)
+            cc64 = cc.to(f64)[:, None]
+            for t in range(T):
+                rsum = rsum + reads[:, t].to(f64) / cc64
+                wsum = wsum + (fills[:, t].to(f64) + updates[:, t].to(f64)) / cc64
+            rbw, wbw = _rows(hw.read_bw, 1).to(f64), _rows(hw.write_bw, 1).to(f64)
+            one = torch.ones_like(rsum)
+            slow = torch.minimum(torch.where(rbw < rsum, rbw / rsum, one), torch.where(wbw < wsum, wbw / wsum, one))
+            lc = torch.ceil(cc64 / slow).to(dt)
+        else:
+            lc = torch.maximum(torch.maximum(cc[:, None], reads.sum(1) / _rows(hw.read_bw, 1)),
+                               (fills + updates).sum(1) / _rows(hw.write_bw, 1))
+        cycles = lc.amax(1)
+        # Leakage (Timeloop v4): the ERT's leak energy per utilized instance and cycle, over the
+        # whole run; Timeloop splits it equally among the tensors in its per-tensor breakdown.
+        # (0 where a level has no leak: never 0 x inf = nan for a design whose cycles are inf)
+        le = _rows(hw.leak_energy, 1).to(dt)
+        leak = torch.where(le != 0, le * inst * cycles[:, None], torch.zeros_like(inst))  # [B, L]
+        e_lt = e_lt + leak[:, None, :] / T
+        e_level = e_level + leak
+        energy = energy + leak.sum(1)
+        energy_by_level = torch.cat([e_level, mac_e], 1)
+        util = self.macs / (cycles * hw.mac_instances)
+        area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
+
+        factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
+        fan = torch.log(_rows(hw.fanout, 2).to(dt))
+        fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[:, :, 0],
+                                     torch.log(fs2[..., 1]).sum(2) - fan[:, :, 1]], -1)
+        cap_excess = tile.sum(1) - _rows(hw.capacity, 1)
+        reason = torch.zeros(B, dtype=torch.int64, device=dev)
+        for code, bad in ((BAD_KEEP, ~keep[:, 0, :].all(-1)),
+                          (BAD_CAPACITY, (cap_excess > (0.5 if exact else 0.0)).any(1)),
+                          (BAD_FANOUT, (fanout_excess > 1e-6).flatten(1).any(1)),
+                          (BAD_FACTORS, (factor_error.abs() > 1e-6).any(1))):
+            reason = torch.where(bad, torch.full_like(reason, code), reason)
+        return Costs(energy=energy, cycles=cycles, edp=energy * cycles, utilization=util,
+                     power=energy / cycles * hw.clock_ghz, area=area, valid=reason == VALID, reason=reason,
+                     energy_by_level=energy_by_level, energy_by_level_tensor=e_lt.permute(0, 2, 1),
+                     reads=reads.permute(0, 2, 1), fills=fills.permute(0, 2, 1), updates=updates.permute(0, 2, 1),
+                     tile=tile.permute(0, 2, 1), instances=inst, compute_cycles=cc, level_cycles=lc,
+                     capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
+
+    def _link_transfers(self, B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n, mi, has_m,
+                        se, delta_m, full_b):
+        """Deltas a PE takes from a mesh neighbour instead of its parent (Timeloop's link
+        transfers), as words per child instance [B, T, Lb].
+
+        A child's delta at a step equals a neighbour's delta of the previous step when both
+        deltas have the same shape and the step's translation equals the offset between the
+        two PEs. The PE index is mixed radix over the spatial loops (innermost fastest), cut
+        into rows of the mesh's X size: neighbours are +-1 along the innermost spatial loop
+        and +-1 row, which moves the loop whose span first exceeds a row by r steps. Handled
+        for a single fanout level between parent and child (the common case).
+        """
+        dev = fs.device
+        f64 = torch.float64
+        lvl = torch.arange(L, device=dev)
+        has_sp = (fs > 1.5).any(-1)  # [B, L]
+        l0 = torch.cummax(torch.where(has_sp, lvl, torch.full_like(lvl, -1)), 1).values  # [B, Lb]
+        nsp = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=dev), torch.cumsum(has_sp.to(torch.int64), 1)], 1)
+        between = nsp[:, None, 1:] - torch.gather(nsp[:, None].expand(B, T, L + 1), 2, parent.clamp(min=0))
+        # Only where the fanout sits directly above the child keeper: Timeloop finds link transfers
+        # among the tiles of the level right below the fanout, and when that level bypasses the
+        # tensor its masking undoes them.
+        ok = ((between == 1) & (l0[:, None] >= parent) & (parent >= 0)
+              & (l0 == lvl[None])[:, None])  # [B, T, Lb]
+        l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
+        fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]
+        so0 = torch.gather(sorder, 1, l0c)
+        st0 = torch.gather(extp[:, 1:], 1, l0c)
+        live = fs0 > 1.5
+        d0 = torch.where(live, so0, torch.full_like(so0, -1)).argmax(-1)  # innermost spatial loop
+        inner = live[:, :, None, :] & (so0[:, :, None, :] > so0[:, :, :, None])
+        inner_prod = torch.where(inner, fs0[:, :, None, :], torch.ones_like(fs0[:, :, None, :])).prod(-1)  # [B, Lb, D]
+        hx = torch.gather(hw.fanout[..., 0].to(dt).expand(B, L), 1, l0.clamp(min=0))  # [B, Lb]
+        row = (live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
+               & (torch.remainder(hx[..., None], inner_prod) == 0))
+        # A row of one PE (mesh X of 1) makes the next row the innermost loop's own +-1
+        # neighbour: counted once, as Timeloop does (R=2 on a 1x2 mesh: 270 link transfers).
+        own = (torch.arange(D, device=dev) == d0[..., None]) & (hx[..., None] == inner_prod)
+        row = row & ~own
+        has_k = row.any(-1)
+        dk = row.to(torch.int64).argmax(-1)
+        pick = lambda x, d: torch.gather(x, 2, d[..., None]).squeeze(-1)  # noqa: E731
+        f0, fk = pick(fs0, d0), pick(fs0, dk)
+        rk = hx / pick(inner_prod, dk)
+        kd = self.key_coef  # [T, D]
+        ka0 = kd[:, d0].permute(1, 0, 2) * pick(st0, d0).to(f64)[:, None]  # [B, T, Lb] key of a one-PE offset
+        kak = kd[:, dk].permute(1, 0, 2) * pick(st0, dk).to(f64)[:, None] * rk.to(f64)[:, None]
+        kap_m = torch.gather(g, 2, mi[:, None].expand(B, T, L)) - kc_b  # key of m's own step
+
+        def share(ka, fct, r, valid):
+            """Share of PEs whose neighbour r steps along a loop held a delta one step ago,
+            for steps whose translation key is +-ka (both directions work when ka == 0)."""
+            one = (fct - r).clamp(min=0) / fct
+            both = torch.minimum(fct, 2 * (fct - r)).clamp(min=0) / fct
+            return (torch.where(ka == 0, both[:, None], one[:, None]) * valid[:, None].to(dt)).to(dt)
+
+        x0 = share(ka0, f0, torch.ones_like(f0), f0 > 1.5)  # [B, T, Lb]
+        xk = share(kak, fk, rk, has_k)
+        # Steps in E (translation equal to m's) match exactly when m's step does.
+        a_m = (kap_m.abs() == ka0.abs()).to(dt)
+        b_m = (kap_m.abs() == kak.abs()).to(dt)
+        mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
+        cm = torch.gather(cj, 1, mi)[:, None]
+        nm = torch.gather(n, 1, mi)[:, None]
+        pos = delta_m > 0
+        full_m = (delta_m >= full_b) & pos
+        strip_m = pos & (delta_m < full_b)
+        w_m = torch.where(full_m, cm, torch.where(strip_m, (nm - 1) * (se - cm), torch.zeros_like(se)))
+        in_e = delta_m * mf_m * (w_m + torch.where(pos, se - cm, torch.zeros_like(se)))
+        # Other steps reset to the full tile; the previous leaf (an m step) must be full too.
+        tkey = (g[:, :, None, :] - kc_b[..., None]).abs()  # [B, T, Lb, J]
+        other = (wmask[:, None] & ~same).to(dt) * cj[:, None, None, :]
+        hit_a = (tkey == ka0.abs()[..., None]).to(dt)
+        hit_b = (tkey == kak.abs()[..., None]).to(dt)
+        sa, sb = (other * hit_a).sum(-1), (other * hit_b).sum(-1)
+        sab = torch.where(ka0.abs() == kak.abs(), sa, torch.zeros_like(sa))  # both hit only if the keys agree
+        out_e = torch.where(full_m, full_b * (x0 * sa + xk * sb - x0 * xk * sab), torch.zeros_like(full_b))
+        per_child = in_e + out_e
+        return torch.where(ok, per_child, torch.zeros_like(per_child))
+
+
+def compile_kernel_in_child(parallel: bool = False) -> bool:
+    """Compile the CPU kernel into numba's on-disk cache in a child process and wait for it.
+
+    Done once after install, before worker processes start, so that no layer's search time
+    includes it and the workers only load the cached code. A child process, because compiling
+    the kernel's parallel loop starts numba's OpenMP threads, after which this process could no
+    longer fork its workers. Returns False if the child failed (the workers then compile for
+    themselves, as before)."""
+    import subprocess
+    import sys
+
+    code = f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})"
+    # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
+    # quietly (numba would print its own traceback)
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        child.communicate()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    return child.returncode == 0
+
+
+def _compile_kernel_here(parallel: bool = False) -> None:
+    # The signature depends only on the argument dtypes and ranks, not on the problem, so any
+    # small problem on any architecture compiles the one signature every search uses.
+    from accelmap.arch.architecture import preset
+    from accelmap.workload.workload import conv2d
+
+    w = conv2d("compile", C=2, K=2, P=4)
+    CostModel(w, preset("simple_pe16x16")).compile_kernel(parallel)

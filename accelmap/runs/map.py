@@ -1,0 +1,187 @@
+"""The map command's run: check every input, search every layer, write the run directory (summary, mappings, plots)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from accelmap.arch.architecture import Architecture
+from accelmap.errors import AccelmapError
+from accelmap.mapspace.bounds import LOWER_BOUND_NOTE
+from accelmap.mapspace.constraints import Constraints
+from accelmap.model.objective import Objective
+from accelmap.options import check_device, require_positive
+from accelmap.search.executor import Executor, make_executor
+from accelmap.search.network import (
+    DEFAULT_BUDGET,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_PATIENCE,
+    LayerOutcome,
+    compile_kernel,
+    kernel_needs_compile,
+    map_layers,
+    totals,
+)
+from accelmap.workload.network import Layer
+
+
+def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete: bool) -> None:
+    """summary.json, mappings/ and problems/ (Timeloop YAML, readable by accelmap evaluate),
+    trials.jsonl, and the plots."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mappings").mkdir(exist_ok=True)
+    (out / "problems").mkdir(exist_ok=True)
+    layers = []
+    with open(out / "trials.jsonl", "w") as log:
+        for o in outcomes:
+            stem = f"{o.index:02d}_{o.name.replace('/', '_')}"
+            if o.mapping_yaml:
+                (out / "mappings" / f"{stem}.yaml").write_text(o.mapping_yaml)
+            (out / "problems" / f"{stem}.yaml").write_text(o.problem_yaml)
+            for ev, score, edp in o.trace:
+                log.write(json.dumps({"layer": o.name, "evaluations": ev, "best_score": score, "best_edp": edp}) + "\n")
+            d = asdict(o)
+            for k in ("mapping_yaml", "problem_yaml", "trace"):
+                d.pop(k)
+            d.update(gap_energy=o.gap_energy, gap_cycles=o.gap_cycles, gap_edp=o.gap_edp,
+                     mapping_file=f"mappings/{stem}.yaml", problem_file=f"problems/{stem}.yaml")
+            layers.append(d)
+    summary = {"kind": "map", "settings": settings, "complete": complete, "totals": totals(outcomes), "layers": layers,
+               "lower_bound": LOWER_BOUND_NOTE}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    try:
+        from accelmap.runs.plots import plot_convergence, plot_energy_by_level
+
+        plot_energy_by_level(outcomes, out / "energy_by_level.png")
+        plot_convergence(outcomes, out / "convergence.png")
+    except Exception as exc:  # plots are a convenience; never lose a run over them
+        (out / "plots_error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+def default_run_dir(network: str, arch: str) -> Path:
+    return Path("runs") / f"{network}_{arch}_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """One network-mapping job with every input loaded and checked (see :func:`plan_map`)."""
+
+    network: str
+    layers: tuple[Layer, ...]  # the unique layers, in network order
+    arch: Architecture
+    constraints: Constraints
+    objective: Objective
+    optimizer: str
+    options: dict  # the optimizer's keyword arguments
+    budget: int
+    patience: int | None
+    seed: int
+    workers: int
+    ray: str | None
+    device: str
+    run_dir: Path
+    settings: dict  # what summary.json records of the request
+
+
+@dataclass(frozen=True)
+class MapResult:
+    outcomes: list[LayerOutcome]  # the layers that finished, in network order
+    totals: dict
+    complete: bool  # False after Ctrl-C: the finished layers were still written
+    wall_seconds: float  # the search alone: process start-up, compile and writing left out
+    run_dir: Path
+    startup_seconds: float = 0.0  # from ``started`` (see run_map) to the search's start
+
+    @property
+    def unmapped(self) -> list[LayerOutcome]:
+        return [o for o in self.outcomes if not o.found]
+
+
+def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None, art: str | None = None,
+             constraints: str | None = None, objective: str = "edp", require: tuple[str, ...] = (),
+             optimizer: str = DEFAULT_OPTIMIZER, options: dict | None = None, budget: int = DEFAULT_BUDGET,
+             patience: int | None = DEFAULT_PATIENCE, seed: int = 0, workers: int = 2, ray: str | None = None,
+             device: str = "cpu", out: str | None = None,
+             on_warning: Callable[[str], None] | None = None) -> MapPlan:
+    """Load and check everything a mapping job needs (network, architecture, constraints,
+    objective, optimizer, output directory) before any search starts: a bad option fails here,
+    in seconds, never after the search. Arguments are as on ``accelmap map``; ``patience`` None
+    or 0 uses the whole budget."""
+    from accelmap.arch.architecture import load_architecture
+    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.runs.rundir import prepare_run_dir
+    from accelmap.search.base import get_optimizer
+    from accelmap.workload.load import load_network
+
+    require_positive(budget, "--budget", "a positive number of evaluations")
+    require_positive(workers, "--workers", "at least 1")
+    if patience is not None and patience < 0:
+        raise AccelmapError(f"patience must be 0 (off) or positive, got {patience}", field="--patience")
+    get_optimizer(optimizer)
+    dev = check_device(device)
+    if dev != "cpu" and ray:
+        raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
+                            field="--device")
+    obj = Objective.parse(objective, list(require))
+    a = load_architecture(arch, ert, art)
+    net = load_network(network, on_warning=on_warning)
+    layers = tuple(net.unique_layers())
+    cons = load_constraints(constraints, arch)
+    for layer in layers:
+        cons.check(layer.workload, a)
+    run = prepare_run_dir(out, default_run_dir(net.name, a.name))
+    is_file = arch.endswith((".yaml", ".yml"))
+    settings = {"network": net.name, "arch": a.name, "constraints": cons.source,
+                "objective": obj.name, "require": list(require), "optimizer": optimizer,
+                "options": dict(options or {}), "budget": budget, "patience": patience, "seed": seed,
+                "workers": workers, "ray": ray, "device": dev, "unique_layers": len(layers),
+                # the files themselves, so a run on a user's architecture can be re-evaluated later
+                "arch_file": str(Path(arch).resolve()) if is_file else None,
+                "ert": str(Path(ert).resolve()) if ert else None, "art": str(Path(art).resolve()) if art else None}
+    return MapPlan(net.name, layers, a, cons, obj, optimizer, dict(options or {}), budget, patience or None, seed,
+                   workers, ray, dev, run, settings)
+
+
+def in_process(plan: MapPlan) -> bool:
+    """Whether the plan's layers are searched in this process (one worker, or one layer), where
+    the kernel runs multi-threaded, rather than in single-threaded worker processes."""
+    return plan.ray is None and min(plan.workers, len(plan.layers)) == 1
+
+
+def plan_executor(plan: MapPlan) -> Executor:
+    """Where the plan's layers run: a process pool of ``workers``, Ray with ``ray``, or this
+    process (one worker, one layer, or CUDA, whose one GPU is shared by one process)."""
+    return make_executor(1 if plan.device != "cpu" else min(plan.workers, len(plan.layers)), plan.ray)
+
+
+def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None,
+            executor: Executor | None = None, started: float | None = None) -> MapResult:
+    """Search every unique layer of ``plan`` and write its run directory (also after Ctrl-C,
+    with the layers that finished). ``executor`` defaults to the plan's (a process pool of
+    ``workers``, Ray with ``ray``, this process on CUDA). ``started``: when the job began
+    (``time.time()``; the CLI passes its process start, default now): the time from it to the
+    search is reported as start-up, apart from the search time."""
+    started = time.time() if started is None else started
+    if kernel_needs_compile(plan.device, in_process(plan)):
+        compile_kernel(in_process(plan))  # once, before the workers start: they load it, not compile it
+    ex = executor or plan_executor(plan)
+    t0 = time.perf_counter()
+    startup = time.time() - started
+    with ex:
+        outcomes = map_layers(list(plan.layers), plan.arch, plan.constraints, plan.objective, plan.optimizer,
+                              plan.budget, plan.seed, min(plan.workers, len(plan.layers)), plan.patience,
+                              on_done=on_done, executor=ex, device=plan.device, options=plan.options)
+        wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
+    complete = len(outcomes) == len(plan.layers)
+    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall, startup_seconds=startup), complete)
+    return MapResult(outcomes, totals(outcomes), complete, wall, plan.run_dir, startup)
+
+
+def map_network(network: str, arch: str = "eyeriss_like", **kwargs) -> MapResult:
+    """The best mapping of every unique layer of ``network`` on ``arch`` (see :func:`plan_map`
+    for the arguments), with the run directory written: ``accelmap map`` in one call."""
+    return run_map(plan_map(network, arch, **kwargs))

@@ -1,0 +1,107 @@
+"""The one optimize() loop: any registered optimizer, a budget, a seed, a trial log."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from accelmap.mapping.mapping import Mapping
+from accelmap.mapspace.space import MappingSpace
+from accelmap.model.cost_model import Costs
+from accelmap.model.objective import Objective
+from accelmap.search.base import get_optimizer
+
+MAX_IDLE_ASKS = 8
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The best mapping found and how the search went.
+
+    trace: (evaluations, best score, best EDP) after every ask/tell step.
+    """
+
+    optimizer: str
+    objective: str
+    mapping: Mapping | None
+    genome: torch.Tensor | None
+    costs: Costs | None  # batch of one, with the per-level breakdown
+    score: float
+    evaluations: int
+    legal: int
+    seconds: float
+    trace: tuple[tuple[int, float, float], ...] = field(repr=False, default=())
+
+
+def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer: str = "annealing",
+             budget: int = 100_000, seconds: float | None = None, seed: int = 0,
+             patience: int | None = None, progress: Callable[[int, int], None] | None = None,
+             options: dict | None = None) -> SearchResult:
+    """Search ``space`` for the mapping minimising ``objective``.
+
+    ``budget`` caps model evaluations, ``seconds`` wall time, ``patience`` the evaluations
+    without any improvement of the best (Timeloop's victory condition), whichever comes first.
+    The same seed gives the same result: all randomness comes from one generator.
+    ``options`` are keyword arguments of the optimizer's constructor (e.g. DCP's ``checkpoint``).
+    """
+    obj = Objective.parse(objective) if isinstance(objective, str) else objective
+    if budget <= 0:
+        from accelmap.errors import AccelmapError
+
+        raise AccelmapError(f"budget must be a positive number of evaluations, got {budget}", field="--budget")
+    gen = torch.Generator().manual_seed(seed)
+    cls = get_optimizer(optimizer)
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = [k for k in (options or {}) if k not in accepted or k == "objective"]
+    if unknown:
+        from accelmap.errors import AccelmapError
+
+        raise AccelmapError(f"optimizer '{optimizer}' takes no option {', '.join(map(repr, unknown))}; its options: "
+                            f"{[k for k in accepted if k not in ('self', 'space', 'generator', 'budget', 'objective')] or 'none'}",
+                            field="options")
+    opt = cls(space, gen, budget, objective=obj, **(options or {}))
+    t0 = time.perf_counter()
+    evals, legal = 0, 0
+    best_s, best_g, best_edp = math.inf, None, math.inf
+    trace = []
+    last_gain = 0
+    idle = 0  # consecutive empty asks
+    while evals < budget and not opt.finished:
+        if seconds is not None and time.perf_counter() - t0 > seconds:
+            break
+        if patience is not None and evals - last_gain >= patience and math.isfinite(best_s):
+            break
+        g = opt.ask()
+        if len(g) == 0:
+            # An optimizer that proposes nothing several times running has nothing left to
+            # propose, whether or not it set `finished` (this loop used to spin forever then).
+            idle += 1
+            if idle >= MAX_IDLE_ASKS:
+                break
+            continue
+        idle = 0
+        g = g[: budget - evals]
+        costs = space.evaluate(g)
+        s = obj.score(costs)
+        opt.tell(g, s)
+        evals += len(g)
+        legal += int(costs.valid.sum())
+        i = int(torch.argmin(s))
+        if float(s[i]) < best_s - 1e-12:
+            best_s, best_g, best_edp = float(s[i]), g[i].clone(), float(costs.edp[i])
+            last_gain = evals  # evals already counts this batch
+        trace.append((evals, best_s, best_edp))
+        if progress:
+            progress(evals, budget)
+    mapping = costs_best = None
+    if best_g is not None:
+        batch = space.decode(best_g[None])
+        costs_best = space.model(batch, detail=True)
+        mapping = batch.to_mappings(space.workload, space.arch)[0]
+    return SearchResult(optimizer, obj.name, mapping, best_g, costs_best, best_s, evals, legal,
+                        time.perf_counter() - t0, tuple(trace))
