@@ -353,7 +353,7 @@ def sweep_cmd(
 
     from accelmap.arch.space import read_hardware_space, resolve_space
     from accelmap.codesign.sweep import run_sweep, write_sweep_run
-    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.mapspace.load import load_constraints
     from accelmap.model.objective import Objective
     from accelmap.runs.rundir import prepare_run_dir
     from accelmap.search.base import get_optimizer
@@ -416,7 +416,7 @@ def export_timeloop_cmd(
     fmt: str = typer.Option("v3", "--format", help="v3 (Timeloop v0.3 files) or v4 (v0.4: nodes, containers)."),
 ) -> None:
     """Write Timeloop v0.3 inputs: architecture + ERT/ART, constraints, problems, mappings, mapper settings."""
-    from accelmap.arch.architecture import load_architecture
+    from accelmap.arch.load import load_architecture
     from accelmap.runs.timeloop import export_constraints, export_timeloop, read_run_settings, run_arch
     from accelmap.workload.load import load_network
 
@@ -473,7 +473,8 @@ def tune(
     require_positive(timeout, "--timeout", "a positive number of seconds")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.arch.architecture import load_architecture, preset_constraints
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.arch.load import load_architecture
     from accelmap.mapspace.constraints import Constraints, read_constraints
     from accelmap.runs.rundir import check_output_file, prepare_run_dir
     from accelmap.tune.driver import (
@@ -595,7 +596,8 @@ def optimizers() -> None:
 @app.command()
 def presets() -> None:
     """List the built-in architecture presets."""
-    from accelmap.arch.architecture import list_presets, preset
+    from accelmap.arch.architecture import list_presets
+    from accelmap.arch.load import preset
 
     table = Table("preset", "levels (outer -> inner)", "PEs", "area (mm^2)")
     for name in list_presets():
@@ -663,7 +665,7 @@ def dcp_dataset(
 ) -> None:
     """Sample legal mappings of zoo layers on a hardware family and store their true costs."""
     from accelmap.arch.space import read_hardware_space, resolve_space
-    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.mapspace.load import load_constraints
     from accelmap.predictor.dataset import generate, save
     from accelmap.runs.rundir import check_output_file
 
@@ -755,8 +757,8 @@ def dcp_finetune(
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Few-shot transfer: adapt the predictor to new hardware with <= SAMPLES true evaluations."""
-    from accelmap.arch.architecture import load_architecture
-    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.arch.load import load_architecture
+    from accelmap.mapspace.load import load_constraints
     from accelmap.predictor.dataset import few_shot
     from accelmap.predictor.model import finetune
     from accelmap.runs.rundir import check_output_file

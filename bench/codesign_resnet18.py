@@ -25,8 +25,9 @@ import math
 import time
 from pathlib import Path
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
 from accelmap.arch.hardware import Hardware
+from accelmap.arch.load import preset
 from accelmap.arch.space import read_hardware_space, resolve_space
 from accelmap.codesign.base import get_codesigner
 from accelmap.codesign.problem import Budgets, CoDesignProblem

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.arch.space import read_hardware_space, resolve_space
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.constraints import read_constraints

@@ -56,7 +56,8 @@ def default_settings() -> dict:
 
 def architecture(spec: str):
     """(name, Architecture, Constraints) of a preset name or ``random:K``."""
-    from accelmap.arch.architecture import preset, preset_constraints
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.arch.load import preset
     from accelmap.mapspace.constraints import Constraints, read_constraints
 
     if spec.startswith("random:"):
@@ -149,7 +150,7 @@ def versus_timeloop(args, log=print) -> list[dict]:
     from accelmap.mapspace.space import MappingSpace
     from accelmap.model.cost_model import CostModel
     from accelmap.model.reference import load_arch
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     d = default_settings()
     ref = Path(args.reference)

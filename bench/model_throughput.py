@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.mapspace.constraints import Constraints, read_constraints
 from accelmap.mapspace.sampling import random_batch
 from accelmap.mapspace.space import MappingSpace

@@ -17,7 +17,8 @@ import math
 import time
 from pathlib import Path
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.mapspace.constraints import Constraints, read_constraints
 from accelmap.mapspace.space import MappingSpace
 from accelmap.search.base import OPTIMIZERS

@@ -227,10 +227,10 @@ def accelmap_eval(files: dict[str, Path], mapping_yamls: list[str], backends=("t
     plus level and tensor names, or {"crash": message}."""
     import traceback
 
-    from accelmap.arch.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     from accelmap.mapping.mapping import MappingBatch, parse_mapping
     from accelmap.model.cost_model import CostModel
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     try:
         arch = read_architecture(files["arch"], files["ert"], files["art"])

@@ -60,7 +60,7 @@ def deepbench_layer(row):
 
 def exhaustive(row):
     """(task, runtimes [size] with nan for invalid, error codes [size])."""
-    from accelmap.arch.architecture import preset
+    from accelmap.arch.load import preset
     from accelmap.tune.driver import make_task
     from accelmap.tune.measurer import ModelMeasurer
 

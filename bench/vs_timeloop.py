@@ -20,8 +20,8 @@ from accelmap.mapspace.constraints import read_constraints
 from accelmap.model.objective import Objective
 from accelmap.model.reference import load_arch
 from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_OPTIMIZER, DEFAULT_PATIENCE, map_layer
+from accelmap.workload.load import read_problem_yaml
 from accelmap.workload.network import Layer
-from accelmap.workload.workload import read_problem_yaml
 
 OUT = Path(__file__).parent / "results" / "vs_timeloop.json"
 

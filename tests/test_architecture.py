@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from accelmap.arch.architecture import list_presets, preset, read_architecture
+from accelmap.arch.architecture import list_presets
+from accelmap.arch.load import preset, read_architecture
 
 
 def test_presets_are_the_reference_architectures(ref):
@@ -171,7 +172,7 @@ def test_v03_map_txt_without_repeated_sizes(ref):
     import re
 
     from accelmap.mapping.loop_nest import parse_map_txt
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     r = json.loads(open(ref / "records" / "eyeriss_like.jsonl").readline())
     a = preset("eyeriss_like")

@@ -10,12 +10,13 @@ import math
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
 from accelmap.arch.hardware import Hardware
+from accelmap.arch.load import preset
 from accelmap.arch.space import read_hardware_space
+from accelmap.codesign.base import CODESIGNERS, get_codesigner
 from accelmap.codesign.genetic import GeneticCoDesign
 from accelmap.codesign.gradient import GradientCoDesign
-from accelmap.codesign.base import CODESIGNERS, get_codesigner
 from accelmap.codesign.problem import Budgets, CoDesignProblem, Totals
 from accelmap.mapspace.constraints import read_constraints
 from accelmap.model.cost_model import CostModel

@@ -7,7 +7,7 @@ count by hand; the comments give the counts.
 import pytest
 import torch
 
-from accelmap.arch.architecture import read_architecture
+from accelmap.arch.load import read_architecture
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
 from accelmap.model.status import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP
@@ -91,8 +91,8 @@ def test_validity_reasons(tiny):
 def test_fanout_reason(ref):
     import json
 
-    from accelmap.arch.architecture import preset
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.arch.load import preset
+    from accelmap.workload.load import read_problem_yaml
 
     arch = preset("simple_pe16x16")
     r = json.loads(open(ref / "records/simple_pe16x16.jsonl").readline())
@@ -109,8 +109,8 @@ def test_fanout_reason(ref):
 def test_float32_close_to_float64(ref):
     import json
 
-    from accelmap.arch.architecture import preset
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.arch.load import preset
+    from accelmap.workload.load import read_problem_yaml
 
     arch = preset("eyeriss_like")
     recs = [json.loads(line) for line in open(ref / "records/eyeriss_like.jsonl")][:21]

@@ -7,7 +7,8 @@ import warnings
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.constraints import read_constraints
 from accelmap.mapspace.space import MappingSpace

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset
 from accelmap.arch.hardware import Hardware
+from accelmap.arch.load import preset
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
-from accelmap.workload.workload import read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
 
 
 def _setup(ref, arch_name="eyeriss_like", n=3):

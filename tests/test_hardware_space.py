@@ -6,13 +6,14 @@ import json
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, read_architecture, write_architecture
+from accelmap.arch.architecture import write_architecture
 from accelmap.arch.hardware import Hardware
+from accelmap.arch.load import preset, read_architecture
 from accelmap.arch.space import read_hardware_space
 from accelmap.errors import AccelmapError
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
-from accelmap.workload.workload import read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
 
 SPACE = """
 base: eyeriss_like

@@ -16,7 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from accelmap.errors import AccelmapError
-from accelmap.workload.load import load_network
+from accelmap.workload.load import load_network, network_from_torch
 from accelmap.workload.network import Network
 from accelmap.workload.onnx_reader import read_onnx
 from accelmap.workload.workload import batched_matmul, conv2d, linear
@@ -135,7 +135,7 @@ def test_onnx_file_matches_zoo(tmp_path, model, dynamo):
 def test_from_torch_matches_zoo(model):
     make, shape = MODELS[model]
     module = make().train()
-    net = Network.from_torch(module, torch.randn(shape), name=model)
+    net = network_from_torch(module, torch.randn(shape), name=model)
     assert net.name == model and module.training  # the module's mode is restored
     check_against_zoo(model, net)
 

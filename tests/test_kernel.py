@@ -4,7 +4,7 @@ agree on every output, on random mappings of many layer kinds, keep patterns and
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset
+from accelmap.arch.load import preset
 from accelmap.mapspace.sampling import random_batch
 from accelmap.model import kernel
 from accelmap.model.cost_model import CostModel

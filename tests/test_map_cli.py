@@ -127,7 +127,8 @@ def test_map_on_cuda_matches_cpu(tmp_path):
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    from accelmap.arch.architecture import preset, preset_constraints
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.arch.load import preset
     from accelmap.mapspace.constraints import read_constraints
     from accelmap.model.objective import Objective
     from accelmap.search.network import map_layers

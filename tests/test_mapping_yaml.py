@@ -4,10 +4,10 @@ import json
 
 import torch
 
-from accelmap.arch.architecture import read_architecture
+from accelmap.arch.load import read_architecture
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
-from accelmap.workload.workload import read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
 from accelmap.yamlio import parse_yaml
 
 

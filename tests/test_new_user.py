@@ -105,7 +105,7 @@ def test_compile_is_its_own_step(cli, tmp_path, monkeypatch):
 def test_kernel_compiles_one_signature_whatever_the_integer_widths():
     import torch
 
-    from accelmap.arch.architecture import preset
+    from accelmap.arch.load import preset
     from accelmap.mapspace.constraints import Constraints
     from accelmap.mapspace.space import MappingSpace
     from accelmap.model import kernel
@@ -130,7 +130,7 @@ def test_an_optimizer_that_proposes_nothing_ends_the_search():
     limit, no budget spent)."""
     import torch
 
-    from accelmap.arch.architecture import preset
+    from accelmap.arch.load import preset
     from accelmap.mapspace.constraints import Constraints
     from accelmap.mapspace.space import MappingSpace
     from accelmap.search.base import OPTIMIZERS, Optimizer
@@ -154,7 +154,7 @@ def test_an_optimizer_that_proposes_nothing_ends_the_search():
 
 
 def test_an_unknown_optimizer_option_is_a_clear_error():
-    from accelmap.arch.architecture import preset
+    from accelmap.arch.load import preset
     from accelmap.errors import AccelmapError
     from accelmap.mapspace.constraints import Constraints
     from accelmap.mapspace.space import MappingSpace

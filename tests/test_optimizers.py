@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.mapspace.constraints import read_constraints

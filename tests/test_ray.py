@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from accelmap.arch.architecture import preset, preset_constraints, read_architecture
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset, read_architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.constraints import read_constraints
 from accelmap.model.objective import Objective

@@ -14,7 +14,8 @@ import subprocess
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints, read_architecture
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset, read_architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapping.loop_nest import format_map_txt
 from accelmap.mapping.mapping import LevelMapping, Mapping, read_mapping
@@ -167,7 +168,7 @@ def _check_nests(html: str, run, summary_layers, arch=None):
         if arch is not None:
             from accelmap.mapping.loop_nest import parse_map_txt
             from accelmap.model.evaluation import evaluate_mapping
-            from accelmap.workload.workload import read_problem_yaml
+            from accelmap.workload.load import read_problem_yaml
 
             w = read_problem_yaml(run / rec["problem_file"])
             a = evaluate_mapping(w, arch, read_mapping(run / rec["mapping_file"], arch.level_names)).costs
@@ -326,7 +327,7 @@ def test_loop_nest_is_timeloops_map_txt_on_every_reference_record(ref):
     from accelmap.mapping.mapping import MappingBatch, parse_mapping
     from accelmap.model.cost_model import CostModel
     from accelmap.model.reference import load_arch
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     n = 0
     for arch_name in ("eyeriss_like", "simple_pe16x16"):

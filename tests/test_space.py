@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from accelmap.arch.architecture import preset, preset_constraints
+from accelmap.arch.architecture import preset_constraints
+from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.constraints import Constraints, LevelConstraint, constraints_from_dict, read_constraints
 from accelmap.mapspace.space import MappingSpace, ordered_factorizations

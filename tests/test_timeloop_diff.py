@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from accelmap import yamlio
-from accelmap.arch.architecture import read_architecture
+from accelmap.arch.load import read_architecture
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
-from accelmap.workload.workload import read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = REPO / "tests" / "data" / "timeloop_diff" / "records.jsonl.gz"

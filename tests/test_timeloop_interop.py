@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from accelmap.arch.architecture import preset, read_architecture
+from accelmap.arch.load import preset, read_architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapping.loop_nest import looks_like_map_txt, parse_map_txt, read_map_txt
 from accelmap.mapping.mapping import MappingBatch, parse_mapping, read_mapping
@@ -21,7 +21,7 @@ from accelmap.model.cost_model import CostModel
 from accelmap.model.evaluation import evaluate_mapping
 from accelmap.model.reference import load_arch
 from accelmap.runs.timeloop import mapper_settings
-from accelmap.workload.workload import read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
 from accelmap.yamlio import parse_yaml
 
 ARCHS = ("eyeriss_like", "simple_pe16x16")

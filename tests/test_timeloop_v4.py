@@ -248,14 +248,14 @@ def test_map_a_folder_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("design", DESIGNS)
 def test_round_trip_v4_and_v3(design, tmp_path):
-    from accelmap.arch.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     from accelmap.mapping.mapping import read_mapping
     from accelmap.mapping.timeloop_v4 import read_v4_mapping
     from accelmap.mapspace.timeloop_v4 import read_v4_architecture
     from accelmap.model.evaluation import evaluate_mapping
     from accelmap.runs.timeloop import export_timeloop, export_timeloop_v4
+    from accelmap.workload.load import read_problem_yaml
     from accelmap.workload.network import Layer
-    from accelmap.workload.workload import read_problem_yaml
 
     r = _ref(design)
     v = read_v4_architecture(EX / design / "arch.yaml", r / "timeloop-mapper.ERT.yaml", r / "timeloop-mapper.ART.yaml")
@@ -303,13 +303,13 @@ def test_v3_export_of_a_v4_design_runs_in_timeloop_v3(tmp_path):
     """The v0.3 export of a v0.4 design (containers as depth-0 levels) is a valid Timeloop v3
     input, and v3 agrees with accelmap on it: eyeriss, whose PE_column and PE containers are two
     fanout levels back to back, included."""
-    from accelmap.arch.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     from accelmap.mapping.timeloop_v4 import read_v4_mapping
     from accelmap.mapspace.timeloop_v4 import read_v4_architecture
     from accelmap.model.evaluation import evaluate_mapping
     from accelmap.runs.timeloop import export_timeloop
+    from accelmap.workload.load import read_problem_yaml
     from accelmap.workload.network import Layer
-    from accelmap.workload.workload import read_problem_yaml
 
     r = _ref("eyeriss_like")
     v = read_v4_architecture(EX / "eyeriss_like" / "arch.yaml", r / "timeloop-mapper.ERT.yaml",
@@ -618,9 +618,9 @@ def _both_backends(arch, w, m) -> list:
 
 @pytest.mark.parametrize("reg,mapping,energy", _TINY_V3_CASES)
 def test_tiny_cluster_cases_v3_by_hand(tmp_path, reg, mapping, energy):
-    from accelmap.arch.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     from accelmap.mapping.mapping import read_mapping
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     arch_f, prob_f, map_f, ert_f, art_f = _tiny_files(tmp_path, reg, mapping)
     arch = read_architecture(arch_f, ert_f, art_f)
@@ -681,7 +681,7 @@ _TINY_V4_MAP = """mapping:
 def _tiny_v4(tmp_path: Path, mapping: str):
     from accelmap.mapping.timeloop_v4 import read_v4_mapping
     from accelmap.mapspace.timeloop_v4 import read_v4_architecture
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     sp, tm = {"k4": (4, 2), "k2": (2, 4)}[mapping]
     (tmp_path / "arch.yaml").write_text(_TINY_V4_ARCH)
@@ -741,7 +741,7 @@ def test_exercise_designs_kernel_agrees_with_tensor_model(design):
     both; tests/test_kernel.py's designs have neither)."""
     from accelmap.mapping.timeloop_v4 import read_v4_mapping
     from accelmap.mapspace.timeloop_v4 import read_v4_architecture
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     r = _ref(design)
     arch = read_v4_architecture(EX / design / "arch.yaml", r / "timeloop-mapper.ERT.yaml",

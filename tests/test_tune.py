@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from accelmap.arch.architecture import preset
+from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
 from accelmap.tune.knobs import PackedConv, divisors, knob_space_from_mapping_space, mapping_genomes, vta_conv2d_space
 from accelmap.tune.log import TuneLog, read_records

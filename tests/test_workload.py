@@ -3,7 +3,8 @@ import json
 import pytest
 
 from accelmap.errors import AccelmapError
-from accelmap.workload.workload import batched_matmul, conv2d, linear, read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
+from accelmap.workload.workload import batched_matmul, conv2d, linear
 
 
 def test_reference_problems_read_with_their_mac_counts(ref):
@@ -67,7 +68,7 @@ def test_lower_bound_holds_for_every_reference_mapping(ref):
     """Energy and cycles of every Timeloop record are at least the bounds (strided layers included)."""
     import json
 
-    from accelmap.arch.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     from accelmap.mapspace.bounds import lower_bound
     from accelmap.mapspace.constraints import read_constraints
 

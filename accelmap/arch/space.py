@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 
 from accelmap.arch import energy_table as et
-from accelmap.arch.architecture import Architecture, load_architecture
+from accelmap.arch.architecture import Architecture
 from accelmap.arch.hardware import Hardware
+from accelmap.arch.load import load_architecture
 from accelmap.errors import AccelmapError
 from accelmap.yamlio import load_yaml
 

@@ -607,7 +607,7 @@ def compile_kernel_in_child(parallel: bool = False) -> bool:
 def _compile_kernel_here(parallel: bool = False) -> None:
     # The signature depends only on the argument dtypes and ranks, not on the problem, so any
     # small problem on any architecture compiles the one signature every search uses.
-    from accelmap.arch.architecture import preset
+    from accelmap.arch.load import preset
     from accelmap.workload.workload import conv2d
 
     w = conv2d("compile", C=2, K=2, P=4)

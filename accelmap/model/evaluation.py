@@ -8,12 +8,14 @@ from pathlib import Path
 
 import torch
 
-from accelmap.arch.architecture import Architecture, load_architecture
+from accelmap.arch.architecture import Architecture
+from accelmap.arch.load import load_architecture
 from accelmap.mapping.loop_nest import looks_like_map_txt, read_map_txt
 from accelmap.mapping.mapping import Mapping, MappingBatch, read_mapping
 from accelmap.model.cost_model import CostModel, Costs
 from accelmap.model.status import REASONS
-from accelmap.workload.workload import Workload, read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
+from accelmap.workload.workload import Workload
 
 
 def example_path(name: str) -> Path:

@@ -8,10 +8,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelmap.arch.architecture import Architecture, read_architecture
+from accelmap.arch.architecture import Architecture
+from accelmap.arch.load import read_architecture
 from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel, Costs
-from accelmap.workload.workload import Workload, read_problem_yaml
+from accelmap.workload.load import read_problem_yaml
+from accelmap.workload.workload import Workload
 
 COUNT_KEYS = {"reads": "Scalar reads (per-instance)", "fills": "Scalar fills (per-instance)",
               "updates": "Scalar updates (per-instance)", "tile": "Utilized capacity"}

@@ -24,7 +24,8 @@ from accelmap.arch.space import HardwareSpace, read_hardware_space, resolve_spac
 from accelmap.codesign.base import get_codesigner
 from accelmap.codesign.problem import TOTALS_KEY, Budgets, CoDesignProblem, CoDesignResult, Design
 from accelmap.errors import AccelmapError
-from accelmap.mapspace.constraints import Constraints, load_constraints
+from accelmap.mapspace.constraints import Constraints
+from accelmap.mapspace.load import load_constraints
 from accelmap.workload.load import load_network
 from accelmap.workload.network import Layer
 from accelmap.workload.workload import problem_to_dict

@@ -111,8 +111,8 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     objective, optimizer, output directory) before any search starts: a bad option fails here,
     in seconds, never after the search. Arguments are as on ``accelmap map``; ``patience`` None
     or 0 uses the whole budget."""
-    from accelmap.arch.architecture import load_architecture
-    from accelmap.mapspace.constraints import load_constraints
+    from accelmap.arch.load import load_architecture
+    from accelmap.mapspace.load import load_constraints
     from accelmap.runs.rundir import prepare_run_dir
     from accelmap.search.base import get_optimizer
     from accelmap.workload.load import load_network

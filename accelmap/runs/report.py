@@ -224,7 +224,7 @@ def _png_file(path: Path) -> bytes:
 
 def _load_arch(spec: str, ert: str | None = None, art: str | None = None, base: Path | None = None):
     """(architecture or None, why not)."""
-    from accelmap.arch.architecture import load_architecture
+    from accelmap.arch.load import load_architecture
 
     cands = [spec]
     if base is not None and not Path(spec).is_absolute():
@@ -245,7 +245,7 @@ def _layer_views(run: Path, records: list[dict], arch) -> list[dict]:
     breakdown of its mapping on ``arch`` (None: no architecture) and its loop nest."""
     from accelmap.mapping.mapping import read_mapping
     from accelmap.model.evaluation import evaluate_mapping
-    from accelmap.workload.workload import read_problem_yaml
+    from accelmap.workload.load import read_problem_yaml
 
     views = []
     for i, rec in enumerate(records):

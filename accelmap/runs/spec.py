@@ -40,8 +40,9 @@ from accelmap.mapspace.timeloop_v4 import (
 )
 from accelmap.model.evaluation import Evaluation, evaluate_mapping
 from accelmap.spec import evaluate_expression, load_spec_files, looks_like_v4
+from accelmap.workload.load import read_problem_yaml
 from accelmap.workload.timeloop_v4 import problem_from_v4, read_v4_problem
-from accelmap.workload.workload import Workload, read_problem_yaml
+from accelmap.workload.workload import Workload
 
 # ---- expressions ---------------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ An export directory holds ``arch.yaml`` with its Accelergy tables (``arch.ERT.ya
 ``mappings/<layer>.yaml`` (the best mapping found), ``expected.json`` (accelmap's energy and
 cycles for each) and ``mapper.yaml`` (the run's search settings in Timeloop's terms).
 ``README.txt`` lists the ``timeloop-model`` and ``timeloop-mapper`` commands to run there.
-Everything written reads back with :func:`~accelmap.arch.architecture.read_architecture`,
-:func:`~accelmap.workload.workload.read_problem_yaml`, :func:`~accelmap.mapspace.constraints.read_constraints`
+Everything written reads back with :func:`~accelmap.arch.load.read_architecture`,
+:func:`~accelmap.workload.load.read_problem_yaml`, :func:`~accelmap.mapspace.constraints.read_constraints`
 and :func:`~accelmap.mapping.mapping.read_mapping`.
 """
 
@@ -25,8 +25,9 @@ from accelmap.mapspace.constraints import Constraints
 from accelmap.model.evaluation import evaluate_mapping
 from accelmap.model.objective import Objective
 from accelmap.search.network import DEFAULT_BUDGET, DEFAULT_PATIENCE
+from accelmap.workload.load import read_problem_yaml
 from accelmap.workload.network import Layer
-from accelmap.workload.workload import Workload, problem_to_dict, read_problem_yaml
+from accelmap.workload.workload import Workload, problem_to_dict
 from accelmap.yamlio import dump_yaml
 
 ARCH_STEM = "arch"

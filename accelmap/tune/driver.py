@@ -227,8 +227,8 @@ def _summarize(res: LayerResult, records) -> None:
 
 def resolve_layers(spec: str):
     """A Timeloop problem YAML or a zoo network -> (name, [Layer])."""
+    from accelmap.workload.load import read_problem_yaml
     from accelmap.workload.network import Layer
-    from accelmap.workload.workload import read_problem_yaml
     from accelmap.workload.zoo import get_network
 
     if spec.endswith((".yaml", ".yml")):

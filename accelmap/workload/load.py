@@ -10,6 +10,8 @@ from accelmap.errors import AccelmapError
 from accelmap.spec import load_v4_file
 from accelmap.workload.network import Layer, Network
 from accelmap.workload.timeloop_v4 import problem_from_v4
+from accelmap.workload.workload import Workload, problem_from_dict
+from accelmap.yamlio import load_yaml
 
 
 def load_network(spec: str, on_warning: Callable[[str], None] | None = None) -> Network:
@@ -25,7 +27,7 @@ def load_network(spec: str, on_warning: Callable[[str], None] | None = None) -> 
         return problem_folder_network(spec, on_warning or (lambda m: warnings.warn(m, stacklevel=3)))
     if spec.endswith((".yaml", ".yml")):
         from accelmap.spec import looks_like_v4
-        from accelmap.workload.workload import read_problem_yaml
+        from accelmap.workload.load import read_problem_yaml
 
         if looks_like_v4(spec):
             from accelmap.workload.timeloop_v4 import read_v4_problem
@@ -76,3 +78,30 @@ def problem_folder_network(folder: str | Path, warn: Callable[[str], None] | Non
     if not layers:
         raise AccelmapError("no file of the folder has a 'problem' key", file=str(d), field="problem")
     return Network(d.name, tuple(layers))
+
+
+def read_problem_yaml(path: str | Path, name: str | None = None) -> Workload:
+    """Read a Timeloop v0.3/v0.4 problem file (``problem: {shape, instance}``)."""
+    from accelmap.spec import looks_like_v4
+
+    if looks_like_v4(path):  # Timeloop v0.4 (data_spaces, jinja2, <<<): accelmap.runs.spec
+        import warnings
+
+        from accelmap.workload.timeloop_v4 import read_v4_problem
+
+        return read_v4_problem(path, name, warn=lambda m: warnings.warn(m, stacklevel=3))
+    src = str(path)
+    doc = load_yaml(path)
+    return problem_from_dict(doc, src, name or Path(path).stem)
+
+
+def network_from_torch(module, example_input, name: str | None = None) -> Network:
+    """The convolutions, linears and matmuls ``module(*example_input)`` runs, with their exact
+    shapes (see :mod:`accelmap.workload.torch_reader`; MAC-bearing ops it cannot model are
+    named in a warning). ``name`` defaults to the module's class name."""
+    from accelmap.workload.torch_reader import import_module
+
+    result = import_module(module, example_input, name)
+    if result.warning():
+        warnings.warn(result.warning(), stacklevel=2)
+    return result.network

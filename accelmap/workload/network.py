@@ -1,13 +1,11 @@
 """Networks: ordered layers with repeat counts, and merging of repeated shapes.
 
-:func:`load_network` turns what a user names on the command line (a zoo network, a
-Timeloop problem YAML or an ONNX file) into a Network; :meth:`Network.from_torch` imports a
-PyTorch module.
+Plain data: :mod:`accelmap.workload.load` builds networks from what a user names (a zoo
+network, Timeloop problem files, an ONNX file, a PyTorch module).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 from accelmap.errors import AccelmapError
@@ -49,17 +47,5 @@ class Network:
     @property
     def total_macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
-
-    @classmethod
-    def from_torch(cls, module, example_input, name: str | None = None) -> "Network":
-        """The convolutions, linears and matmuls ``module(*example_input)`` runs, with their
-        exact shapes (see :mod:`accelmap.workload.torch_reader`; MAC-bearing ops it cannot model are
-        named in a warning). ``name`` defaults to the module's class name."""
-        from accelmap.workload.torch_reader import import_module
-
-        result = import_module(module, example_input, name)
-        if result.warning():
-            warnings.warn(result.warning(), stacklevel=2)
-        return result.network
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from accelmap.errors import AccelmapError
-from accelmap.yamlio import load_yaml, require
+from accelmap.yamlio import require
 
 CNN_DIMS = ("R", "S", "P", "Q", "C", "K", "N")
 GROUPED_DIMS = ("R", "S", "P", "Q", "C", "K", "N", "G")
@@ -232,20 +231,6 @@ def batched_matmul(name: str, *, batch: int, M: int, K: int, N: int) -> Workload
 
 
 # ---- Timeloop problem YAML ---------------------------------------------------------------
-
-def read_problem_yaml(path: str | Path, name: str | None = None) -> Workload:
-    """Read a Timeloop v0.3/v0.4 problem file (``problem: {shape, instance}``)."""
-    from accelmap.spec import looks_like_v4
-
-    if looks_like_v4(path):  # Timeloop v0.4 (data_spaces, jinja2, <<<): accelmap.runs.spec
-        import warnings
-
-        from accelmap.workload.timeloop_v4 import read_v4_problem
-
-        return read_v4_problem(path, name, warn=lambda m: warnings.warn(m, stacklevel=3))
-    src = str(path)
-    doc = load_yaml(path)
-    return problem_from_dict(doc, src, name or Path(path).stem)
 
 
 def problem_from_dict(doc: dict, src: str, name: str) -> Workload:
