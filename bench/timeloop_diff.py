@@ -11,7 +11,7 @@ update. Crashes of either side are counted, not hidden.
         --records tests/data/timeloop_diff/records.jsonl.gz
 
 prints the table, writes ``bench/results/timeloop_diff.json`` (summary and every mismatch) and,
-with ``--records``, the Timeloop results as test data that ``tests/test_timeloop_diff.py``
+with ``--records``, the Timeloop results as test data that ``tests/model/test_timeloop_diff.py``
 re-checks without Timeloop. ``--check FILE`` re-evaluates committed records instead of running
 Timeloop.
 

@@ -99,3 +99,28 @@ def test_usage_errors_import_no_heavy_library():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == ""
+
+
+def python_api_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Python API"):text.index("\n## ", text.index("## Python API") + 5)]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def test_readme_python_examples_run(tmp_path):
+    """The README's Python API section, block by block, as a user pastes it (in an empty folder)."""
+    blocks = python_api_blocks()
+    assert len(blocks) >= 2
+    for i, code in enumerate(blocks):
+        r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, f"block {i}:\n{code}\n{r.stderr[-3000:]}"
+        assert r.stdout.strip(), f"block {i} printed nothing"
+    assert (tmp_path / "runs" / "r18" / "summary.json").exists()
+
+
+def test_importing_the_package_loads_no_heavy_library():
+    code = ("import sys, accelmap; accelmap.__all__; "
+            "heavy = [m for m in ('torch', 'numba', 'xgboost', 'onnx', 'ray') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

@@ -113,7 +113,7 @@ REFERENCE_TECH_NM = 45.0
 
 # ---------------------------------------------------------------------------------------------
 # Calibrated constants (45 nm). fit_constants() recomputes them from the reference points below;
-# tests/test_energy_table.py checks that they agree.
+# tests/arch/test_energy_table.py checks that they agree.
 # ---------------------------------------------------------------------------------------------
 
 #: SRAM: address-generator (+ idle) floor of the smartbuffer_SRAM compound, pJ per access.

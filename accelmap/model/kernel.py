@@ -4,7 +4,7 @@ The tensor model in :mod:`accelmap.model.cost_model` is the reference: batched, 
 runnable on CUDA. Its hot path materialises, for every mapping, tensor x child-level x loop
 work, most of it on loops of factor 1. This kernel computes the same counts per mapping
 with plain loops that visit only the non-trivial loops, which is what a CPU does fastest.
-``tests/test_kernel.py`` checks that both give identical counts on random batches and on
+``tests/model/test_kernel.py`` checks that both give identical counts on random batches and on
 every Timeloop reference record.
 
 Semantics are documented in :mod:`accelmap.model.cost_model`; the steps below follow it in order.

@@ -19,11 +19,11 @@ import pytest
 
 from accelmap.errors import AccelmapError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 EX = DATA / "exercises"
 SHAPES = DATA / "layer_shapes"
 DESIGNS = ["eyeriss_like", "simba_like", "simple_output_stationary", "simple_weight_stationary"]
-TIMELOOP = Path(__file__).resolve().parents[1].parent / "shared" / "timeloop" / "bin" / "timeloop-model"
+TIMELOOP = Path(__file__).resolve().parents[2].parent / "shared" / "timeloop" / "bin" / "timeloop-model"
 
 
 def _ref(design: str) -> Path:
@@ -738,7 +738,7 @@ def test_levels_without_leak_add_nothing_when_cycles_are_inf(tmp_path):
 @pytest.mark.parametrize("design", ["simba_like", "eyeriss_like"])
 def test_exercise_designs_kernel_agrees_with_tensor_model(design):
     """The compiled kernel charges leakage and clusters as the tensor model does (simba_like has
-    both; tests/test_kernel.py's designs have neither)."""
+    both; tests/model/test_kernel.py's designs have neither)."""
     from accelmap.mapping.timeloop_v4 import read_v4_mapping
     from accelmap.mapspace.timeloop_v4 import read_v4_architecture
     from accelmap.workload.load import read_problem_yaml

@@ -23,7 +23,7 @@ from accelmap.mapping.mapping import MappingBatch, parse_mapping
 from accelmap.model.cost_model import CostModel
 from accelmap.workload.load import read_problem_yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORDS = REPO / "tests" / "data" / "timeloop_diff" / "records.jsonl.gz"
 TIMELOOP = REPO.parent / "shared" / "timeloop" / "bin" / "timeloop-model"
 COUNTS = ("reads", "fills", "updates")

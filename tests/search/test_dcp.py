@@ -257,7 +257,7 @@ def test_cli_dcp_budgets(cli, tmp_path):
     import json
     from pathlib import Path
 
-    layer = str(Path(__file__).resolve().parents[1] / "accelmap" / "data" / "examples" / "resnet18_conv1.yaml")
+    layer = str(Path(__file__).resolve().parents[2] / "accelmap" / "data" / "examples" / "resnet18_conv1.yaml")
 
     def evaluations(*args):
         out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"

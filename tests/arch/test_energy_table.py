@@ -21,7 +21,7 @@ ACCEPTANCE = 3.0
 CALIBRATION_TOL = 1.05
 HOLDOUT_TOL = 1.15
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARCHS = ("eyeriss_like", "simple_pe16x16")
 
 
