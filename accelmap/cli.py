@@ -473,9 +473,9 @@ def tune(
     require_positive(timeout, "--timeout", "a positive number of seconds")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.arch.architecture import preset_constraints
     from accelmap.arch.load import load_architecture
-    from accelmap.mapspace.constraints import Constraints, read_constraints
+    from accelmap.mapspace.constraints import Constraints
+    from accelmap.mapspace.load import load_constraints
     from accelmap.runs.rundir import check_output_file, prepare_run_dir
     from accelmap.tune.driver import (
         check_space,
@@ -508,9 +508,8 @@ def tune(
                             f"choose another --log/--out", file=str(log_path))
     if resume and not log_path.exists():
         raise AccelmapError("--resume: there is no log to continue", file=str(log_path))
-    cons = Constraints()
-    if not is_vta_like(arch) and not target.endswith((".yaml", ".yml")) and preset_constraints(target):
-        cons = read_constraints(preset_constraints(target))
+    # VTA's knob space carries its own rules; any other target gets what --constraints would default to
+    cons = Constraints() if is_vta_like(arch) else load_constraints(None, target)
     tasks, skipped = [], []
     for lay in layers:
         try:

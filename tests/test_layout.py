@@ -12,7 +12,7 @@ PACKAGE = Path(accelmap.__file__).parent
 RANK = {
     "errors": 0, "yamlio": 0.1, "registry": 0.2, "options": 0.2, "spec": 0.3,  # shared by all
     "workload": 1, "arch": 2, "mapping": 3, "model": 4, "mapspace": 5,
-    "predictor": 6, "tune": 6, "search": 7, "codesign": 8, "runs": 9, "cli": 10,
+    "predictor": 6, "tune": 6, "search": 7, "codesign": 8, "runs": 9, "testing": 9.5, "cli": 10,
 }
 
 

@@ -105,7 +105,7 @@ def write_sweep_run(out: str | Path, result: SweepResult, settings: dict) -> dic
         rows.append({"point": p.index, "values": p.values, **t, "arch": str(paths[0].relative_to(d)),
                      "layers": [{k: v for k, v in asdict(o).items() if k not in ("trace", "problem_yaml")}
                                 for o in p.outcomes]})
-    summary = {"settings": settings, "complete": result.complete, "space": result.space.source,
+    summary = {"kind": "sweep", "settings": settings, "complete": result.complete, "space": result.space.source,
                "parameters": result.space.names, "points": rows}
     (d / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     with open(d / "points.csv", "w", newline="") as f:

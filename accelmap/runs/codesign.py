@@ -65,7 +65,7 @@ def design_files(problem: CoDesignProblem, d: Design, out: Path, name: str = "de
 def write_codesign_run(out: Path, problem: CoDesignProblem, result: CoDesignResult, settings: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     d = result.best
-    summary = {"settings": settings, "method": result.method, "seconds": result.seconds,
+    summary = {"kind": "codesign", "settings": settings, "method": result.method, "seconds": result.seconds,
                "designs_evaluated": result.designs_evaluated,
                "trace": [{"seconds": t, "score": s, "feasible": f} for t, s, f in result.trace]}
     if d is not None:

@@ -72,6 +72,11 @@ def detect_kind(run: Path) -> str:
         raise AccelmapError("expected a JSON object", file=str(summary))
     if s.get("kind") in ("map", "codesign", "tune"):  # what every writer records now
         return s["kind"]
+    if s.get("kind") == "sweep" or isinstance(s.get("points"), list):
+        raise AccelmapError("a hardware sweep (accelmap sweep) has no report page yet; its points.csv and "
+                            "scatter.png hold the results; expected a run of accelmap map, codesign or tune",
+                            file=str(summary))
+    # runs written before summaries recorded their kind
     settings = s.get("settings") if isinstance(s.get("settings"), dict) else {}
     if "hardware" in s or ("arch_space" in settings and "trace" in s):
         return "codesign"

@@ -1,6 +1,5 @@
 """Contract tests every registered optimizer must pass, and the objective parser."""
 
-import math
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ from accelmap.mapspace.constraints import read_constraints
 from accelmap.mapspace.space import MappingSpace
 from accelmap.model.objective import Objective
 from accelmap.search.base import OPTIMIZERS, Optimizer, register
+from accelmap.testing import check_optimizer
 from accelmap.search.loop import optimize
 from accelmap.workload.workload import conv2d, linear
 
@@ -48,14 +48,8 @@ def test_registry_has_the_four_and_refuses_duplicates():
 def test_contract(name, small_space, conv_space):
     space = small_space if name == "exhaustive" else conv_space
     budget = 10**9 if name == "exhaustive" else 6000
-    a = optimize(space, "edp", name, budget, seed=3)
-    b = optimize(space, "edp", name, budget, seed=3)
     # respects the budget, is reproducible, returns a legal mapping whose score is its EDP
-    assert a.evaluations <= budget
-    assert a.score == b.score and torch.equal(a.genome, b.genome)
-    assert a.costs is not None and bool(a.costs.valid[0])
-    assert math.isclose(a.score, math.log(float(a.costs.edp[0])), rel_tol=1e-9)
-    a.mapping.check(space.workload, space.arch)
+    check_optimizer(name, space, budget, seed=3)
     if name not in ("random", "exhaustive"):
         # beats random sampling at the same budget (median of three seeds each)
         ours = sorted(optimize(space, "edp", name, budget, seed=s).score for s in range(3))[1]
