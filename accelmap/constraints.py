@@ -172,6 +172,12 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
             items.append((k, v))
     out = []
     for k, v in items:
+        if isinstance(v, str) and re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", v):
+            # A mapping's 'P=8,5' (end 8, residual end 5). Timeloop's constraint parser has no
+            # residual ends: it reads this as P=8 and drops the ',5', so say so instead.
+            raise AccelmapError(f"factor {k}={v.strip()}: a residual end in a constraint; expected NAME=INTEGER "
+                                f"(Timeloop's constraints take no residual ends; they belong in a mapping)",
+                                file=src, field=where)
         try:
             out.append((str(k), int(v)))
         except (TypeError, ValueError):

@@ -11,7 +11,7 @@ import torch
 from accelmap.architecture import Architecture, load_architecture
 from accelmap.cost_model import REASONS, CostModel, Costs
 from accelmap.loop_nest import looks_like_map_txt, read_map_txt
-from accelmap.mapping import Mapping, MappingBatch, read_mapping
+from accelmap.mapping import RESIDUALS_MODELLED, Mapping, MappingBatch, imperfect_not_modelled, read_mapping
 from accelmap.workload import Workload, read_problem_yaml
 
 
@@ -76,6 +76,9 @@ class Evaluation:
 def evaluate_mapping(workload: Workload, arch: Architecture, mapping: Mapping, device: str = "cpu",
                      source: str = "<mapping>") -> Evaluation:
     mapping.check(workload, arch, source)
+    if mapping.is_imperfect and not RESIDUALS_MODELLED:
+        # the same refusal MappingBatch.from_mappings makes, here naming the file
+        raise imperfect_not_modelled(mapping, file=source)
     # one mapping: the tensor model, which needs no compiled kernel (numba is not even imported)
     model = CostModel(workload, arch, torch.float64, device, backend="torch")
     costs = model(MappingBatch.from_mappings([mapping], workload, arch))
