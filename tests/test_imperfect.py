@@ -338,3 +338,86 @@ def test_bound_rule_agrees_with_timeloop_live(tmp_path, P, dram, glb, glb_spatia
     except AccelmapError:
         ours = False
     assert ours == timeloop_ok, p.stdout[-500:] + p.stderr[-500:]
+
+
+# ---- live: the worked examples of /work/notes/imperfect_semantics.md ------------------------
+# Each case: (architecture (fanout, has GLB, PE capacity, GLB bandwidth), layer (P, R), the
+# mapping's factors per target (permutation RPQSCKN everywhere), and numbers timeloop-model
+# printed, checked here again). None in the mapping leaves the directive out.
+
+def _case_arch(fan=(1, 1), glb=True, pe_cap=256, bw=None) -> Architecture:
+    n = fan[0] * fan[1]
+    levels = [StorageLevel("DRAM", "DRAM", None, 16, 1, 1, 1, None, None, 100.0, 100.0, 1.0)]
+    if glb:
+        levels.append(StorageLevel("GLB", "SRAM", 4096, 16, 1, 1, 1, bw, bw, 10.0, 11.0, 1.0))
+    levels.append(StorageLevel("PE", "regfile", pe_cap, 16, 1, n, fan[0], None, None, 1.0, 1.5, 1.0))
+    return Architecture("tiny", tuple(levels), ComputeUnit("mac", "intmac", n, fan[0], 0.5, 1000.0, 16))
+
+
+WORKED = {
+    # cycles count every temporal end, the outermost one too; computes are the real MACs here
+    "cycles_product_of_ends": (dict(glb=False), dict(P=13), {"DRAM": "P=4", "PE": "P=4,1"},
+                               {"cycles": 16, "computes": 13}),
+    # an outermost spatial residual: element 0 simulated, its count times the 4 logical PEs
+    "spatial_residual_outermost": (dict(fan=(4, 1)), dict(P=3), {"DRAM": "P=1", "GLB_s": "P=4,3"},
+                                   {"cycles": 1, "computes": 4, "PE.Inputs.fills": 0, "PE.Weights.fills": 0,
+                                    "GLB.Inputs.reads": 3}),
+    "spatial_residual": (dict(fan=(4, 1)), dict(P=7), {"DRAM": "P=2", "GLB_s": "P=4,3"},
+                         {"cycles": 2, "computes": 8, "GLB.Inputs.reads": 7, "GLB.Inputs.tile": 4,
+                          "PE.Inputs.reads": 2, "PE.Inputs.fills": 1, "PE.Outputs.fills": 1}),
+    "outermost_end_only_in_cycles": (dict(fan=(4, 1)), dict(P=7), {"DRAM": "P=5,2", "GLB_s": "P=4,3"},
+                                     {"cycles": 5, "computes": 8, "GLB.Inputs.reads": 7, "PE.Inputs.fills": 1}),
+    "bandwidth_on_top": (dict(fan=(4, 1), bw=2.0), dict(P=7), {"DRAM": "P=5,2", "GLB_s": "P=4,3"},
+                         {"cycles": 8, "computes": 8}),
+    "spatial_residual_one": (dict(fan=(4, 1)), dict(P=5), {"DRAM": "P=2", "GLB_s": "P=4,1"},
+                             {"computes": 8, "GLB.Inputs.reads": 5, "PE.Inputs.fills": 1, "PE.Outputs.fills": 0}),
+    "extrapolated_element_full": (dict(fan=(4, 1)), dict(P=9), {"DRAM": "P=2", "GLB_s": "P=3,2", "PE": "P=2,1"},
+                                  {"computes": 12, "GLB.Inputs.reads": 10, "GLB.Outputs.updates": 10,
+                                   "GLB.Inputs.fills": 9, "GLB.Inputs.tile": 6, "PE.Inputs.fills": 3}),
+    "capacity_is_the_visited_tile": (dict(glb=False, pe_cap=11), dict(P=5), {"DRAM": "P=1", "PE": "P=8,5"},
+                                     {"PE.Inputs.tile": 5, "cycles": 8}),
+    "capacity_exceeded": (dict(glb=False, pe_cap=10), dict(P=5), {"DRAM": "P=1", "PE": "P=8,5"},
+                          {"error": "exceeds buffer capacity"}),
+    "perfect_mode": (dict(), dict(P=12, R=3), {"DRAM": "P=2", "GLB": "P=3", "PE": "P=2 R=3"},
+                     {"PE.Inputs.fills": 16, "cycles": 36}),
+    "imperfect_mode_same_loops": (dict(), dict(P=12, R=3), {"DRAM": "P=3,2", "GLB": "P=3", "PE": "P=2 R=3"},
+                                  {"PE.Inputs.fills": 14, "cycles": 54}),
+    "jump_reset_perfect": (dict(), dict(P=20, R=3), {"DRAM": "P=5", "GLB": "P=2", "PE": "P=2 R=3"},
+                           {"PE.Inputs.fills": 22}),
+    "jump_reset_imperfect": (dict(), dict(P=20, R=3), {"DRAM": "P=6,5", "GLB": "P=2", "PE": "P=2 R=3"},
+                             {"PE.Inputs.fills": 24}),
+}
+for _n, _fills in ((2, 6), (3, 11), (4, 14), (5, 15), (6, 18)):  # n iterations, the last one a residual tile
+    WORKED[f"residual_tile_after_{_n}"] = (dict(glb=False), dict(P=(_n - 1) * 3 + 1, R=3),
+                                           {"DRAM": f"P={_n}", "PE": "P=3,1 R=3"}, {"PE.Inputs.fills": _fills})
+
+
+@pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary (../shared/timeloop) not present")
+@pytest.mark.parametrize("name", list(WORKED))
+def test_worked_examples_live(tmp_path, name):
+    spec = importlib.util.spec_from_file_location("timeloop_diff", REPO / "bench" / "timeloop_diff.py")
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    akw, lkw, facs, want = WORKED[name]
+    a = _case_arch(**akw)
+    w = conv2d("l", C=1, K=1, P=lkw["P"], Q=1, R=lkw.get("R", 1), S=1)
+    lines = ["mapping:"]
+    for tgt in a.level_names:
+        lines.append(f"- {{target: {tgt}, type: temporal, factors: '{facs.get(tgt, 'P=1')}', permutation: RPQSCKN}}")
+        if a.fanout(a.level_index(tgt)) != (1, 1):
+            lines.append(f"- {{target: {tgt}, type: spatial, factors: '{facs.get(tgt + '_s', 'P=1')}', "
+                         f"permutation: PRQSCKN, split: 7}}")
+    text = "\n".join(lines) + "\n"
+    parse_mapping(text, a.level_names).check(w, a)
+    files = td._write_inputs(a, w, tmp_path)
+    r = td.run_timeloop(files, text, tmp_path / "run")
+    if "error" in want:
+        assert want["error"] in r.get("error", ""), r
+        return
+    stats = (tmp_path / "run" / "timeloop-model.stats.txt").read_text()
+    got = {"cycles": r["cycles"], "computes": int(re.search(r"^Computes = (\d+)", stats, re.MULTILINE)[1])}
+    for key, v in want.items():
+        if key.count(".") == 2:
+            lv, t, k = key.split(".")
+            got[key] = r["levels"][lv][t][k]
+        assert got[key] == v, (key, got[key], v)
