@@ -241,6 +241,21 @@ def test_constraints_refuse_residual_ends():
     assert ok.at("PE").temporal == (("P", 8), ("Q", 1))
 
 
+def test_constraints_read_and_write_rubys_remainders():
+    """Timeloop's way to allow residuals in constraints: 'remainders: N' on a temporal or
+    spatial target (the ruby mapspace's largest residual end at that level)."""
+    doc = {"architecture_constraints": {"targets": [
+        {"target": "PE", "type": "temporal", "factors": "Q=1", "remainders": 4},
+        {"target": "GLB", "type": "spatial", "remainders": 3}]}}
+    c = constraints_from_dict(doc, "c.yaml")
+    assert c.at("PE").remainders == 4 and c.at("GLB").spatial_remainders == 3 and c.at("GLB").remainders is None
+    again = constraints_from_dict(parse_yaml(c.to_yaml()), "again.yaml")
+    assert again.at("PE").remainders == 4 and again.at("GLB").spatial_remainders == 3
+    doc["architecture_constraints"]["targets"][0]["remainders"] = 0
+    with pytest.raises(AccelmapError, match="remainders: 0; expected a positive integer"):
+        constraints_from_dict(doc, "c.yaml")
+
+
 def test_v4_constraints_refuse_residual_ends():
     from accelmap.timeloop_v4 import _factors
 
