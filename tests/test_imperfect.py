@@ -437,12 +437,15 @@ def test_bound_rule_agrees_with_timeloop_live(tmp_path, P, dram, glb, glb_spatia
 # mapping's factors per target (permutation RPQSCKN everywhere), and numbers timeloop-model
 # printed, checked here again). None in the mapping leaves the directive out.
 
-def _case_arch(fan=(1, 1), glb=True, pe_cap=256, bw=None) -> Architecture:
+def _case_arch(fan=(1, 1), glb=True, pe_cap=256, bw=None, pe=True) -> Architecture:
+    """DRAM, a global buffer, PEs (fan-out ``fan``) with one MAC each; without ``pe`` the
+    global buffer fans out straight to the MACs."""
     n = fan[0] * fan[1]
     levels = [StorageLevel("DRAM", "DRAM", None, 16, 1, 1, 1, None, None, 100.0, 100.0, 1.0)]
     if glb:
         levels.append(StorageLevel("GLB", "SRAM", 4096, 16, 1, 1, 1, bw, bw, 10.0, 11.0, 1.0))
-    levels.append(StorageLevel("PE", "regfile", pe_cap, 16, 1, n, fan[0], None, None, 1.0, 1.5, 1.0))
+    if pe:
+        levels.append(StorageLevel("PE", "regfile", pe_cap, 16, 1, n, fan[0], None, None, 1.0, 1.5, 1.0))
     return Architecture("tiny", tuple(levels), ComputeUnit("mac", "intmac", n, fan[0], 0.5, 1000.0, 16))
 
 
@@ -479,6 +482,16 @@ WORKED = {
     "jump_reset_imperfect": (dict(), dict(P=20, R=3), {"DRAM": "P=6,5", "GLB": "P=2", "PE": "P=2 R=3"},
                              {"PE.Inputs.fills": 24}),
 }
+# overlapping Input windows of the PEs are not multicast: GLB reads 4x3 + 3x3
+WORKED["spatial_residual_sliding_window"] = (dict(fan=(4, 1)), dict(P=7, R=3),
+                                             {"DRAM": "P=2", "GLB_s": "P=4,3", "PE": "R=3"},
+                                             {"computes": 24, "GLB.Inputs.reads": 21, "GLB.Inputs.fills": 9,
+                                              "PE.Inputs.fills": 5})
+# 197 tokens on 14 elements: element 0's count times 14 on PEs, the MAC fan-out's average on MACs
+WORKED["spatial_residual_pes_197"] = (dict(fan=(14, 1)), dict(P=197), {"DRAM": "P=15", "GLB_s": "P=14,1"},
+                                      {"cycles": 15, "computes": 210})
+WORKED["spatial_residual_macs_197"] = (dict(fan=(14, 1), pe=False), dict(P=197), {"DRAM": "P=15", "GLB_s": "P=14,1"},
+                                       {"cycles": 15, "computes": 197})
 for _n, _fills in ((2, 6), (3, 11), (4, 14), (5, 15), (6, 18)):  # n iterations, the last one a residual tile
     WORKED[f"residual_tile_after_{_n}"] = (dict(glb=False), dict(P=(_n - 1) * 3 + 1, R=3),
                                            {"DRAM": f"P={_n}", "PE": "P=3,1 R=3"}, {"PE.Inputs.fills": _fills})
