@@ -26,10 +26,10 @@ import time
 
 
 def evaluate(target: str, layer: dict, configs: list[dict], indices: list[int]) -> list[dict]:
-    from accelmap.architecture import load_architecture
-    from accelmap.knobs import PackedConv, vta_conv2d_space
-    from accelmap.measurer import ModelMeasurer, TuneTask
-    from accelmap.workload import conv2d
+    from accelmap.arch.load import load_architecture
+    from accelmap.tune.knobs import PackedConv, vta_conv2d_space
+    from accelmap.tune.measurer import ModelMeasurer, TuneTask
+    from accelmap.workload.workload import conv2d
 
     p = layer["packed"]
     conv = PackedConv(p["name"], p["N"], p["C"], p["K"], p["H"], p["W"], p["kh"], p["kw"], p["sh"], p["sw"])
@@ -41,7 +41,7 @@ def evaluate(target: str, layer: dict, configs: list[dict], indices: list[int]) 
     import numpy as np
 
     points = np.array([space.point_of(c) for c in configs]).reshape(-1, len(space.knobs))
-    from accelmap.vta import VTAConfig
+    from accelmap.tune.vta import VTAConfig
 
     clock_hz = VTAConfig.from_arch(arch).clock_mhz * 1e6
     return [{"runtime": r.runtime / clock_hz} if r.valid else {"error": r.error}

@@ -3,6 +3,14 @@ the mesh's X and Y axes, and which tensors the level keeps.
 
 :class:`Mapping` is the readable value that round-trips to Timeloop mapping YAML;
 :class:`MappingBatch` holds B mappings as tensors for the cost model.
+
+Imperfect factors (Timeloop v3's ``factors: P=8,5``): a loop has an end ``f`` (its factor) and
+a residual end ``r`` (1 <= r <= f) that it runs to instead of ``f`` when every loop over the
+same dimension outside it is on its own last iteration. A dimension's loops, outermost first,
+must cover its bound as ``bound = (...((r_n - 1) * f_{n-1} + (r_{n-1} - 1)) * ... ) * f_0 + r_0``
+(:func:`covered_bound`); with every ``r == f`` that is the product of the factors. A perfect
+mapping carries no residuals at all, so it behaves and serializes exactly as before.
+See /work/notes/imperfect_semantics.md for what Timeloop counts on such loops.
 """
 
 from __future__ import annotations
@@ -37,12 +45,29 @@ class LevelMapping:
     spatial_split: int | None = None
     keep: tuple[str, ...] = ()
     bypass: tuple[str, ...] = ()
+    # Residual ends of the loops that have one different from their factor (Timeloop's
+    # 'P=8,5' is ('P', 5) here, beside ('P', 8) in temporal); a dim not listed runs its factor
+    # on every iteration. Perfect mappings leave both empty.
+    temporal_residual: tuple[tuple[str, int], ...] = ()
+    spatial_residual: tuple[tuple[str, int], ...] = ()
 
     def temporal_factor(self, dim: str) -> int:
         return dict(self.temporal).get(dim, 1)
 
     def spatial_factor(self, dim: str) -> int:
         return dict(self.spatial or ()).get(dim, 1)
+
+    def temporal_residual_end(self, dim: str) -> int:
+        """The temporal loop's residual end (its factor when it has none)."""
+        return dict(self.temporal_residual).get(dim, self.temporal_factor(dim))
+
+    def spatial_residual_end(self, dim: str) -> int:
+        return dict(self.spatial_residual).get(dim, self.spatial_factor(dim))
+
+    @property
+    def is_imperfect(self) -> bool:
+        return any(r != self.temporal_factor(d) for d, r in self.temporal_residual) or any(
+            r != self.spatial_factor(d) for d, r in self.spatial_residual)
 
     def spatial_axis(self, dim: str) -> int:
         """0 for X (meshX), 1 for Y."""
@@ -61,17 +86,22 @@ class Mapping:
                 return lv
         raise AccelmapError(f"mapping has no level '{name}'")
 
+    @property
+    def is_imperfect(self) -> bool:
+        """Some loop has a residual end different from its factor."""
+        return any(lv.is_imperfect for lv in self.levels)
+
     # ---- Timeloop YAML ------------------------------------------------------------------
     def to_timeloop(self) -> dict:
         out = []
         for lv in self.levels:
             out.append({"target": lv.name, "type": "datatype", "keep": list(lv.keep), "bypass": list(lv.bypass)})
             out.append({"target": lv.name, "type": "temporal",
-                        "factors": " ".join(f"{d}={f}" for d, f in lv.temporal),
+                        "factors": format_factors(lv.temporal, lv.temporal_residual),
                         "permutation": lv.permutation})
             if lv.spatial is not None:
                 entry = {"target": lv.name, "type": "spatial",
-                         "factors": " ".join(f"{d}={f}" for d, f in lv.spatial),
+                         "factors": format_factors(lv.spatial, lv.spatial_residual),
                          "permutation": lv.spatial_permutation or "".join(d for d, _ in lv.spatial)}
                 if lv.spatial_split is not None:
                     entry["split"] = lv.spatial_split
@@ -103,33 +133,105 @@ class Mapping:
                 if t not in tnames:
                     raise AccelmapError(f"unknown tensor '{t}' at level {lv.name}; expected one of {sorted(tnames)}",
                                         file=source, field=f"{lv.name}.keep")
+            for kind, factor_of, res in (("temporal", lv.temporal_factor, lv.temporal_residual),
+                                         ("spatial", lv.spatial_factor, lv.spatial_residual)):
+                for d, r in res:
+                    if d not in dims:
+                        raise AccelmapError(f"unknown dimension '{d}' in a residual at level {lv.name}; expected "
+                                            f"one of {list(workload.dims)}", file=source, field=f"{lv.name}.factors")
+                    if not 1 <= r <= factor_of(d):
+                        # Timeloop's parser lets r > f through, then counts more iterations than the
+                        # loop has (utilization above 1); its ruby mapspace never makes one.
+                        raise AccelmapError(f"{kind} factor {d}={factor_of(d)},{r} at level {lv.name}; expected "
+                                            f"a residual end between 1 and the factor {factor_of(d)}", file=source,
+                                            field=f"{lv.name}.factors")
         for d, b in zip(workload.dims, workload.bounds):
-            prod = math.prod(lv.temporal_factor(d) * lv.spatial_factor(d) for lv in self.levels)
-            if prod != b:
-                raise AccelmapError(f"factors of {d} multiply to {prod}, expected the bound {b}",
+            if not self.is_imperfect:
+                prod = math.prod(lv.temporal_factor(d) * lv.spatial_factor(d) for lv in self.levels)
+                if prod != b:
+                    raise AccelmapError(f"factors of {d} multiply to {prod}, expected the bound {b}",
+                                        file=source, field=f"factors.{d}")
+                continue
+            loops = self.loops(d)
+            covered = covered_bound([(f, r) for _, _, f, r in loops])
+            if covered != b:
+                used = [(name, kind, f, r) for name, kind, f, r in loops if f > 1]
+                shown = ", ".join(f"{name} {kind} {d}={f}" + (f",{r}" if r != f else "") for name, kind, f, r in used)
+                expr = ""
+                for _, _, f, r in used:
+                    expr = f"({expr})*{f} + {r - 1}" if expr else f"{r - 1}"
+                raise AccelmapError(f"factors of {d} ({shown or 'none'}) cover {covered} = {expr or '0'} + 1 "
+                                    f"(Timeloop's rule for residual ends, loops outermost first: "
+                                    f"(((r3-1)*f2 + r2-1)*f1 + r1-1)*f0 + r0), expected the bound {b}",
                                     file=source, field=f"factors.{d}")
 
+    def loops(self, dim: str) -> list[tuple[str, str, int, int]]:
+        """The loops over ``dim``, outermost first, as (level, 'temporal'|'spatial', end,
+        residual end): each level's temporal loop, then the spatial loop of the fan-out below
+        it (Timeloop's tiling levels)."""
+        out = []
+        for lv in self.levels:
+            out.append((lv.name, "temporal", lv.temporal_factor(dim), lv.temporal_residual_end(dim)))
+            if lv.spatial is not None:
+                out.append((lv.name, "spatial", lv.spatial_factor(dim), lv.spatial_residual_end(dim)))
+        return out
 
-def _parse_factors(text, source: str, field_path: str) -> tuple[tuple[str, int], ...]:
+
+def covered_bound(loops: Sequence[tuple[int, int]]) -> int:
+    """How many indices loops (end, residual end), outermost first, cover (Timeloop v3's check
+    in its mapping parser): ``(((r3-1)*f2 + (r2-1))*f1 + (r1-1))*f0 + r0``. The outermost
+    loop's end does not count (it always runs to its residual end); with r == f it is the
+    product of the ends."""
+    acc = 0
+    for f, r in loops:
+        acc = acc * f + r - 1
+    return acc + 1
+
+
+def format_factors(factors: Sequence[tuple[str, int]], residual: Sequence[tuple[str, int]] = ()) -> str:
+    """Timeloop's factor string: 'R=1 S=3 P=8,5' (',r' only where the residual differs)."""
+    res = dict(residual)
+    return " ".join(f"{d}={f}" + (f",{res[d]}" if res.get(d, f) != f else "") for d, f in factors)
+
+
+def split_residuals(items: Sequence[tuple[str, int, int]]) -> tuple[tuple[tuple[str, int], ...],
+                                                                     tuple[tuple[str, int], ...]]:
+    """(dim, end, residual end) triples as (factors, residuals), residuals only where r != f."""
+    return tuple((d, f) for d, f, _ in items), tuple((d, r) for d, f, r in items if r != f)
+
+
+def parse_factor_value(k, v, source: str, field_path: str) -> tuple[int, int]:
+    """A factor's value: 'F' or Timeloop's 'F,R' (end F, residual end R) as (F, R)."""
+    text = str(v).strip()
+    parts = text.split(",") if isinstance(v, str) else [text]
+    try:
+        if len(parts) > 2:
+            raise ValueError
+        f = int(parts[0])
+        r = int(parts[1]) if len(parts) == 2 else f
+    except (TypeError, ValueError):
+        raise AccelmapError(f"factor {k}={v!r}; expected an integer, or END,RESIDUAL such as 8,5", file=source,
+                            field=field_path) from None
+    if len(parts) == 2 and r <= 0:
+        raise AccelmapError(f"factor {k}={v!r}; expected a positive residual end", file=source, field=field_path)
+    return f, r
+
+
+def _parse_factors(text, source: str, field_path: str) -> tuple[tuple[str, int, int], ...]:
+    """(dim, end, residual end) per factor; 'P=8' has residual end 8, 'P=8,5' has 5."""
     if isinstance(text, dict):
         items = list(text.items())
     elif isinstance(text, str):
         items = []
         for tok in text.split():
             if "=" not in tok:
-                raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER", file=source, field=field_path)
+                raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER or NAME=END,RESIDUAL", file=source,
+                                    field=field_path)
             k, v = tok.split("=", 1)
             items.append((k, v))
     else:
         raise AccelmapError("expected factors as 'R=1 S=3 ...'", file=source, field=field_path)
-    out = []
-    for k, v in items:
-        try:
-            iv = int(v)
-        except (TypeError, ValueError):
-            raise AccelmapError(f"factor {k}={v!r}; expected an integer", file=source, field=field_path) from None
-        out.append((str(k), iv))
-    return tuple(out)
+    return tuple((str(k),) + parse_factor_value(k, v, source, field_path) for k, v in items)
 
 
 def mapping_from_timeloop(doc, source: str = "<mapping>", level_order: Sequence[str] | None = None) -> Mapping:
@@ -156,10 +258,12 @@ def mapping_from_timeloop(doc, source: str = "<mapping>", level_order: Sequence[
             slot["keep"] = tuple(e.get("keep", []) or [])
             slot["bypass"] = tuple(e.get("bypass", []) or [])
         elif typ == "temporal":
-            slot["temporal"] = _parse_factors(e.get("factors", ""), source, f"{fp}.factors")
+            slot["temporal"], slot["temporal_residual"] = split_residuals(
+                _parse_factors(e.get("factors", ""), source, f"{fp}.factors"))
             slot["permutation"] = str(e.get("permutation", ""))
         elif typ == "spatial":
-            slot["spatial"] = _parse_factors(e.get("factors", ""), source, f"{fp}.factors")
+            slot["spatial"], slot["spatial_residual"] = split_residuals(
+                _parse_factors(e.get("factors", ""), source, f"{fp}.factors"))
             slot["spatial_permutation"] = str(e.get("permutation", "")) or None
             if "split" in e:
                 slot["spatial_split"] = int(e["split"])
@@ -173,7 +277,8 @@ def mapping_from_timeloop(doc, source: str = "<mapping>", level_order: Sequence[
         s = by_level[name]
         levels.append(LevelMapping(name, s.get("temporal", ()), s.get("permutation", ""), s.get("spatial"),
                                    s.get("spatial_permutation"), s.get("spatial_split"), s.get("keep", ()),
-                                   s.get("bypass", ())))
+                                   s.get("bypass", ()), s.get("temporal_residual", ()),
+                                   s.get("spatial_residual", ())))
     return Mapping(tuple(levels))
 
 
@@ -187,6 +292,23 @@ def parse_mapping(text: str, level_order: Sequence[str] | None = None) -> Mappin
 
 # ---- the batch ------------------------------------------------------------------------------
 
+# Whether the cost model (cost_model.py and kernel.py) counts residual loops. Until it does
+# (issue 16, phase 2), a mapping with a residual end is refused before it reaches the model
+# instead of being evaluated as if its residuals were its factors; tests/test_imperfect.py
+# checks the committed Timeloop records of residual mappings once this is True.
+RESIDUALS_MODELLED = False
+
+
+def imperfect_not_modelled(mapping: Mapping, file: str | None = None, field: str | None = None) -> AccelmapError:
+    """The error for evaluating a mapping with residual ends, naming its first residual loop."""
+    first = next((f"{lv.name} {kind} {d}={f},{r}" for lv in mapping.levels
+                  for kind, fac, res in (("temporal", lv.temporal_factor, lv.temporal_residual),
+                                         ("spatial", lv.spatial_factor, lv.spatial_residual))
+                  for d, r in res for f in (fac(d),) if r != f), "?")
+    return AccelmapError(f"imperfect factors are not modelled yet ({first}); expected factors without a residual "
+                         f"end (NAME=INTEGER) until the cost model counts residual loops", file=file,
+                         field=field or "factors")
+
 @dataclass(frozen=True)
 class MappingBatch:
     """B mappings of one workload on one architecture, as tensors.
@@ -197,6 +319,14 @@ class MappingBatch:
     keep:     [B, L, T] bool — level l keeps tensor t
     spatial_order: [B, L, D] int8 — position of dim d among level l's spatial loops, 0 =
               outermost (Y loops enclose X loops); it decides which PEs are mesh neighbours
+    temporal_residual: [B, L, D] int32 or None — residual end of each temporal loop (Timeloop's
+              'P=8,5' puts 8 in temporal and 5 here); None: every loop is perfect (== temporal)
+    spatial_residual: [B, L, D, 2] int32 or None — likewise for spatial, on the factor's axis
+              (1 on the other); None: == spatial
+
+    A batch without residuals (both None) is exactly today's batch: search spaces make those,
+    and they cost no extra memory. The cost model does not read the residuals yet
+    (:data:`RESIDUALS_MODELLED`), so :meth:`from_mappings` refuses a mapping that has one.
     """
 
     temporal: torch.Tensor
@@ -204,6 +334,8 @@ class MappingBatch:
     spatial: torch.Tensor
     keep: torch.Tensor
     spatial_order: torch.Tensor | None = None
+    temporal_residual: torch.Tensor | None = None
+    spatial_residual: torch.Tensor | None = None
 
     # Compact integer types: bulk evaluation streams these from memory, and bytes are time.
     FACTOR_DTYPE = torch.int32
@@ -217,6 +349,34 @@ class MappingBatch:
             object.__setattr__(self, "spatial_order", self.spatial_order.to(self.ORDER_DTYPE))
         if self.spatial_order is None:
             object.__setattr__(self, "spatial_order", self.default_spatial_order(self.spatial[..., 0] > 1))
+        for name, like in (("temporal_residual", self.temporal), ("spatial_residual", self.spatial)):
+            res = getattr(self, name)
+            if res is not None:
+                if res.shape != like.shape:
+                    raise ValueError(f"{name} has shape {tuple(res.shape)}, expected {tuple(like.shape)}")
+                if res.dtype != self.FACTOR_DTYPE:
+                    object.__setattr__(self, name, res.to(self.FACTOR_DTYPE))
+
+    @property
+    def has_residuals(self) -> bool:
+        """Some loop of some mapping has a residual end different from its factor."""
+        return bool(self.imperfect.any()) if (self.temporal_residual is not None
+                                              or self.spatial_residual is not None) else False
+
+    @property
+    def imperfect(self) -> torch.Tensor:
+        """[B] bool — mapping b has a loop whose residual end differs from its factor."""
+        out = torch.zeros(len(self), dtype=torch.bool, device=self.temporal.device)
+        if self.temporal_residual is not None:
+            out |= (self.temporal_residual != self.temporal).flatten(1).any(1)
+        if self.spatial_residual is not None:
+            out |= (self.spatial_residual != self.spatial).flatten(1).any(1)
+        return out
+
+    def residual_ends(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(temporal [B, L, D], spatial [B, L, D, 2]) residual ends, the factors where none."""
+        return (self.temporal if self.temporal_residual is None else self.temporal_residual,
+                self.spatial if self.spatial_residual is None else self.spatial_residual)
 
     @classmethod
     def default_spatial_order(cls, on_x: torch.Tensor) -> torch.Tensor:
@@ -230,22 +390,39 @@ class MappingBatch:
         return self.temporal.shape[0]
 
     def to(self, device) -> "MappingBatch":
+        opt = [None if x is None else x.to(device) for x in (self.temporal_residual, self.spatial_residual)]
         return MappingBatch(self.temporal.to(device), self.order.to(device), self.spatial.to(device),
-                            self.keep.to(device), self.spatial_order.to(device))
+                            self.keep.to(device), self.spatial_order.to(device), *opt)
 
     def __getitem__(self, idx) -> "MappingBatch":
+        opt = [None if x is None else x[idx] for x in (self.temporal_residual, self.spatial_residual)]
         return MappingBatch(self.temporal[idx], self.order[idx], self.spatial[idx], self.keep[idx],
-                            self.spatial_order[idx])
+                            self.spatial_order[idx], *opt)
 
     @staticmethod
     def cat(batches: Iterable["MappingBatch"]) -> "MappingBatch":
         bs = list(batches)
+        # residuals stay None unless some part has them; the others' then equal their factors
+        tres = (torch.cat([b.residual_ends()[0] for b in bs])
+                if any(b.temporal_residual is not None for b in bs) else None)
+        sres = (torch.cat([b.residual_ends()[1] for b in bs])
+                if any(b.spatial_residual is not None for b in bs) else None)
         return MappingBatch(torch.cat([b.temporal for b in bs]), torch.cat([b.order for b in bs]),
                             torch.cat([b.spatial for b in bs]), torch.cat([b.keep for b in bs]),
-                            torch.cat([b.spatial_order for b in bs]))
+                            torch.cat([b.spatial_order for b in bs]), tres, sres)
 
     @staticmethod
-    def from_mappings(mappings: Sequence[Mapping], workload: Workload, arch: Architecture) -> "MappingBatch":
+    def from_mappings(mappings: Sequence[Mapping], workload: Workload, arch: Architecture, *,
+                      residuals: bool | None = None) -> "MappingBatch":
+        """The batch of ``mappings``. A mapping with a residual end raises
+        ``imperfect factors are not modelled yet`` unless ``residuals`` (default: whether the
+        cost model models them, :data:`RESIDUALS_MODELLED`): every mapping a user gives reaches
+        the cost model through here, and it would ignore the residuals and give wrong numbers.
+        Pass ``residuals=True`` only to carry residual mappings somewhere else than the cost model."""
+        if not (RESIDUALS_MODELLED if residuals is None else residuals):
+            for i, m in enumerate(mappings):
+                if m.is_imperfect:
+                    raise imperfect_not_modelled(m, field=f"mapping {i}" if len(mappings) > 1 else None)
         dims = list(workload.dims)
         D = len(dims)
         L = len(arch.levels)
@@ -258,6 +435,9 @@ class MappingBatch:
         spatial = np.ones((B, L, D, 2), dtype=np.int64)
         keep = np.ones((B, L, T), dtype=np.bool_)
         sorder = np.tile(np.arange(D, dtype=np.int64), (B, L, 1))
+        imperfect = any(m.is_imperfect for m in mappings)
+        tres = np.ones((B, L, D), dtype=np.int64) if imperfect else None
+        sres = np.ones((B, L, D, 2), dtype=np.int64) if imperfect else None
         for b, m in enumerate(mappings):
             for lv in m.levels:
                 li = arch.level_index(lv.name)
@@ -266,6 +446,8 @@ class MappingBatch:
                         raise AccelmapError(f"unknown dimension '{d}' at level {lv.name}; expected one of {dims}",
                                             field=f"{lv.name}.factors")
                     temporal[b, li, dims.index(d)] = f
+                    if tres is not None:
+                        tres[b, li, dims.index(d)] = lv.temporal_residual_end(d)
                 # Timeloop permutations list the innermost loop first; dims it omits go outside.
                 perm = [c for c in lv.permutation if c in dims]
                 perm += [d for d in reversed(dims) if d not in perm]
@@ -276,6 +458,8 @@ class MappingBatch:
                         raise AccelmapError(f"unknown dimension '{d}' at level {lv.name}; expected one of {dims}",
                                             field=f"{lv.name}.factors")
                     spatial[b, li, dims.index(d), lv.spatial_axis(d)] = f
+                    if sres is not None:
+                        sres[b, li, dims.index(d), lv.spatial_axis(d)] = lv.spatial_residual_end(d)
                 # The spatial permutation lists the innermost loop first (X dims, then Y).
                 sperm = [c for c in (lv.spatial_permutation or "") if c in dims]
                 sperm += [d for d in reversed(dims) if d not in sperm]
@@ -288,7 +472,11 @@ class MappingBatch:
                                                 field=f"{lv.name}.keep")
                     for ti, t in enumerate(tnames):
                         keep[b, li, ti] = t not in lv.bypass
-        return MappingBatch(*(torch.from_numpy(x) for x in (temporal, order, spatial, keep, sorder)))
+        batch = MappingBatch(*(torch.from_numpy(x) for x in (temporal, order, spatial, keep, sorder)))
+        if imperfect:
+            batch = MappingBatch(batch.temporal, batch.order, batch.spatial, batch.keep, batch.spatial_order,
+                                 torch.from_numpy(tres), torch.from_numpy(sres))
+        return batch
 
     def to_mappings(self, workload: Workload, arch: Architecture) -> list[Mapping]:
         dims = list(workload.dims)
@@ -299,6 +487,7 @@ class MappingBatch:
         spa = self.spatial.cpu().tolist()
         kp = self.keep.cpu().tolist()
         so = self.spatial_order.cpu().tolist()
+        tres, sres = (x.cpu().tolist() for x in self.residual_ends())
         for b in range(len(self)):
             levels = []
             for li, lvl in enumerate(arch.levels):
@@ -307,6 +496,7 @@ class MappingBatch:
                 spatial = None
                 sperm = None
                 split = None
+                sres_l: tuple[tuple[str, int], ...] = ()
                 if fan[0] * fan[1] > 1:
                     sp_perm = sorted(dims, key=lambda d: -so[b][li][dims.index(d)])
                     xs = [d for d in sp_perm if spa[b][li][dims.index(d)][0] > 1]
@@ -315,9 +505,12 @@ class MappingBatch:
                     sperm = "".join(xs + ys + rest)
                     split = len(xs)
                     spatial = tuple((d, spa[b][li][dims.index(d)][0] * spa[b][li][dims.index(d)][1]) for d in dims)
+                    sres_l = tuple((d, sres[b][li][i][0] * sres[b][li][i][1]) for i, d in enumerate(dims)
+                                   if sres[b][li][i] != spa[b][li][i])
                 keep = tuple(t for ti, t in enumerate(tnames) if kp[b][li][ti])
                 byp = tuple(t for ti, t in enumerate(tnames) if not kp[b][li][ti])
+                tres_l = tuple((d, tres[b][li][i]) for i, d in enumerate(dims) if tres[b][li][i] != tem[b][li][i])
                 levels.append(LevelMapping(lvl.name, tuple((d, tem[b][li][i]) for i, d in enumerate(dims)), perm,
-                                           spatial, sperm, split, keep, byp))
+                                           spatial, sperm, split, keep, byp, tres_l, sres_l))
             out.append(Mapping(tuple(levels)))
         return out

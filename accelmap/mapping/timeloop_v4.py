@@ -15,8 +15,11 @@ from accelmap.spec import load_v4_file, looks_like_v4
 from accelmap.workload.workload import Workload
 
 
-def _factors(v: Any, src: str, field: str) -> tuple[tuple[str, int], ...]:
-    """v0.4 factors: ``[N=1, C=1]``, ``"N=1 C=1"``, ``"C1 M8"`` (the mapper's output) or a mapping."""
+def _factor_ends(v: Any, src: str, field: str) -> tuple[tuple[str, int, int], ...]:
+    """v0.4 factors as (dim, end, residual end): ``[N=1, C=1]``, ``"N=1 C=1"``, ``"C1 M8"`` (the
+    mapper's output) or a mapping; ``P=8,5`` / ``P8,5`` give P an end of 8 and a residual end
+    of 5 (Timeloop v3's imperfect factors; a comma right before a digit is a residual, any other
+    comma separates factors)."""
     if v is None:
         return ()
     if isinstance(v, dict):
@@ -24,14 +27,26 @@ def _factors(v: Any, src: str, field: str) -> tuple[tuple[str, int], ...]:
     elif isinstance(v, list):
         items = [str(x) for x in v]
     else:
-        items = str(v).replace(",", " ").split()
+        items = re.sub(r",(?!\d)", " ", str(v)).split()
     out = []
     for it in items:
-        m = re.fullmatch(r"\s*([A-Za-z_]\w*?)\s*=?\s*(\d+)\s*", it)
+        m = re.fullmatch(r"\s*([A-Za-z_]\w*?)\s*=?\s*(\d+)(?:,(\d+))?\s*", it)
         if not m:
-            raise AccelmapError(f"factor '{it}'; expected DIM=INTEGER (bounds such as <= or >= are not supported)",
-                                file=src, field=field)
-        out.append((m[1], int(m[2])))
+            raise AccelmapError(f"factor '{it}'; expected DIM=INTEGER or DIM=END,RESIDUAL (bounds such as <= or >= "
+                                f"are not supported)", file=src, field=field)
+        out.append((m[1], int(m[2]), int(m[3]) if m[3] is not None else int(m[2])))
+    return tuple(out)
+
+
+def _factors(v: Any, src: str, field: str) -> tuple[tuple[str, int], ...]:
+    """Constraint factors (as :func:`_factor_ends`, without residual ends)."""
+    out = []
+    for d, f, r in _factor_ends(v, src, field):
+        if r != f:
+            # Timeloop's constraint parser reads 'P=8,5' as P=8 and drops the ',5'
+            raise AccelmapError(f"factor {d}={f},{r}: a residual end in a constraint; expected DIM=INTEGER "
+                                f"(Timeloop's constraints take no residual ends)", file=src, field=field)
+        out.append((d, f))
     return tuple(out)
 
 
@@ -66,7 +81,8 @@ def mapping_from_v4(doc: Any, src: str, arch: Architecture, containers: dict[str
         if e.get("type") in ("utilization", "max_overbooked_proportion"):
             continue
         if "factors" in e:
-            e["factors"] = " ".join(f"{d}={f}" for d, f in _factors(e["factors"], src, f"mapping[{i}].factors"))
+            e["factors"] = " ".join(f"{d}={f}" + (f",{r}" if r != f else "")
+                                    for d, f, r in _factor_ends(e["factors"], src, f"mapping[{i}].factors"))
         if "permutation" in e:
             e["permutation"] = _permutation(e["permutation"])
         norm.append(e)

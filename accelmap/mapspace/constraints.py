@@ -33,6 +33,11 @@ class LevelConstraint:
     # Timeloop's factor bounds ('C<=16', 'K>=2', as DOSA writes them): (kind, dim, op, value),
     # kind 'temporal' or 'spatial', op '<=' or '>='.
     bounds: tuple[tuple[str, str, str, int], ...] = ()
+    # Timeloop's 'remainders: N' on a temporal / spatial target: the ruby mapspace may give this
+    # level's loops residual ends up to N (without it, ruby's loops there are perfect). Mappings
+    # write residuals in their factors ('P=8,5'); constraints' factors have none.
+    remainders: int | None = None
+    spatial_remainders: int | None = None
 
     def within(self, kind: str, dim: str, factor: int) -> bool:
         return all(factor <= v if op == "<=" else factor >= v for k, d, op, v in self.bounds
@@ -60,6 +65,8 @@ class Constraints:
                 merged.bypass + c.bypass,
                 c.source or merged.source,
                 merged.bounds + c.bounds,
+                c.remainders if c.remainders is not None else merged.remainders,
+                c.spatial_remainders if c.spatial_remainders is not None else merged.spatial_remainders,
             )
         return merged
 
@@ -71,14 +78,17 @@ class Constraints:
         for c in self.levels:
             if c.keep or c.bypass:
                 targets.append({"target": c.level, "type": "bypass", "keep": list(c.keep), "bypass": list(c.bypass)})
-            if c.temporal or c.permutation or _bound_text(c, "temporal"):
+            if c.temporal or c.permutation or _bound_text(c, "temporal") or c.remainders is not None:
                 t = {"target": c.level, "type": "temporal"}
                 if c.temporal or _bound_text(c, "temporal"):
                     t["factors"] = " ".join([f"{d}={f}" for d, f in c.temporal] + _bound_text(c, "temporal"))
                 if c.permutation:
                     t["permutation"] = c.permutation
+                if c.remainders is not None:
+                    t["remainders"] = c.remainders
                 targets.append(t)
-            if c.spatial or c.spatial_permutation or c.spatial_split is not None or _bound_text(c, "spatial"):
+            if (c.spatial or c.spatial_permutation or c.spatial_split is not None or _bound_text(c, "spatial")
+                    or c.spatial_remainders is not None):
                 t = {"target": c.level, "type": "spatial"}
                 if c.spatial or _bound_text(c, "spatial"):
                     t["factors"] = " ".join([f"{d}={f}" for d, f in c.spatial] + _bound_text(c, "spatial"))
@@ -86,6 +96,8 @@ class Constraints:
                     t["permutation"] = c.spatial_permutation
                 if c.spatial_split is not None:
                     t["split"] = c.spatial_split
+                if c.spatial_remainders is not None:
+                    t["remainders"] = c.spatial_remainders
                 targets.append(t)
         return {"architecture_constraints": {"targets": targets}}
 
@@ -172,11 +184,27 @@ def _factors(text, src: str, where: str) -> tuple[tuple[str, int], ...]:
             items.append((k, v))
     out = []
     for k, v in items:
+        if isinstance(v, str) and re.fullmatch(r"\s*\d+\s*,\s*\d+\s*", v):
+            # A mapping's 'P=8,5' (end 8, residual end 5). Timeloop's constraint parser has no
+            # residual ends: it reads this as P=8 and drops the ',5', so say so instead.
+            raise AccelmapError(f"factor {k}={v.strip()}: a residual end in a constraint; expected NAME=INTEGER "
+                                f"(Timeloop's constraints take no residual ends; they belong in a mapping)",
+                                file=src, field=where)
         try:
             out.append((str(k), int(v)))
         except (TypeError, ValueError):
             raise AccelmapError(f"factor {k}={v!r}; expected an integer", file=src, field=where) from None
     return tuple(out)
+
+
+def _remainders(value, src: str, where: str) -> int | None:
+    """Timeloop's 'remainders: N' (the largest residual end ruby may give the level's loops)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise AccelmapError(f"remainders: {value!r}; expected a positive integer (the largest residual end the "
+                            f"level's loops may have)", file=src, field=f"{where}.remainders")
+    return value
 
 
 _SECTIONS = ("architecture_constraints", "mapspace_constraints")
@@ -232,12 +260,14 @@ def constraints_from_dict(doc, src: str = "<constraints>") -> Constraints:
         elif typ == "temporal":
             out.append(LevelConstraint(lvl, temporal=_factors(t.get("factors"), src, where),
                                        permutation=_permutation(t.get("permutation")), source=where,
-                                       bounds=_bounds(t.get("factors"), "temporal", src, where)))
+                                       bounds=_bounds(t.get("factors"), "temporal", src, where),
+                                       remainders=_remainders(t.get("remainders"), src, where)))
         elif typ == "spatial":
             out.append(LevelConstraint(lvl, spatial=_factors(t.get("factors"), src, where),
                                        spatial_permutation=_permutation(t.get("permutation")),
                                        spatial_split=t.get("split"),
-                                       source=where, bounds=_bounds(t.get("factors"), "spatial", src, where)))
+                                       source=where, bounds=_bounds(t.get("factors"), "spatial", src, where),
+                                       spatial_remainders=_remainders(t.get("remainders"), src, where)))
         elif typ in ("utilization", "max_overbooked_proportion"):
             continue  # mapper hints that do not restrict the space
         else:

@@ -15,11 +15,11 @@ from accelmap.arch.hardware import Hardware
 from accelmap.arch.load import preset
 from accelmap.arch.space import read_hardware_space
 from accelmap.codesign.base import CODESIGNERS, get_codesigner
-from accelmap.testing import check_codesigner
 from accelmap.codesign.genetic import GeneticCoDesign
 from accelmap.codesign.gradient import GradientCoDesign
 from accelmap.codesign.problem import Budgets, CoDesignProblem, Totals
 from accelmap.mapspace.constraints import read_constraints
+from accelmap.testing import check_codesigner
 from accelmap.workload.network import Layer
 from accelmap.workload.workload import conv2d, linear
 

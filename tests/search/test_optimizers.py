@@ -12,8 +12,8 @@ from accelmap.mapspace.constraints import read_constraints
 from accelmap.mapspace.space import MappingSpace
 from accelmap.model.objective import Objective
 from accelmap.search.base import OPTIMIZERS, Optimizer, register
-from accelmap.testing import check_optimizer
 from accelmap.search.loop import optimize
+from accelmap.testing import check_optimizer
 from accelmap.workload.workload import conv2d, linear
 
 EYE = preset("eyeriss_like")

@@ -11,10 +11,10 @@ import pytest
 
 from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
+from accelmap.testing import check_tuner
 from accelmap.tune.knobs import PackedConv, divisors, knob_space_from_mapping_space, mapping_genomes, vta_conv2d_space
 from accelmap.tune.log import TuneLog, read_records
 from accelmap.tune.measurer import CommandMeasurer, MeasureResult, ModelMeasurer, TuneTask
-from accelmap.testing import check_tuner
 from accelmap.tune.tuners import TUNERS, get_tuner
 from accelmap.tune.validity import RuleValidity
 from accelmap.tune.vta import BUFFER_OVERFLOW, UNSUPPORTED_SPLIT, UOP_OVERFLOW, VALID, simulate
