@@ -115,7 +115,7 @@ def test_kernel_compiles_one_signature_whatever_the_integer_widths():
         pytest.skip("numba not installed")
     space = MappingSpace(conv2d("t", C=8, K=8, P=4), preset("simple_pe16x16"), Constraints())
     batch = space.decode(space.sample(3, torch.Generator().manual_seed(0)))
-    plan = space.model._kernel_plan(space.model.hw)
+    plan = space.model.kernel_plan(space.model.hw)
     a = lambda x, dt: np.ascontiguousarray(x.numpy().astype(dt))  # noqa: E731
     first = kernel.evaluate(plan, a(batch.temporal, np.int32), a(batch.spatial, np.int32), a(batch.order, np.int8),
                             a(batch.spatial_order, np.int8), a(batch.keep, np.bool_))

@@ -227,24 +227,24 @@ class CostModel:
 
         L, D, T = len(self.hw.capacity), len(self.bounds), self.coef.shape[0]
         ints = lambda *shape: np.ones(shape, dtype=np.int64)  # noqa: E731
-        kernel.compile_for(self._kernel_plan(self.hw), ints(1, L, D), ints(1, L, D, 2), ints(1, L, D), ints(1, L, D),
+        kernel.compile_for(self.kernel_plan(self.hw), ints(1, L, D), ints(1, L, D, 2), ints(1, L, D), ints(1, L, D),
                            np.ones((1, L, T), dtype=np.bool_), parallel)
 
-    def _kernel_plan(self, hw: Hardware) -> dict:
+    def kernel_plan(self, hw: Hardware):
         """The model's constants as NumPy arrays for :mod:`accelmap.model.kernel` (cached for self.hw)."""
         if hw is self.hw and getattr(self, "_plan", None) is not None:
             return self._plan
         np_ = lambda x: x.detach().cpu().numpy()  # noqa: E731
         f64 = lambda x: np.ascontiguousarray(np_(x), dtype=np.float64)  # noqa: E731
-        plan = {
-            "coef": f64(self.coef), "rank_live": np_(self.rank_live), "key_coef": f64(self.key_coef),
-            "d1": np_(self.rank_d1), "d2": np_(self.rank_d2), "c1": f64(self.rank_c1), "c2": f64(self.rank_c2),
-            "read_write": np_(self.read_write), "bounds": f64(self.bounds), "act": np_(self.loop_dims),
-            "capacity": f64(hw.capacity), "block": f64(hw.block), "rbw": f64(hw.read_bw), "wbw": f64(hw.write_bw),
-            "er": f64(hw.read_energy), "ew": f64(hw.write_energy), "fanout": f64(hw.fanout),
-            "mac_energy": float(hw.mac_energy), "macs": self.macs, "mac_instances": float(hw.mac_instances),
-            "leak": f64(hw.leak_energy), "n_clusters": f64(_clusters(hw)),
-        }
+        from accelmap.model.kernel import Plan
+
+        plan = Plan(
+            coef=f64(self.coef), rank_live=np_(self.rank_live), key_coef=f64(self.key_coef), d1=np_(self.rank_d1),
+            d2=np_(self.rank_d2), c1=f64(self.rank_c1), c2=f64(self.rank_c2), read_write=np_(self.read_write),
+            bounds=f64(self.bounds), act=np_(self.loop_dims), capacity=f64(hw.capacity), block=f64(hw.block),
+            rbw=f64(hw.read_bw), wbw=f64(hw.write_bw), er=f64(hw.read_energy), ew=f64(hw.write_energy),
+            fanout=f64(hw.fanout), mac_energy=float(hw.mac_energy), macs=float(self.macs),
+            mac_instances=float(hw.mac_instances), leak=f64(hw.leak_energy), n_clusters=f64(_clusters(hw)))
         if hw is self.hw:
             self._plan = plan
         return plan
@@ -252,7 +252,7 @@ class CostModel:
     def _evaluate_kernel(self, batch: MappingBatch, hw: Hardware, detail: bool = True) -> Costs:
         from accelmap.model import kernel
 
-        plan = self._kernel_plan(hw)
+        plan = self.kernel_plan(hw)
         arr = lambda x: np.ascontiguousarray(x.detach().cpu().numpy())  # noqa: E731
         out = kernel.evaluate(plan, arr(batch.temporal), arr(batch.spatial), arr(batch.order), arr(batch.spatial_order),
                               arr(batch.keep), detail)

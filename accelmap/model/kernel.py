@@ -13,6 +13,7 @@ Semantics are documented in :mod:`accelmap.model.cost_model`; the steps below fo
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,13 +40,80 @@ def _gcd(a, b):
     return a
 
 
-def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
-                  bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
-                  leak_e, n_clu,  # leakage and clusters per level
-                  out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
-                  out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr,
-                  slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct,
-                  part, spc, lastsp, cnt_, nsp_, hasp_, d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl):
+class Plan(NamedTuple):
+    """A cost model's constants for one workload on one hardware (see CostModel.kernel_plan).
+    T tensors, R ranks, D dims, L levels, DA dims a rank's projection may touch."""
+
+    coef: np.ndarray  # [T, R, D] float64: projection coefficients
+    rank_live: np.ndarray  # [T, R] bool
+    key_coef: np.ndarray  # [T, R] float64
+    d1: np.ndarray  # [T, R] int64: the first dim of a two-dim rank (sliding windows)
+    d2: np.ndarray  # [T, R] int64
+    c1: np.ndarray  # [T, R] float64
+    c2: np.ndarray  # [T, R] float64
+    read_write: np.ndarray  # [T] bool: the tensor is updated (outputs)
+    bounds: np.ndarray  # [D] float64
+    act: np.ndarray  # [DA] int64: dims that are loops
+    capacity: np.ndarray  # [L] float64 words (inf: unlimited)
+    block: np.ndarray  # [L] float64 words
+    rbw: np.ndarray  # [L] float64 words per cycle (inf: unlimited)
+    wbw: np.ndarray  # [L] float64
+    er: np.ndarray  # [L] float64 pJ per block read
+    ew: np.ndarray  # [L] float64 pJ per block write
+    fanout: np.ndarray  # [L, 2] float64 mesh X, Y below each level
+    mac_energy: float
+    macs: float
+    mac_instances: float
+    leak: np.ndarray  # [L] float64 pJ per utilized instance per cycle
+    n_clusters: np.ndarray  # [L] float64 (inf: clusters of one)
+
+
+class Mappings(NamedTuple):
+    """B mappings, in the dtypes the kernel is compiled for (see :func:`_batch_args`)."""
+
+    tf: np.ndarray  # [B, L, D] int32 temporal factors
+    sp: np.ndarray  # [B, L, D, 2] int32 spatial factors (X, Y)
+    order: np.ndarray  # [B, L, D] int8 temporal loop order
+    sorder: np.ndarray  # [B, L, D] int8 spatial loop order
+    keep: np.ndarray  # [B, L, T] bool
+
+
+class Outputs(NamedTuple):
+    """What the kernel writes; per-level arrays have one row only without detail (scratch)."""
+
+    energy: np.ndarray  # [B]
+    cycles: np.ndarray  # [B]
+    reason: np.ndarray  # [B] int64
+    reads: np.ndarray  # [B, L, T]
+    fills: np.ndarray  # [B, L, T]
+    updates: np.ndarray  # [B, L, T]
+    tile: np.ndarray  # [B, L, T]
+    instances: np.ndarray  # [B, L]
+    level_cycles: np.ndarray  # [B, L]
+    energy_by_level: np.ndarray  # [B, L + 1]
+    energy_by_level_tensor: np.ndarray  # [B, L, T]
+    compute_cycles: np.ndarray  # [B]
+    fanout_excess: np.ndarray  # [B, L, 2]
+    factor_error: np.ndarray  # [B, D]
+
+
+def _evaluate_range(first, last, detail, m, p, o, s):
+    """Evaluate mappings ``first`` to ``last`` of ``m`` (:class:`Mappings`) with the constants
+    ``p`` (:class:`Plan`) into ``o`` (:class:`Outputs`), using the scratch arrays ``s`` (one
+    set per thread, see :func:`_scratch`)."""
+    tf, sp, order, sorder, keep = m.tf, m.sp, m.order, m.sorder, m.keep
+    coef, rank_live, key_coef, d1, d2, c1, c2 = p.coef, p.rank_live, p.key_coef, p.d1, p.d2, p.c1, p.c2
+    read_write, bounds, act, capacity, block, rbw, wbw = p.read_write, p.bounds, p.act, p.capacity, p.block, p.rbw, p.wbw
+    er, ew, fanout, mac_energy, macs, mac_instances = p.er, p.ew, p.fanout, p.mac_energy, p.macs, p.mac_instances
+    leak_e, n_clu = p.leak, p.n_clusters
+    out_energy, out_cycles, out_reason, out_reads, out_fills = o.energy, o.cycles, o.reason, o.reads, o.fills
+    out_updates, out_tile, out_inst, out_lc, out_elevel = o.updates, o.tile, o.instances, o.level_cycles, o.energy_by_level
+    out_elt, out_cc, out_fan, out_ferr = o.energy_by_level_tensor, o.compute_cycles, o.fanout_excess, o.factor_error
+    slot, fs, ext, box, full, n_, st_, dim_, lv_ = s.slot, s.fs, s.ext, s.box, s.full, s.n_, s.st_, s.dim_, s.lv_
+    cj_, kap, kcum, g, deltas, peer, content_b = s.cj_, s.kap, s.kcum, s.g, s.deltas, s.peer, s.content_b
+    distinct, part, spc, lastsp, cnt_, nsp_, hasp_ = s.distinct, s.part, s.spc, s.lastsp, s.cnt_, s.nsp_, s.hasp_
+    d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl = (s.d0_, s.dk_, s.rk_, s.nxt, s.childof, s.pprod, s.par,
+                                                              s.pxl, s.pyl, s.lpl)
     L = tf.shape[1]
     D = tf.shape[2]
     T = coef.shape[0]
@@ -443,66 +511,69 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
         out_cc[i] = cc
 
 
+class Scratch(NamedTuple):
+    """Working arrays of one thread (allocated once per chunk of mappings, not per mapping)."""
+
+    slot: np.ndarray
+    fs: np.ndarray
+    ext: np.ndarray
+    box: np.ndarray
+    full: np.ndarray
+    n_: np.ndarray
+    st_: np.ndarray
+    dim_: np.ndarray
+    lv_: np.ndarray
+    cj_: np.ndarray
+    kap: np.ndarray
+    kcum: np.ndarray
+    g: np.ndarray
+    deltas: np.ndarray
+    peer: np.ndarray
+    content_b: np.ndarray
+    distinct: np.ndarray
+    part: np.ndarray
+    spc: np.ndarray
+    lastsp: np.ndarray
+    cnt_: np.ndarray
+    nsp_: np.ndarray
+    hasp_: np.ndarray
+    d0_: np.ndarray
+    dk_: np.ndarray
+    rk_: np.ndarray
+    nxt: np.ndarray
+    childof: np.ndarray
+    pprod: np.ndarray
+    par: np.ndarray
+    pxl: np.ndarray
+    pyl: np.ndarray
+    lpl: np.ndarray
+
+
+def _scratch(L, D, T, R):
+    J = L * D
+    return Scratch(
+        np.empty(D, dtype=np.int64), np.empty((L, D)), np.empty((L + 1, D)), np.empty((T, L + 1, R)),
+        np.empty((T, L + 1)), np.empty(J), np.empty(J), np.empty(J, dtype=np.int64), np.empty(J, dtype=np.int64),
+        np.empty(J), np.empty(J), np.empty(J), np.empty(J), np.zeros((T, L + 1)), np.zeros((T, L + 1)),
+        np.zeros((T, L + 1)), np.zeros((T, L + 1)), np.empty((T, L)), np.empty((L + 1, D)),
+        np.empty((L + 1, D), dtype=np.int64), np.empty(L + 1, dtype=np.int64), np.zeros(L + 1, dtype=np.int64),
+        np.zeros(L, dtype=np.bool_), np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64), np.ones(L),
+        np.empty(T, dtype=np.int64), np.empty((T, L), dtype=np.int64), np.empty(J + 1), np.empty(L + 1, dtype=np.int64),
+        np.empty(L), np.empty(L), np.empty(L))
+
+
 if HAVE_NUMBA:
     _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
     _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
+    _scratch_jit = njit(cache=True)(_scratch)
 
-    def _batch_py(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1, c2, read_write,
-                        bounds, act, capacity, block, rbw, wbw, er, ew, fanout, mac_energy, macs, mac_instances,
-                        leak_e, n_clu,
-                        out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates, out_tile, out_inst,
-                        out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr, detail, chunk):
-        B = tf.shape[0]
-        L = tf.shape[1]
-        D = tf.shape[2]
-        T = coef.shape[0]
-        R = coef.shape[1]
-        J = L * D
+    def _batch_py(m, p, o, detail, chunk):
+        B = m.tf.shape[0]
         n_chunks = (B + chunk - 1) // chunk
         for c in prange(n_chunks):
-            # scratch space, allocated once per chunk
-            slot = np.empty(D, dtype=np.int64)
-            fs = np.empty((L, D))
-            ext = np.empty((L + 1, D))
-            box = np.empty((T, L + 1, R))
-            full = np.empty((T, L + 1))
-            n_ = np.empty(J)
-            st_ = np.empty(J)
-            dim_ = np.empty(J, dtype=np.int64)
-            lv_ = np.empty(J, dtype=np.int64)
-            cj_ = np.empty(J)
-            kap = np.empty(J)
-            kcum = np.empty(J)
-            g = np.empty(J)
-            deltas = np.zeros((T, L + 1))
-            peer = np.zeros((T, L + 1))
-            content_b = np.zeros((T, L + 1))
-            distinct = np.zeros((T, L + 1))
-            part = np.empty((T, L))
-            spc = np.empty((L + 1, D))
-            lastsp = np.empty((L + 1, D), dtype=np.int64)
-            cnt_ = np.empty(L + 1, dtype=np.int64)
-            nsp_ = np.zeros(L + 1, dtype=np.int64)
-            hasp_ = np.zeros(L, dtype=np.bool_)
-            d0_ = np.zeros(L, dtype=np.int64)
-            dk_ = np.zeros(L, dtype=np.int64)
-            rk_ = np.ones(L)
-            nxt = np.empty(T, dtype=np.int64)
-            childof = np.empty((T, L), dtype=np.int64)
-            pprod = np.empty(J + 1)
-            par = np.empty(L + 1, dtype=np.int64)
-            pxl = np.empty(L)
-            pyl = np.empty(L)
-            lpl = np.empty(L)
-            _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, tf, sp, order, sorder, keep, coef,
-                                rank_live, key_coef, d1, d2, c1, c2, read_write, bounds, act, capacity, block, rbw,
-                                wbw, er, ew, fanout, mac_energy, macs, mac_instances, leak_e, n_clu,
-                                out_energy, out_cycles,
-                                out_reason, out_reads, out_fills, out_updates, out_tile, out_inst, out_lc, out_elevel,
-                                out_elt, out_cc, out_fan, out_ferr, slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_,
-                                kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_,
-                                d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl)
+            _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, m, p, o,
+                                _scratch_jit(m.tf.shape[1], m.tf.shape[2], p.coef.shape[0], p.coef.shape[1]))
 
 
     def _renamed(fn, name: str):
@@ -520,48 +591,36 @@ if HAVE_NUMBA:
     _evaluate_batch = njit(parallel=True, cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch"))
     _evaluate_batch_serial = njit(cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch_serial"))
 
-def _batch_args(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-                keep: np.ndarray, detail: bool, chunk: int) -> tuple[dict, tuple]:
+def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+                keep: np.ndarray, detail: bool, chunk: int) -> tuple[Outputs, tuple]:
     """The output arrays of a batch and the whole argument tuple of :func:`_evaluate_batch`.
     Mapping arrays are cast to one set of dtypes, so numba compiles one signature only, whatever
     integer widths the caller's batch uses."""
-    temporal = np.ascontiguousarray(temporal, dtype=np.int32)
-    spatial = np.ascontiguousarray(spatial, dtype=np.int32)
-    order = np.ascontiguousarray(order, dtype=np.int8)
-    sorder = np.ascontiguousarray(sorder, dtype=np.int8)
-    keep = np.ascontiguousarray(keep, dtype=np.bool_)
-    B, L, D = temporal.shape
-    T = plan["coef"].shape[0]
+    m = Mappings(np.ascontiguousarray(temporal, dtype=np.int32), np.ascontiguousarray(spatial, dtype=np.int32),
+                 np.ascontiguousarray(order, dtype=np.int8), np.ascontiguousarray(sorder, dtype=np.int8),
+                 np.ascontiguousarray(keep, dtype=np.bool_))
+    B, L, D = m.tf.shape
+    T = plan.coef.shape[0]
     rows = B if detail else 1  # without detail, per-level arrays are scratch (one row)
-    out = {
-        "energy": np.empty(B), "cycles": np.empty(B), "reason": np.zeros(B, dtype=np.int64),
-        "reads": np.empty((rows, L, T)), "fills": np.empty((rows, L, T)), "updates": np.empty((rows, L, T)),
-        "tile": np.empty((rows, L, T)), "instances": np.empty((rows, L)), "level_cycles": np.empty((rows, L)),
-        "energy_by_level": np.empty((rows, L + 1)), "energy_by_level_tensor": np.empty((rows, L, T)),
-        "compute_cycles": np.empty(B), "fanout_excess": np.empty((rows, L, 2)), "factor_error": np.empty((rows, D)),
-    }
-    p = plan
-    args = (temporal, spatial, order, sorder, keep, p["coef"], p["rank_live"], p["key_coef"], p["d1"],
-            p["d2"], p["c1"], p["c2"], p["read_write"], p["bounds"], p["act"], p["capacity"], p["block"],
-            p["rbw"], p["wbw"], p["er"], p["ew"], p["fanout"], p["mac_energy"], p["macs"],
-            p["mac_instances"], p["leak"], p["n_clusters"],
-            out["energy"], out["cycles"], out["reason"], out["reads"], out["fills"],
-            out["updates"], out["tile"], out["instances"], out["level_cycles"], out["energy_by_level"],
-            out["energy_by_level_tensor"], out["compute_cycles"], out["fanout_excess"], out["factor_error"],
-            detail, chunk)
-    return out, args
+    out = Outputs(
+        energy=np.empty(B), cycles=np.empty(B), reason=np.zeros(B, dtype=np.int64),
+        reads=np.empty((rows, L, T)), fills=np.empty((rows, L, T)), updates=np.empty((rows, L, T)),
+        tile=np.empty((rows, L, T)), instances=np.empty((rows, L)), level_cycles=np.empty((rows, L)),
+        energy_by_level=np.empty((rows, L + 1)), energy_by_level_tensor=np.empty((rows, L, T)),
+        compute_cycles=np.empty(B), fanout_excess=np.empty((rows, L, 2)), factor_error=np.empty((rows, D)))
+    return out, (m, plan, out, detail, chunk)
 
 
-def evaluate(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+def evaluate(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
              keep: np.ndarray, detail: bool = True, chunk: int = 256) -> dict:
     """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
     int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
-    CostModel._kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
+    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``) by name."""
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
     (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
-    return out
+    return out._asdict()
 
 
 def _one_thread() -> bool:
@@ -587,7 +646,7 @@ def is_compiled(parallel: bool = False) -> bool:
         return False
 
 
-def compile_for(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+def compile_for(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
                 keep: np.ndarray, parallel: bool = False) -> None:
     """Compile (or load from the cache) the kernel for this batch's argument types without running
     it. Running its parallel loop would start numba's OpenMP threads in this process, after which
