@@ -34,36 +34,48 @@ analysis; the numbers below are re-derived, not copied):
 Rules found by differential testing against timeloop-model v3.0.3 (``bench/timeloop_diff.py``,
 random architectures, layers and mappings; each rule with the case that showed it):
 
-* MAC operands. With no spatial fanout from the innermost level, every MAC reads each operand
-  at every step (its loops' reuse is not exploited). With a fanout to the MACs, the MACs keep
-  an unchanged operand between steps (their points are differenced like a child's tiles) when,
-  on mesh X or on mesh Y, the innermost spatial loop leaves the tensor unindexed. Case: DRAM
-  straight to 4 MACs, K=2 P=4 layer: spatial P=2 (innermost) under temporal P=2, K=2 reads 2
-  weights; spatial K=2 alone under temporal P=4 reads 8; K=2 on X with P=2 on Y reads 2.
-  (Timeloop's mechanism, which this rule approximates: MAC deltas are their points, never
-  differenced, and a MAC whose point equals a physical mesh neighbour's previous point takes
-  it over the link. Where the mapping's X extent is not the mesh's X size the neighbours are
-  misaligned and only some MACs find one: Q=2 on X, C=2 on Y of a 3x3 mesh reads one weight
-  per step, not zero. Those cases remain mismatches of bench/timeloop_diff.py.)
-* Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
-  loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
-  P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* MAC operands are never differenced: a MAC takes its operand at every step (a point is not a
+  tile whose overlap with the previous one is kept). What MACs reuse, they take over links
+  from mesh neighbours (below). Case: DRAM to 9 MACs (3x3) with C=2 on X and P=2 on Y under
+  temporal Q=6 (innermost), S, K, R, P: DRAM Weight reads 46,080 = 2 per step, no link
+  transfers (rand2026_14 layer0 mapping 3; the former rule, MACs keep an operand the
+  innermost spatial loop leaves unindexed, gave 7,680).
+* Link transfers, exactly as Timeloop finds them. Only element 0 of a fanout is simulated;
+  element i's delta is element 0's translated by i's tile offset. The elements sit on the mesh
+  by their index, mixed radix over the spatial loops (X loops fastest, each axis in its loop
+  order), cut into rows of H = max(mesh X, product of the X loops) -- so where the mapping
+  does not fill a row, neighbours are not the loops' +-1 (rows of 3 MACs holding C=2 x P=2
+  put (c=0, p=1) beside (c=1, p=0), in the case above). At a step, element i takes its delta
+  from a neighbour (left, right, up or down) that held the same delta one step before: the
+  two deltas must have the same shape (both m-strips, or both whole tiles, with the
+  differencing rule above; MAC points always) and the neighbour's tile must be offset by the
+  step's translation. Timeloop then uses the links only if they cut the parent's accesses
+  (the distinct deltas among the elements left over are fewer than among all). The count is
+  over the elements: ``kernel._link_counts`` (the tensor model takes these terms from it).
+  Case: 2x2 spatial S=2 (X) x N=2 (Y) on a 3x3 mesh under temporal Q=5: one of the four PEs
+  finds its neighbour's Input, 4 link transfers (rand2026_101 layer0 mapping 4).
+* Links at the fanout right above a child keeper b (or the MACs) save parent accesses there,
+  however many fanouts separate b from its parent keeper; a fanout further up (with bypassing
+  levels between it and b) counts links among the tiles of the level right below it, and
+  Timeloop keeps them only as a change of that fanout's multicast factor: N x (distinct deltas
+  left over) / (deltas the children take from the parent), summed over the run (its masking
+  rescales the parent's accesses by the child's). Cases: Outputs from DRAM through a 3x3
+  fanout and a PE buffer that bypasses them to 2 MACs (1x2): the MACs forward partial sums,
+  DRAM Output updates 2,688, reads 0 (rand2026_9 layer2 mapping 7); Inputs from
+  DRAM through a 4x4 fanout (P=2 on X, R=3 on Y) and two bypassing levels to 2 MACs: DRAM
+  reads 416, where the plain multicast count gives 384 (rand2026_43 layer3 mapping 4).
+* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
+  spread over all instances of the level above (it divides by the child level's replication,
+  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
+  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
+* A read-only tensor's fills are truncated to a whole number, not rounded (Timeloop stores
+  parent share + link fills, a fraction, in an integer). Case: 4 + 4/8 = 4.5 Input fills
+  print as 4 (rand2026_101 layer0 mapping 4).
 * Multicast across several fanout levels: each level counts its own distinct child tiles
   (those of the level right below it) and the counts multiply, instead of the distinct points
   of all the spread loops together. Case: Inputs (W = R + 2P) kept in DRAM and in a per-PE
   buffer with P=2 spread at the global buffer and R=3 one level down: 2 x 3 = 6 copies per
   step (DRAM reads 1,296), not the 5 distinct offsets of r + 2p (1,080).
-* MACs forward operands to mesh neighbours as PEs do (link transfers), whether or not they
-  keep operands between steps. Case: DRAM straight to 2x2 MACs, R=2 on X and Q=2 on Y under
-  temporal P=12 (innermost): 2,112 Input link transfers, DRAM reads 2,496 rather than 4,608.
-* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
-  spread over all instances of the level above (it divides by the child level's replication,
-  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
-  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
-* Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
-  DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
-  with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
-  tiles of the level right below the fanout and its masking of a bypassing level undoes them.
 * Cycles. Timeloop throttles a level in its own float steps: demand = sum over tensors, in
   problem order, of accesses / compute cycles; slowdown = bandwidth / demand where the demand
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
