@@ -43,7 +43,7 @@ def _gcd(a, b):
 def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
     """Timeloop's link transfers at one fanout for one tensor, counted over the PEs.
 
-    The K spatial loops of the fanout, innermost first (the nx X loops, then the Y loops):
+    The K spatial loops of the fanout, innermost first (the X loops, then the Y loops):
     factors lf[:K], and lk[:K] the tensor's translation key of one step of each. PE i (mixed
     radix over the loops, innermost fastest) sits at column i % H, row i // H of a mesh H wide
     (H = max(the mesh's X, the X loops' product)); its tile is offset by key pk[i]. For each
@@ -52,8 +52,8 @@ def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
     uses the links only where they cut the parent's accesses: the distinct tiles among the PEs
     left over are fewer than among all. Writes out_l[q], the PEs served over links, and
     out_s[q], the distinct tiles saved at the parent (both 0 where links are not used). Returns
-    the distinct tiles among all PEs, or 0 where no translation can match a neighbour.
-    pk, tmp: scratch of at least N = prod(lf) entries.
+    the distinct tiles among all PEs (0 for a single PE). The caller passes only translations
+    that are some neighbour's offset. pk, tmp: scratch of at least N = prod(lf) entries.
     """
     for q in range(nt):
         out_l[q] = 0.0
@@ -62,38 +62,6 @@ def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
     for k in range(K):
         N *= int(lf[k])
     if N < 2 or N > pk.shape[0]:
-        return 0.0
-    # Cheap exclusion first: the key differences between neighbours are, for a step of +1,
-    # kappa_c - sum_{k<c} (f_k - 1) kappa_k (a carry into loop c), and for a step of +H a sum
-    # over the carry pattern of adding H's mixed-radix digits; a translation that is none of
-    # these (or their negatives) can take nothing over a link.
-    hit = False
-    for q in range(nt):
-        t = tl[q]
-        back = 0.0
-        for c in range(K):
-            dv = lk[c] - back
-            if dv == t or -dv == t:
-                hit = True
-            back += (lf[c] - 1.0) * lk[c]
-        if hit:
-            break
-    if not hit and H < N:
-        for pat in range(1 << K):
-            dv = 0.0
-            rem = H
-            for k in range(K):
-                f = int(lf[k])
-                cin = (pat >> k) & 1 if k > 0 else 0
-                cout = (pat >> (k + 1)) & 1 if k + 1 < K else 0
-                dv += (rem % f + cin - f * cout) * lk[k]
-                rem //= f
-            for q in range(nt):
-                if dv == tl[q] or -dv == tl[q]:
-                    hit = True
-            if hit:
-                break
-    if not hit:
         return 0.0
     # Tile offsets of every PE (a mixed-radix counter, innermost loop fastest).
     dig = np.zeros(K, dtype=np.int64)
@@ -167,7 +135,7 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                   out_lc, out_elevel, out_elt, out_cc, out_fan, out_ferr, out_links,
                   slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct,
                   part, spc, lastsp, cnt_, nsp_, hasp_, lpf_, lpd_, lpm_, lhd_, lpk_, lpx_, lph_, saved, tl_, tw_, tz_,
-                  ql_, qs_, lk_, vd_, pk_, tmp_, upf_, ckey, cval, tmp1, tmp2, tmp3, nxt, childof, pprod, par, pxl, pyl, lpl):
+                  ql_, qs_, lk_, vd_, pk_, tmp_, upf_, nxt, childof, pprod, par, pxl, pyl, lpl):
     L = tf.shape[1]
     D = tf.shape[2]
     T = coef.shape[0]
@@ -426,49 +394,25 @@ def _evaluate_range(first, last, detail, tf, sp, order, sorder, keep, coef, rank
                             if feasible and nv < vd_.shape[0]:
                                 vd_[nv] = dv
                                 nv += 1
+                    # keep the steps whose translation is a neighbour's offset, and count them
+                    nc = 0
+                    for q in range(nt):
+                        tq = tl_[q]
+                        if abs(tq) > span:
+                            continue
+                        for k in range(nv):
+                            if vd_[k] == tq or -vd_[k] == tq:
+                                tl_[nc] = tq
+                                tw_[nc] = tw_[q]
+                                tz_[nc] = tz_[q]
+                                nc += 1
+                                break
                     n_all = 0.0
                     pe = 0.0
                     sv = 0.0
-                    if npe <= pk_.shape[0]:
-                        for q in range(nt):
-                            ql_[q] = 0.0
-                            qs_[q] = 0.0
-                            tq = tl_[q]
-                            if abs(tq) > span:
-                                continue
-                            cand = False
-                            for k in range(nv):
-                                if vd_[k] == tq or -vd_[k] == tq:
-                                    cand = True
-                                    break
-                            if not cand:
-                                continue
-                            hv = (K0 * 1009 + lph_[lf]) * 1009 + int(tl_[q])
-                            for k in range(K0):
-                                hv = ((hv * 1009 + int(lpf_[lf, k])) * 1009 + int(lk_[k])) & 0xFFFFFFFFFFFF
-                            row = hv & (ckey.shape[0] - 1)
-                            hit = ckey[row, 0] == K0 and ckey[row, 1] == lph_[lf] and ckey[row, 2] == tl_[q]
-                            if hit:
-                                for k in range(K0):
-                                    if ckey[row, 3 + 2 * k] != lpf_[lf, k] or ckey[row, 4 + 2 * k] != lk_[k]:
-                                        hit = False
-                                        break
-                            if not hit:
-                                tmp1[0] = tl_[q]
-                                cval[row, 2] = _link_counts(lpf_[lf], lk_, K0, lph_[lf], tmp1, 1, tmp2, tmp3, pk_,
-                                                            tmp_)
-                                cval[row, 0] = tmp2[0]
-                                cval[row, 1] = tmp3[0]
-                                ckey[row, 0] = K0
-                                ckey[row, 1] = lph_[lf]
-                                ckey[row, 2] = tl_[q]
-                                for k in range(K0):
-                                    ckey[row, 3 + 2 * k] = lpf_[lf, k]
-                                    ckey[row, 4 + 2 * k] = lk_[k]
-                            ql_[q] = cval[row, 0]
-                            qs_[q] = cval[row, 1]
-                            if cval[row, 2] > 0.0:
-                                n_all = cval[row, 2]
+                    if nc > 0 and npe <= pk_.shape[0]:
+                        n_all = _link_counts(lpf_[lf], lk_, K0, lph_[lf], tl_, nc, ql_, qs_, pk_, tmp_)
+                        for q in range(nc):
                             pe += tw_[q] * tz_[q] * ql_[q]
                             sv += tw_[q] * tz_[q] * qs_[q]
                         if n_all > 0.0:
@@ -737,11 +681,6 @@ def _batch_py(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1
         pk_ = np.empty(max_pe)
         tmp_ = np.empty(max_pe)
         upf_ = np.full((L + 1, L), -1.0)
-        ckey = np.full((256, 3 + 4 * D), np.nan)  # link counts cached per chunk (a power of 2 rows)
-        cval = np.zeros((256, 3))
-        tmp1 = np.empty(1)
-        tmp2 = np.empty(1)
-        tmp3 = np.empty(1)
         nxt = np.empty(T, dtype=np.int64)
         childof = np.empty((T, L), dtype=np.int64)
         pprod = np.empty(J + 1)
@@ -758,7 +697,7 @@ def _batch_py(tf, sp, order, sorder, keep, coef, rank_live, key_coef, d1, d2, c1
                             dim_, lv_, cj_,
                             kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_,
                             lpf_, lpd_, lpm_, lhd_, lpk_, lpx_, lph_, saved, tl_, tw_, tz_, ql_, qs_, lk_, vd_, pk_, tmp_,
-                            upf_, ckey, cval, tmp1, tmp2, tmp3, nxt, childof, pprod, par, pxl, pyl, lpl)
+                            upf_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
 if HAVE_NUMBA:
