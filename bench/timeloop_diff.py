@@ -404,6 +404,9 @@ def main(argv=None) -> int:
     ap.add_argument("--check", type=Path, help="re-check committed records instead of running Timeloop")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--timeloop", type=Path, default=TIMELOOP)
+    ap.add_argument("--merge-into", type=Path,
+                    help="add this run's meta and summary to an existing results JSON (its 'other_runs') "
+                         "instead of writing --out: fresh seeds beside the committed records")
     args = ap.parse_args(argv)
     t0 = time.time()
     if args.check:
@@ -430,6 +433,13 @@ def main(argv=None) -> int:
                 and r["torch"]["mismatches"] == r["kernel"]["mismatches"])
     print(f"torch == kernel on {agree}/{sum('torch' in r for r in rows)} triples; "
           f"timeloop {t1 - t0:.0f} s, accelmap {time.time() - t1:.0f} s")
+    if args.merge_into:
+        doc = json.loads(args.merge_into.read_text())
+        runs = [r for r in doc.get("other_runs", []) if r["meta"].get("command") != meta.get("command")]
+        doc["other_runs"] = runs + [{"meta": meta, "summary": sums, "crashes": crashes}]
+        args.merge_into.write_text(json.dumps(doc, indent=1))
+        print(f"added to {args.merge_into}")
+        return 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     worst = sorted((r for r in rows if "torch" in r), key=lambda r: -abs(r["torch"]["energy_err"]))[:20]
     bad = [r for r in rows if "crash" in r or ("torch" in r and r["torch"]["mismatches"])]

@@ -34,36 +34,48 @@ analysis; the numbers below are re-derived, not copied):
 Rules found by differential testing against timeloop-model v3.0.3 (``bench/timeloop_diff.py``,
 random architectures, layers and mappings; each rule with the case that showed it):
 
-* MAC operands. With no spatial fanout from the innermost level, every MAC reads each operand
-  at every step (its loops' reuse is not exploited). With a fanout to the MACs, the MACs keep
-  an unchanged operand between steps (their points are differenced like a child's tiles) when,
-  on mesh X or on mesh Y, the innermost spatial loop leaves the tensor unindexed. Case: DRAM
-  straight to 4 MACs, K=2 P=4 layer: spatial P=2 (innermost) under temporal P=2, K=2 reads 2
-  weights; spatial K=2 alone under temporal P=4 reads 8; K=2 on X with P=2 on Y reads 2.
-  (Timeloop's mechanism, which this rule approximates: MAC deltas are their points, never
-  differenced, and a MAC whose point equals a physical mesh neighbour's previous point takes
-  it over the link. Where the mapping's X extent is not the mesh's X size the neighbours are
-  misaligned and only some MACs find one: Q=2 on X, C=2 on Y of a 3x3 mesh reads one weight
-  per step, not zero. Those cases remain mismatches of bench/timeloop_diff.py.)
-* Link transfers. A mesh row of one PE (mesh X = 1) makes the next row the innermost spatial
-  loop's own +-1 neighbour; it is counted once. Case: R=2 spread on a 1x2 mesh under temporal
-  P=2: 270 link transfers (a second count gave 405), DRAM Input reads 810.
+* MAC operands are never differenced: a MAC takes its operand at every step (a point is not a
+  tile whose overlap with the previous one is kept). What MACs reuse, they take over links
+  from mesh neighbours (below). Case: DRAM to 9 MACs (3x3) with C=2 on X and P=2 on Y under
+  temporal Q=6 (innermost), S, K, R, P: DRAM Weight reads 46,080 = 2 per step, no link
+  transfers (rand2026_14 layer0 mapping 3; the former rule, MACs keep an operand the
+  innermost spatial loop leaves unindexed, gave 7,680).
+* Link transfers, exactly as Timeloop finds them. Only element 0 of a fanout is simulated;
+  element i's delta is element 0's translated by i's tile offset. The elements sit on the mesh
+  by their index, mixed radix over the spatial loops (X loops fastest, each axis in its loop
+  order), cut into rows of H = max(mesh X, product of the X loops) -- so where the mapping
+  does not fill a row, neighbours are not the loops' +-1 (rows of 3 MACs holding C=2 x P=2
+  put (c=0, p=1) beside (c=1, p=0), in the case above). At a step, element i takes its delta
+  from a neighbour (left, right, up or down) that held the same delta one step before: the
+  two deltas must have the same shape (both m-strips, or both whole tiles, with the
+  differencing rule above; MAC points always) and the neighbour's tile must be offset by the
+  step's translation. Timeloop then uses the links only if they cut the parent's accesses
+  (the distinct deltas among the elements left over are fewer than among all). The count is
+  over the elements: ``kernel._link_counts`` (the tensor model takes these terms from it).
+  Case: 2x2 spatial S=2 (X) x N=2 (Y) on a 3x3 mesh under temporal Q=5: one of the four PEs
+  finds its neighbour's Input, 4 link transfers (rand2026_101 layer0 mapping 4).
+* Links at the fanout right above a child keeper b (or the MACs) save parent accesses there,
+  however many fanouts separate b from its parent keeper; a fanout further up (with bypassing
+  levels between it and b) counts links among the tiles of the level right below it, and
+  Timeloop keeps them only as a change of that fanout's multicast factor: N x (distinct deltas
+  left over) / (deltas the children take from the parent), summed over the run (its masking
+  rescales the parent's accesses by the child's). Cases: Outputs from DRAM through a 3x3
+  fanout and a PE buffer that bypasses them to 2 MACs (1x2): the MACs forward partial sums,
+  DRAM Output updates 2,688, reads 0 (rand2026_9 layer2 mapping 7); Inputs from
+  DRAM through a 4x4 fanout (P=2 on X, R=3 on Y) and two bypassing levels to 2 MACs: DRAM
+  reads 416, where the plain multicast count gives 384 (rand2026_43 layer3 mapping 4).
+* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
+  spread over all instances of the level above (it divides by the child level's replication,
+  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
+  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
+* A read-only tensor's fills are truncated to a whole number, not rounded (Timeloop stores
+  parent share + link fills, a fraction, in an integer). Case: 4 + 4/8 = 4.5 Input fills
+  print as 4 (rand2026_101 layer0 mapping 4).
 * Multicast across several fanout levels: each level counts its own distinct child tiles
   (those of the level right below it) and the counts multiply, instead of the distinct points
   of all the spread loops together. Case: Inputs (W = R + 2P) kept in DRAM and in a per-PE
   buffer with P=2 spread at the global buffer and R=3 one level down: 2 x 3 = 6 copies per
   step (DRAM reads 1,296), not the 5 distinct offsets of r + 2p (1,080).
-* MACs forward operands to mesh neighbours as PEs do (link transfers), whether or not they
-  keep operands between steps. Case: DRAM straight to 2x2 MACs, R=2 on X and Q=2 on Y under
-  temporal P=12 (innermost): 2,112 Input link transfers, DRAM reads 2,496 rather than 4,608.
-* Link transfers leave a child's fills from its parent; Timeloop charges their read and fill
-  spread over all instances of the level above (it divides by the child level's replication,
-  not its fanout). Case: P=2 spread from a buffer kept by 4 PEs to 8 child buffers, 72
-  transfers per child: fills 216 - 72 + 18, reads 216 + 18.
-* Link transfers only across a fanout directly above the child keeper. Case: Inputs kept in
-  DRAM and in a per-PE buffer, S=3 spread from the bypassing global buffer, a bypassing level
-  with K=8, Q=2 loops in between: no link transfers (DRAM reads 576), as Timeloop compares the
-  tiles of the level right below the fanout and its masking of a bypassing level undoes them.
 * Cycles. Timeloop throttles a level in its own float steps: demand = sum over tensors, in
   problem order, of accesses / compute cycles; slowdown = bandwidth / demand where the demand
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
@@ -292,7 +304,7 @@ class CostModel:
         B, L, D = ft.shape
         act = self.loop_dims
         DA = act.shape[0]
-        T, R, J = self.T, self.R, L * DA
+        T, J = self.T, L * DA
         dt, dev = ft.dtype, ft.device
         f64 = torch.float64
         coef = self.coef.to(dt)
@@ -342,19 +354,9 @@ class CostModel:
         wmask = (jidx[None, :] <= ends[:, None])[None] & big[:, None, :]  # [B, Lb, J]
         same = (g[:, :, None, :] == h[..., None]) & wmask[:, None]  # [B, T, Lb, J]
         se = (same.to(dt) * cj[:, None, None, :]).sum(-1)
-        # MAC operands: every MAC reads its operands at every step, unless the innermost level
-        # fans out to the MACs and, on mesh X or on mesh Y, the innermost spatial loop leaves
-        # the tensor unindexed: then the MACs keep an unchanged operand between steps (their
-        # points are differenced like any child's tiles).
-        indexes = (self.coef != 0).any(1)  # [T, D]
-        mac_reuse = torch.zeros(B, T, dtype=torch.bool, device=dev)
-        for ax in range(2):
-            sp_ax = fs2[:, L - 1, :, ax] > big_thr  # [B, D] loops on this mesh axis to the MACs
-            d_ax = torch.where(sp_ax, sorder[:, L - 1].to(torch.int64),
-                               torch.full_like(sp_ax, -1, dtype=torch.int64)).argmax(-1)
-            mac_reuse |= sp_ax.any(-1)[:, None] & ~indexes[:, d_ax].T  # [B, T]
-        diff_ok = has_m[:, None] & (~is_mac[None, None] | mac_reuse[..., None])  # [B, T, Lb]
-        se_link = torch.where(has_m[:, None], se, torch.zeros_like(se))  # MACs forward operands too
+        # MAC operands: every MAC reads its operands at every step (Timeloop never differences
+        # a MAC's point); what MACs reuse they take over links from mesh neighbours (below).
+        diff_ok = has_m[:, None] & ~is_mac[None, None]  # [B, T, Lb]
         se = torch.where(diff_ok, se, torch.zeros_like(se))
 
         # Sliding-window delta of m's step: the tile minus its overlap with the previous one.
@@ -396,9 +398,14 @@ class CostModel:
         cum = torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), torch.cumprod(dist_l, 2)], 2)  # prod of l < j
         distinct = cum[:, :, 1:] / torch.gather(cum, 2, parent.clamp(min=0))  # levels parent..k, [B, T, Lb]
 
-        peer = self._link_transfers(B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n,
-                                    mi, has_m, se_link, delta_m, full_b)
-        content_b = deltas * distinct - peer * distinct  # accesses per parent instance
+        # Link transfers (see the module docstring): counted over the PEs of each fanout by the
+        # kernel's routine, exact integer combinatorics that carry no gradient. peer: words per
+        # child taken over links; saved: parent accesses they save at the fanout right above the
+        # child; up: how they change the multicast factor of the fanouts further up.
+        links = self._link_terms(ft, fs2, order, sorder, keep, hw).to(dev, dt)  # [B, 3, T, Lb]
+        peer, saved, up = links[:, 0], links[:, 1], links[:, 2]
+        dlow = dist_l  # the fanout right above child b = level b - 1
+        content_b = (deltas * dlow - saved) * (distinct / dlow) * up  # accesses per parent instance
 
         # Per level l: the child keeper below it (or the MAC) sends it content; l's own deltas
         # are its fills.
@@ -429,7 +436,9 @@ class CostModel:
         fills = torch.where(rw, (own_deltas - part).clamp(min=0), own_deltas)
         fills = torch.where(lvl[None, None] == 0, torch.zeros_like(fills), fills) * keepd
         if exact:  # Timeloop rounds the (possibly averaged) access counts to whole accesses
-            reads, fills, updates = torch.floor(reads + 0.5), torch.floor(fills + 0.5), torch.floor(updates + 0.5)
+            reads, updates = torch.floor(reads + 0.5), torch.floor(updates + 0.5)
+            # (a read-only tensor's fills are truncated: Timeloop stores them as integers unrounded)
+            fills = torch.where(rw, torch.floor(fills + 0.5), torch.floor(fills + 1e-6))
         tile = full[:, :, :L] * keepd
 
         blk = _rows(hw.block, 1).to(dt)[:, None, :]
@@ -498,85 +507,29 @@ class CostModel:
                      tile=tile.permute(0, 2, 1), instances=inst, compute_cycles=cc, level_cycles=lc,
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
 
-    def _link_transfers(self, B, T, L, D, dt, fs, extp, sorder, parent, hw, g, kc_b, same, wmask, cj, n, mi, has_m,
-                        se, delta_m, full_b):
-        """Deltas a PE takes from a mesh neighbour instead of its parent (Timeloop's link
-        transfers), as words per child instance [B, T, Lb].
+    def _link_terms(self, ft, fs2, order, sorder, keep, hw) -> torch.Tensor:
+        """Link-transfer terms [B, 3, T, L] (peer, saved, up; see the kernel's outputs) from the
+        kernel's routine, on the mapping's factors rounded to integers. Only the fanouts of the
+        hardware matter to them: rows with batched hardware are grouped by fanout."""
+        from accelmap.model import kernel
 
-        A child's delta at a step equals a neighbour's delta of the previous step when both
-        deltas have the same shape and the step's translation equals the offset between the
-        two PEs. The PE index is mixed radix over the spatial loops (innermost fastest), cut
-        into rows of the mesh's X size: neighbours are +-1 along the innermost spatial loop
-        and +-1 row, which moves the loop whose span first exceeds a row by r steps. Handled
-        for a single fanout level between parent and child (the common case).
-        """
-        dev = fs.device
-        f64 = torch.float64
-        lvl = torch.arange(L, device=dev)
-        has_sp = (fs > 1.5).any(-1)  # [B, L]
-        l0 = torch.cummax(torch.where(has_sp, lvl, torch.full_like(lvl, -1)), 1).values  # [B, Lb]
-        nsp = torch.cat([torch.zeros(B, 1, dtype=torch.int64, device=dev), torch.cumsum(has_sp.to(torch.int64), 1)], 1)
-        between = nsp[:, None, 1:] - torch.gather(nsp[:, None].expand(B, T, L + 1), 2, parent.clamp(min=0))
-        # Only where the fanout sits directly above the child keeper: Timeloop finds link transfers
-        # among the tiles of the level right below the fanout, and when that level bypasses the
-        # tensor its masking undoes them.
-        ok = ((between == 1) & (l0[:, None] >= parent) & (parent >= 0)
-              & (l0 == lvl[None])[:, None])  # [B, T, Lb]
-        l0c = l0.clamp(min=0)[..., None].expand(B, L, D)
-        fs0 = torch.gather(fs, 1, l0c)  # [B, Lb, D]
-        so0 = torch.gather(sorder, 1, l0c)
-        st0 = torch.gather(extp[:, 1:], 1, l0c)
-        live = fs0 > 1.5
-        d0 = torch.where(live, so0, torch.full_like(so0, -1)).argmax(-1)  # innermost spatial loop
-        inner = live[:, :, None, :] & (so0[:, :, None, :] > so0[:, :, :, None])
-        inner_prod = torch.where(inner, fs0[:, :, None, :], torch.ones_like(fs0[:, :, None, :])).prod(-1)  # [B, Lb, D]
-        hx = torch.gather(hw.fanout[..., 0].to(dt).expand(B, L), 1, l0.clamp(min=0))  # [B, Lb]
-        row = (live & (inner_prod <= hx[..., None]) & (inner_prod * fs0 > hx[..., None])
-               & (torch.remainder(hx[..., None], inner_prod) == 0))
-        # A row of one PE (mesh X of 1) makes the next row the innermost loop's own +-1
-        # neighbour: counted once, as Timeloop does (R=2 on a 1x2 mesh: 270 link transfers).
-        own = (torch.arange(D, device=dev) == d0[..., None]) & (hx[..., None] == inner_prod)
-        row = row & ~own
-        has_k = row.any(-1)
-        dk = row.to(torch.int64).argmax(-1)
-        pick = lambda x, d: torch.gather(x, 2, d[..., None]).squeeze(-1)  # noqa: E731
-        f0, fk = pick(fs0, d0), pick(fs0, dk)
-        rk = hx / pick(inner_prod, dk)
-        kd = self.key_coef  # [T, D]
-        ka0 = kd[:, d0].permute(1, 0, 2) * pick(st0, d0).to(f64)[:, None]  # [B, T, Lb] key of a one-PE offset
-        kak = kd[:, dk].permute(1, 0, 2) * pick(st0, dk).to(f64)[:, None] * rk.to(f64)[:, None]
-        kap_m = torch.gather(g, 2, mi[:, None].expand(B, T, L)) - kc_b  # key of m's own step
-
-        def share(ka, fct, r, valid):
-            """Share of PEs whose neighbour r steps along a loop held a delta one step ago,
-            for steps whose translation key is +-ka (both directions work when ka == 0)."""
-            one = (fct - r).clamp(min=0) / fct
-            both = torch.minimum(fct, 2 * (fct - r)).clamp(min=0) / fct
-            return (torch.where(ka == 0, both[:, None], one[:, None]) * valid[:, None].to(dt)).to(dt)
-
-        x0 = share(ka0, f0, torch.ones_like(f0), f0 > 1.5)  # [B, T, Lb]
-        xk = share(kak, fk, rk, has_k)
-        # Steps in E (translation equal to m's) match exactly when m's step does.
-        a_m = (kap_m.abs() == ka0.abs()).to(dt)
-        b_m = (kap_m.abs() == kak.abs()).to(dt)
-        mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
-        cm = torch.gather(cj, 1, mi)[:, None]
-        nm = torch.gather(n, 1, mi)[:, None]
-        pos = delta_m > 0
-        full_m = (delta_m >= full_b) & pos
-        strip_m = pos & (delta_m < full_b)
-        w_m = torch.where(full_m, cm, torch.where(strip_m, (nm - 1) * (se - cm), torch.zeros_like(se)))
-        in_e = delta_m * mf_m * (w_m + torch.where(pos, se - cm, torch.zeros_like(se)))
-        # Other steps reset to the full tile; the previous leaf (an m step) must be full too.
-        tkey = (g[:, :, None, :] - kc_b[..., None]).abs()  # [B, T, Lb, J]
-        other = (wmask[:, None] & ~same).to(dt) * cj[:, None, None, :]
-        hit_a = (tkey == ka0.abs()[..., None]).to(dt)
-        hit_b = (tkey == kak.abs()[..., None]).to(dt)
-        sa, sb = (other * hit_a).sum(-1), (other * hit_b).sum(-1)
-        sab = torch.where(ka0.abs() == kak.abs(), sa, torch.zeros_like(sa))  # both hit only if the keys agree
-        out_e = torch.where(full_m, full_b * (x0 * sa + xk * sb - x0 * xk * sab), torch.zeros_like(full_b))
-        per_child = in_e + out_e
-        return torch.where(ok, per_child, torch.zeros_like(per_child))
+        rnd = lambda x: torch.round(x.detach()).clamp(min=1).to(torch.int64).cpu().numpy()  # noqa: E731
+        temporal, spatial = rnd(ft), rnd(fs2)
+        arr = lambda x: x.detach().cpu().numpy()  # noqa: E731
+        order_, sorder_, keep_ = arr(order), arr(sorder), arr(keep)
+        plan = self.kernel_plan(self.hw)
+        fan = _rows(hw.fanout, 2).detach().cpu().numpy().astype(np.float64)
+        if fan.shape[0] == 1:
+            out = kernel.link_terms(plan._replace(fanout=np.ascontiguousarray(fan[0])), temporal, spatial, order_,
+                                    sorder_, keep_)
+            return torch.from_numpy(out)
+        out = np.empty((len(temporal), 3, self.T, len(fan[0])))
+        keys, inverse = np.unique(fan.reshape(len(fan), -1), axis=0, return_inverse=True)
+        for gi in range(len(keys)):
+            rows = np.nonzero(inverse.reshape(-1) == gi)[0]
+            out[rows] = kernel.link_terms(plan._replace(fanout=np.ascontiguousarray(fan[rows[0]])), temporal[rows],
+                                          spatial[rows], order_[rows], sorder_[rows], keep_[rows])
+        return torch.from_numpy(out)
 
 
 def compile_kernel_in_child(parallel: bool = False) -> bool:

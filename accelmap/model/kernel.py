@@ -4,7 +4,7 @@ The tensor model in :mod:`accelmap.model.cost_model` is the reference: batched, 
 runnable on CUDA. Its hot path materialises, for every mapping, tensor x child-level x loop
 work, most of it on loops of factor 1. This kernel computes the same counts per mapping
 with plain loops that visit only the non-trivial loops, which is what a CPU does fastest.
-``tests/model/test_kernel.py`` checks that both give identical counts on random batches and on
+``tests/test_kernel.py`` checks that both give identical counts on random batches and on
 every Timeloop reference record.
 
 Semantics are documented in :mod:`accelmap.model.cost_model`; the steps below follow it in order.
@@ -23,8 +23,9 @@ try:
     HAVE_NUMBA = True
 except ImportError:  # the torch model still works; only bulk CPU speed is lost
     HAVE_NUMBA = False
+    prange = range
 
-BAD_FACTORS, BAD_FANOUT, BAD_CAPACITY, BAD_KEEP = 1, 2, 3, 4
+from accelmap.model.status import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP  # noqa: E402  (one copy)
 
 
 def _blocks(words, blk):
@@ -40,14 +41,102 @@ def _gcd(a, b):
     return a
 
 
+def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
+    """Timeloop's link transfers at one fanout for one tensor, counted over the PEs.
+
+    The K spatial loops of the fanout, innermost first (the X loops, then the Y loops):
+    factors lf[:K], and lk[:K] the tensor's translation key of one step of each. PE i (mixed
+    radix over the loops, innermost fastest) sits at column i % H, row i // H of a mesh H wide
+    (H = max(the mesh's X, the X loops' product)); its tile is offset by key pk[i]. For each
+    translation tl[q] (q < nt) of a step, a PE takes its delta over a link when a physical
+    neighbour (left, right, up, down) held it one step before: pk[n] - pk[i] == tl[q]. Timeloop
+    uses the links only where they cut the parent's accesses: the distinct tiles among the PEs
+    left over are fewer than among all. Writes out_l[q], the PEs served over links, and
+    out_s[q], the distinct tiles saved at the parent (both 0 where links are not used). Returns
+    the distinct tiles among all PEs (0 for a single PE). The caller passes only translations
+    that are some neighbour's offset. pk, tmp: scratch of at least N = prod(lf) entries.
+    """
+    for q in range(nt):
+        out_l[q] = 0.0
+        out_s[q] = 0.0
+    N = 1
+    for k in range(K):
+        N *= int(lf[k])
+    if N < 2 or N > pk.shape[0]:
+        return 0.0
+    # Tile offsets of every PE (a mixed-radix counter, innermost loop fastest).
+    dig = np.zeros(K, dtype=np.int64)
+    key = 0.0
+    for i in range(N):
+        pk[i] = key
+        for k in range(K):
+            dig[k] += 1
+            key += lk[k]
+            if dig[k] < int(lf[k]):
+                break
+            key -= lf[k] * lk[k]
+            dig[k] = 0
+    size = 1
+    while size < 2 * N:
+        size *= 2
+    slots = np.empty(size)
+    stamp = np.zeros(size, dtype=np.int64)
+    n_all = -1.0
+    for q in range(nt):
+        t = tl[q]
+        linked = 0
+        m = 0
+        col = 0
+        for i in range(N):
+            x = pk[i]
+            ok = ((col != H - 1 and i + 1 < N and pk[i + 1] - x == t) or (col != 0 and pk[i - 1] - x == t)
+                  or (i + H < N and pk[i + H] - x == t) or (i >= H and pk[i - H] - x == t))
+            if ok:
+                linked += 1
+            else:
+                tmp[m] = x
+                m += 1
+            col += 1
+            if col == H:
+                col = 0
+        if linked == 0:
+            continue
+        if n_all < 0.0:
+            n_all = _distinct(pk, N, slots, stamp, 1)
+        n_left = _distinct(tmp, m, slots, stamp, 2 + q)
+        if n_left < n_all:
+            out_l[q] = float(linked)
+            out_s[q] = n_all - n_left
+    if n_all < 0.0:
+        n_all = _distinct(pk, N, slots, stamp, 1)
+    return n_all
+
+
+def _distinct(xs, n, slots, stamp, gen):
+    """Distinct values among xs[:n] (whole numbers), by open addressing in slots (a power of 2
+    long, at least 2n; stamp[j] == gen marks slot j used in this count)."""
+    mask = slots.shape[0] - 1
+    count = 0.0
+    for i in range(n):
+        x = xs[i]
+        j = (int(x) * 40503) & mask
+        while stamp[j] == gen and slots[j] != x:
+            j = (j + 1) & mask
+        if stamp[j] != gen:
+            stamp[j] = gen
+            slots[j] = x
+            count += 1.0
+    return count
+
+
 class Plan(NamedTuple):
-    """A cost model's constants for one workload on one hardware (see CostModel.kernel_plan).
-    T tensors, R ranks, D dims, L levels, DA dims a rank's projection may touch."""
+    """A cost model's constants for one workload on one hardware (built by CostModel.kernel_plan).
+    T tensors, R ranks, D dims, L levels."""
 
     coef: np.ndarray  # [T, R, D] float64: projection coefficients
     rank_live: np.ndarray  # [T, R] bool
     key_coef: np.ndarray  # [T, R] float64
-    d1: np.ndarray  # [T, R] int64: the first dim of a two-dim rank (sliding windows)
+    d1: np.ndarray  # [T, R] int64: first dim of a two-dim rank (sliding windows)
     d2: np.ndarray  # [T, R] int64
     c1: np.ndarray  # [T, R] float64
     c2: np.ndarray  # [T, R] float64
@@ -60,7 +149,7 @@ class Plan(NamedTuple):
     wbw: np.ndarray  # [L] float64
     er: np.ndarray  # [L] float64 pJ per block read
     ew: np.ndarray  # [L] float64 pJ per block write
-    fanout: np.ndarray  # [L, 2] float64 mesh X, Y below each level
+    fanout: np.ndarray  # [L, 2] float64: mesh X, Y below each level
     mac_energy: float
     macs: float
     mac_instances: float
@@ -79,41 +168,161 @@ class Mappings(NamedTuple):
 
 
 class Outputs(NamedTuple):
-    """What the kernel writes; per-level arrays have one row only without detail (scratch)."""
+    """What the kernel writes (float64; reason int64); without detail, per-level arrays have
+    one row, used as scratch."""
 
-    energy: np.ndarray  # [B]
-    cycles: np.ndarray  # [B]
-    reason: np.ndarray  # [B] int64
-    reads: np.ndarray  # [B, L, T]
-    fills: np.ndarray  # [B, L, T]
-    updates: np.ndarray  # [B, L, T]
-    tile: np.ndarray  # [B, L, T]
-    instances: np.ndarray  # [B, L]
-    level_cycles: np.ndarray  # [B, L]
-    energy_by_level: np.ndarray  # [B, L + 1]
-    energy_by_level_tensor: np.ndarray  # [B, L, T]
-    compute_cycles: np.ndarray  # [B]
-    fanout_excess: np.ndarray  # [B, L, 2]
-    factor_error: np.ndarray  # [B, D]
+    energy: np.ndarray
+    cycles: np.ndarray
+    reason: np.ndarray
+    reads: np.ndarray
+    fills: np.ndarray
+    updates: np.ndarray
+    tile: np.ndarray
+    instances: np.ndarray
+    level_cycles: np.ndarray
+    energy_by_level: np.ndarray
+    energy_by_level_tensor: np.ndarray
+    compute_cycles: np.ndarray
+    fanout_excess: np.ndarray
+    factor_error: np.ndarray
+    links: np.ndarray
+
+
+class Scratch(NamedTuple):
+    """Working arrays of one thread (allocated once per chunk of mappings, not per mapping)."""
+
+    slot: np.ndarray
+    fs: np.ndarray
+    ext: np.ndarray
+    box: np.ndarray
+    full: np.ndarray
+    n_: np.ndarray
+    st_: np.ndarray
+    dim_: np.ndarray
+    lv_: np.ndarray
+    cj_: np.ndarray
+    kap: np.ndarray
+    kcum: np.ndarray
+    g: np.ndarray
+    deltas: np.ndarray
+    peer: np.ndarray
+    content_b: np.ndarray
+    distinct: np.ndarray
+    part: np.ndarray
+    spc: np.ndarray
+    lastsp: np.ndarray
+    cnt_: np.ndarray
+    nsp_: np.ndarray
+    hasp_: np.ndarray
+    lpf_: np.ndarray
+    lpd_: np.ndarray
+    lpm_: np.ndarray
+    lhd_: np.ndarray
+    lpk_: np.ndarray
+    lpx_: np.ndarray
+    lph_: np.ndarray
+    saved: np.ndarray
+    tl_: np.ndarray
+    tw_: np.ndarray
+    tz_: np.ndarray
+    ql_: np.ndarray
+    qs_: np.ndarray
+    lk_: np.ndarray
+    vd_: np.ndarray
+    pk_: np.ndarray
+    tmp_: np.ndarray
+    upf_: np.ndarray
+    nxt: np.ndarray
+    childof: np.ndarray
+    pprod: np.ndarray
+    par: np.ndarray
+    pxl: np.ndarray
+    pyl: np.ndarray
+    lpl: np.ndarray
+
+
+def _scratch(m, p):
+    """One thread's :class:`Scratch` for mappings ``m`` under plan ``p``."""
+    tf, coef, fanout = m.tf, p.coef, p.fanout
+    L = tf.shape[1]
+    D = tf.shape[2]
+    T = coef.shape[0]
+    R = coef.shape[1]
+    J = L * D
+    max_pe = 2  # scratch for _link_counts: the largest fanout (a mapping that exceeds it is invalid)
+    for l in range(L):
+        max_pe = max(max_pe, int(fanout[l, 0] * fanout[l, 1] + 0.5))
+    slot = np.empty(D, dtype=np.int64)
+    fs = np.empty((L, D))
+    ext = np.empty((L + 1, D))
+    box = np.empty((T, L + 1, R))
+    full = np.empty((T, L + 1))
+    n_ = np.empty(J)
+    st_ = np.empty(J)
+    dim_ = np.empty(J, dtype=np.int64)
+    lv_ = np.empty(J, dtype=np.int64)
+    cj_ = np.empty(J)
+    kap = np.empty(J)
+    kcum = np.empty(J)
+    g = np.empty(J)
+    deltas = np.zeros((T, L + 1))
+    peer = np.zeros((T, L + 1))
+    content_b = np.zeros((T, L + 1))
+    distinct = np.zeros((T, L + 1))
+    part = np.empty((T, L))
+    spc = np.empty((L + 1, D))
+    lastsp = np.empty((L + 1, D), dtype=np.int64)
+    cnt_ = np.empty(L + 1, dtype=np.int64)
+    nsp_ = np.zeros(L + 1, dtype=np.int64)
+    hasp_ = np.zeros(L, dtype=np.bool_)
+    lpf_ = np.ones((L, 2 * D))
+    lpd_ = np.zeros((L, 2 * D), dtype=np.int64)
+    lpm_ = np.ones((L, 2 * D))
+    lhd_ = np.zeros((L, 2 * D), dtype=np.int64)
+    lpk_ = np.zeros(L, dtype=np.int64)
+    lpx_ = np.zeros(L, dtype=np.int64)
+    lph_ = np.ones(L, dtype=np.int64)
+    saved = np.zeros((T, L + 1))
+    tl_ = np.empty(J + 1)
+    tw_ = np.empty(J + 1)
+    tz_ = np.empty(J + 1)
+    ql_ = np.empty(J + 1)
+    qs_ = np.empty(J + 1)
+    lk_ = np.empty(2 * D)
+    vd_ = np.empty(2 * D + (1 << (2 * D - 1)))
+    pk_ = np.empty(max_pe)
+    tmp_ = np.empty(max_pe)
+    upf_ = np.full((L + 1, L), -1.0)
+    nxt = np.empty(T, dtype=np.int64)
+    childof = np.empty((T, L), dtype=np.int64)
+    pprod = np.empty(J + 1)
+    par = np.empty(L + 1, dtype=np.int64)
+    pxl = np.empty(L)
+    pyl = np.empty(L)
+    lpl = np.empty(L)
+    return Scratch(slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_, lpf_, lpd_, lpm_, lhd_, lpk_, lpx_, lph_, saved, tl_, tw_, tz_, ql_, qs_, lk_, vd_, pk_, tmp_, upf_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
 def _evaluate_range(first, last, detail, m, p, o, s):
     """Evaluate mappings ``first`` to ``last`` of ``m`` (:class:`Mappings`) with the constants
     ``p`` (:class:`Plan`) into ``o`` (:class:`Outputs`), using the scratch arrays ``s`` (one
-    set per thread, see :func:`_scratch`)."""
+    set per thread, :class:`Scratch`)."""
     tf, sp, order, sorder, keep = m.tf, m.sp, m.order, m.sorder, m.keep
-    coef, rank_live, key_coef, d1, d2, c1, c2 = p.coef, p.rank_live, p.key_coef, p.d1, p.d2, p.c1, p.c2
-    read_write, bounds, act, capacity, block, rbw, wbw = p.read_write, p.bounds, p.act, p.capacity, p.block, p.rbw, p.wbw
-    er, ew, fanout, mac_energy, macs, mac_instances = p.er, p.ew, p.fanout, p.mac_energy, p.macs, p.mac_instances
-    leak_e, n_clu = p.leak, p.n_clusters
-    out_energy, out_cycles, out_reason, out_reads, out_fills = o.energy, o.cycles, o.reason, o.reads, o.fills
-    out_updates, out_tile, out_inst, out_lc, out_elevel = o.updates, o.tile, o.instances, o.level_cycles, o.energy_by_level
-    out_elt, out_cc, out_fan, out_ferr = o.energy_by_level_tensor, o.compute_cycles, o.fanout_excess, o.factor_error
-    slot, fs, ext, box, full, n_, st_, dim_, lv_ = s.slot, s.fs, s.ext, s.box, s.full, s.n_, s.st_, s.dim_, s.lv_
-    cj_, kap, kcum, g, deltas, peer, content_b = s.cj_, s.kap, s.kcum, s.g, s.deltas, s.peer, s.content_b
-    distinct, part, spc, lastsp, cnt_, nsp_, hasp_ = s.distinct, s.part, s.spc, s.lastsp, s.cnt_, s.nsp_, s.hasp_
-    d0_, dk_, rk_, nxt, childof, pprod, par, pxl, pyl, lpl = (s.d0_, s.dk_, s.rk_, s.nxt, s.childof, s.pprod, s.par,
-                                                              s.pxl, s.pyl, s.lpl)
+    coef, rank_live, key_coef, d1, d2, c1 = p.coef, p.rank_live, p.key_coef, p.d1, p.d2, p.c1
+    c2, read_write, bounds, act, capacity, block = p.c2, p.read_write, p.bounds, p.act, p.capacity, p.block
+    rbw, wbw, er, ew, fanout, mac_energy = p.rbw, p.wbw, p.er, p.ew, p.fanout, p.mac_energy
+    macs, leak_e, n_clu = p.macs, p.leak, p.n_clusters
+    out_energy, out_cycles, out_reason, out_reads, out_fills, out_updates = o.energy, o.cycles, o.reason, o.reads, o.fills, o.updates
+    out_tile, out_inst, out_lc, out_elevel, out_elt, out_cc = o.tile, o.instances, o.level_cycles, o.energy_by_level, o.energy_by_level_tensor, o.compute_cycles
+    out_fan, out_ferr, out_links = o.fanout_excess, o.factor_error, o.links
+    slot, fs, ext, box, full, n_ = s.slot, s.fs, s.ext, s.box, s.full, s.n_
+    st_, dim_, lv_, cj_, kap, kcum = s.st_, s.dim_, s.lv_, s.cj_, s.kap, s.kcum
+    g, deltas, peer, content_b, distinct, part = s.g, s.deltas, s.peer, s.content_b, s.distinct, s.part
+    spc, lastsp, cnt_, nsp_, hasp_, lpf_ = s.spc, s.lastsp, s.cnt_, s.nsp_, s.hasp_, s.lpf_
+    lpd_, lpm_, lhd_, lpk_, lpx_, lph_ = s.lpd_, s.lpm_, s.lhd_, s.lpk_, s.lpx_, s.lph_
+    saved, tl_, tw_, tz_, ql_, qs_ = s.saved, s.tl_, s.tw_, s.tz_, s.ql_, s.qs_
+    lk_, vd_, pk_, tmp_, upf_, nxt = s.lk_, s.vd_, s.pk_, s.tmp_, s.upf_, s.nxt
+    childof, pprod, par, pxl, pyl, lpl = s.childof, s.pprod, s.par, s.pxl, s.pyl, s.lpl
     L = tf.shape[1]
     D = tf.shape[2]
     T = coef.shape[0]
@@ -197,35 +406,35 @@ def _evaluate_range(first, last, detail, m, p, o, s):
             nsp_[l + 1] = nsp_[l] + (1 if anysp else 0)
             hasp_[l] = anysp
             if anysp:
-                d0 = -1
-                best = -1
-                for d in range(D):
-                    if fs[l, d] > 1.5 and sorder[i, l, d] > best:
-                        best = sorder[i, l, d]
-                        d0 = d
-                hx = fanout[l, 0]
-                dk = -1
-                rk = 1.0
-                nlive = 0
-                for d in range(D):
-                    if fs[l, d] > 1.5:
-                        slot[nlive] = d
-                        nlive += 1
-                for a in range(nlive):
-                    d = slot[a]
-                    ip = 1.0
-                    for e2 in range(nlive):
-                        e = slot[e2]
-                        if sorder[i, l, e] > sorder[i, l, d]:
-                            ip *= fs[l, e]
-                    # (a row of one PE makes the next row d0's own +-1 neighbour: counted once)
-                    if ip <= hx and ip * fs[l, d] > hx and (hx - ip * math.floor(hx / ip)) == 0.0 and dk < 0 \
-                            and not (d == d0 and ip == hx):
-                        dk = d
-                        rk = hx / ip
-                d0_[l] = d0
-                dk_[l] = dk
-                rk_[l] = rk
+                # the spatial loops, innermost first: X loops (the PE index's fastest digits),
+                # then Y loops, each axis in its loop order (see _link_counts)
+                K0 = 0
+                px = 1
+                for ax in range(2):
+                    first = K0
+                    for d in range(D):
+                        if sp[i, l, d, ax] > 1:  # insertion by loop order, innermost first
+                            k = K0
+                            while k > first and sorder[i, l, lpd_[l, k - 1]] < sorder[i, l, d]:
+                                lpd_[l, k] = lpd_[l, k - 1]
+                                lpf_[l, k] = lpf_[l, k - 1]
+                                lpm_[l, k] = lpm_[l, k - 1]
+                                k -= 1
+                            lpd_[l, k] = d
+                            lpf_[l, k] = float(sp[i, l, d, ax])
+                            # (a dim spread on both axes: its Y loop steps over its X loop)
+                            lpm_[l, k] = float(sp[i, l, d, 0]) if ax == 1 else 1.0
+                            K0 += 1
+                            if ax == 0:
+                                px *= sp[i, l, d, ax]
+                    if ax == 0:
+                        lpx_[l] = K0
+                lpk_[l] = K0
+                lph_[l] = max(int(fanout[l, 0] + 0.5), px)
+                rem = lph_[l]
+                for k in range(K0):  # the row length's digits in the loops' mixed radix
+                    lhd_[l, k] = rem % int(lpf_[l, k])
+                    rem //= int(lpf_[l, k])
         # 3. per tensor, deltas of each child keeper b = 1..L-1 (MAC: every iteration)
         for t in range(T):
             last = -1
@@ -243,102 +452,165 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                 peer[t, b] = 0.0
                 if b < L and not keep[i, b, t]:
                     continue  # only keepers (and the MAC) receive data
-                if b == L:
-                    # MAC operands: read at every step, unless the innermost level fans out to
-                    # the MACs and, on mesh X or Y, its innermost spatial loop leaves tensor t
-                    # unindexed (the MACs keep an unchanged operand; see the cost model).
-                    reuse = False
-                    for ax in range(2):
-                        dax = -1
-                        best = -1
-                        for d in range(D):
-                            if sp[i, L - 1, d, ax] > 1 and sorder[i, L - 1, d] > best:
-                                best = sorder[i, L - 1, d]
-                                dax = d
-                        if dax >= 0:
-                            unindexed = True
-                            for r in range(R):
-                                if coef[t, r, dax] != 0.0:
-                                    unindexed = False
-                            if unindexed:
-                                reuse = True
-                else:
-                    reuse = True
-                cnt = cnt_[b]
-                nbp = pprod[cnt]
-                if cnt == 0:
-                    deltas[t, b] = full[t, b] if reuse else total_iters
-                    continue
-                m = cnt - 1
-                h = g[m]
-                se = 0.0
-                for j in range(m + 1):
-                    if g[j] == h:
-                        se += cj_[j]
-                ov = 1.0
-                dm = dim_[m]
-                for r in range(R):
-                    tm = abs(((c1[t, r] if d1[t, r] == dm else 0.0) + (c2[t, r] if d2[t, r] == dm else 0.0)) * st_[m])
-                    x = box[t, b, r] - tm
-                    ov *= x if x > 0.0 else 0.0
-                delta_m = full[t, b] - ov
-                deltas[t, b] = full[t, b] * (nbp - se) + delta_m * se if reuse else total_iters
-                # 4. link transfers (one fanout level between the parent keeper and b; MACs too)
+                # MAC operands: every MAC takes its operand at every step (a point is never
+                # differenced); what it reuses comes over links from its neighbours.
+                # 4. link transfers: at the fanout right above b, among b's tiles; at a fanout
+                # further up (between p and b), among the tiles of the level right below it,
+                # where they change only the multicast factor (see the cost model). Level c's
+                # deltas first (c = b, then c = lf + 1 for each fanout lf further up).
                 p = par[b]
-                if p < 0:
-                    continue
-                if nsp_[b] - nsp_[p] != 1 or not hasp_[b - 1]:
-                    continue  # one fanout, directly above b (see the cost model's link transfers)
-                l0 = b - 1
-                while not hasp_[l0]:
-                    l0 -= 1
-                d0 = d0_[l0]
-                dk = dk_[l0]
-                rk = rk_[l0]
-                f0 = fs[l0, d0]
-                ka0 = key_coef[t, d0] * ext[l0 + 1, d0]
-                x0 = 0.0
-                if f0 > 1.5:
-                    if ka0 == 0.0:
-                        x0 = max(0.0, min(f0, 2.0 * (f0 - 1.0))) / f0
+                saved[t, b] = 0.0
+                for lf in range(max(p, 0), b - 1):
+                    upf_[b, lf] = -1.0  # -1: the plain count of distinct child tiles
+                lf = b - 1
+                while lf >= 0:
+                    c = lf + 1
+                    if c < b and (lf < p or not hasp_[lf]):
+                        if lf < p:
+                            break
+                        lf -= 1
+                        continue
+                    mac_c = c == L
+                    cnt = cnt_[c]
+                    if c == b:
+                        fb = full[t, b]
                     else:
-                        x0 = max(0.0, f0 - 1.0) / f0
-                kak = 0.0
-                xk = 0.0
-                if dk >= 0:
-                    fk = fs[l0, dk]
-                    kak = key_coef[t, dk] * ext[l0 + 1, dk] * rk
-                    if kak == 0.0:
-                        xk = max(0.0, min(fk, 2.0 * (fk - rk))) / fk
-                    else:
-                        xk = max(0.0, fk - rk) / fk
-                kc_b = kcum[m]
-                kap_m = abs(g[m] - kc_b)
-                a_m = 1.0 if kap_m == abs(ka0) else 0.0
-                b_m = 1.0 if (dk >= 0 and kap_m == abs(kak)) else 0.0
-                mf_m = x0 * a_m + xk * b_m - x0 * xk * a_m * b_m
-                fb = full[t, b]
-                cm = cj_[m]
-                w_m = 0.0
-                if delta_m >= fb and delta_m > 0.0:
-                    w_m = cm
-                elif delta_m > 0.0:
-                    w_m = (n_[m] - 1.0) * (se - cm)
-                in_e = delta_m * mf_m * (w_m + ((se - cm) if delta_m > 0.0 else 0.0))
-                out_e = 0.0
-                if delta_m >= fb and delta_m > 0.0:
-                    sa = 0.0
-                    sb = 0.0
+                        fb = 1.0
+                        for r in range(R):
+                            fb *= 1.0 + c1[t, r] * (ext[c, d1[t, r]] - 1.0) + c2[t, r] * (ext[c, d2[t, r]] - 1.0)
+                    if cnt == 0:
+                        if c == b:
+                            deltas[t, b] = total_iters if mac_c else fb
+                        break  # no steps above c: no links here nor further up
+                    m = cnt - 1
+                    h = g[m]
+                    se = 0.0
                     for j in range(m + 1):
-                        if g[j] != h:
-                            tk = abs(g[j] - kc_b)
-                            if tk == abs(ka0):
-                                sa += cj_[j]
-                            if dk >= 0 and tk == abs(kak):
-                                sb += cj_[j]
-                    sab = sa if (dk >= 0 and abs(ka0) == abs(kak)) else 0.0
-                    out_e = fb * (x0 * sa + xk * sb - x0 * xk * sab)
-                peer[t, b] = in_e + out_e
+                        if g[j] == h:
+                            se += cj_[j]
+                    ov = 1.0
+                    dm = dim_[m]
+                    for r in range(R):
+                        tm = abs(((c1[t, r] if d1[t, r] == dm else 0.0) + (c2[t, r] if d2[t, r] == dm else 0.0))
+                                 * st_[m])
+                        bx = 1.0 + c1[t, r] * (ext[c, d1[t, r]] - 1.0) + c2[t, r] * (ext[c, d2[t, r]] - 1.0)
+                        x = (1.0 if mac_c else bx) - tm
+                        ov *= x if x > 0.0 else 0.0
+                    delta_m = fb - ov
+                    dc = total_iters if mac_c else fb * (pprod[cnt] - se) + delta_m * se
+                    if c == b:
+                        deltas[t, b] = dc
+                    if p < 0 or not hasp_[lf]:
+                        lf -= 1
+                        continue
+                    # The steps whose deltas may come over links, as (translation, weight, delta
+                    # size): MACs every step, its translation its own; a child buffer the steps
+                    # that difference like m's (after m's step or an equal one; the first leaf
+                    # too when m's delta is the whole tile), and, when m's delta is the whole
+                    # tile, the other steps with the whole tile.
+                    kc = kcum[m]
+                    nt = 0
+                    cm = cj_[m]
+                    if mac_c:
+                        tl_[0] = g[m] - kc
+                        tw_[0] = se
+                        tz_[0] = 1.0
+                        nt = 1
+                        for j in range(m + 1):
+                            if g[j] != h and cj_[j] > 0.0:
+                                tl_[nt] = g[j] - kc
+                                tw_[nt] = cj_[j]
+                                tz_[nt] = 1.0
+                                nt += 1
+                    elif delta_m > 0.0:
+                        full_m = delta_m >= fb
+                        tl_[0] = g[m] - kc
+                        tw_[0] = (cm if full_m else (n_[m] - 1.0) * (se - cm)) + (se - cm)
+                        tz_[0] = delta_m
+                        nt = 1
+                        if full_m:
+                            for j in range(m + 1):
+                                if g[j] != h and cj_[j] > 0.0:
+                                    tl_[nt] = g[j] - kc
+                                    tw_[nt] = cj_[j]
+                                    tz_[nt] = fb
+                                    nt += 1
+                    K0 = lpk_[lf]
+                    npe = 1.0
+                    span = 0.0
+                    for k in range(K0):
+                        lk_[k] = key_coef[t, lpd_[lf, k]] * ext[lf + 1, lpd_[lf, k]] * lpm_[lf, k]
+                        npe *= lpf_[lf, k]
+                        span += (lpf_[lf, k] - 1.0) * abs(lk_[k])
+                    # A neighbour's tile is offset by at most the span of all the spatial loops:
+                    # a translation beyond it can take nothing over a link. The counts depend only
+                    # on the fanout's loops, the tensor and the translation: cached (mappings of
+                    # one batch share few spatial loop sets).
+                    # The offsets between neighbours' tiles: +-1 moves the innermost loop,
+                    # carrying into outer ones; +-H (the mesh's row) adds H's digits in the
+                    # loops' mixed radix, with every carry pattern the digits allow. A
+                    # translation that is none of them takes nothing over a link.
+                    near = False
+                    for q in range(nt):
+                        if abs(tl_[q]) <= span:
+                            near = True
+                    if not near:
+                        lf -= 1
+                        continue
+                    nv = 0
+                    back = 0.0
+                    for k in range(K0):
+                        vd_[nv] = lk_[k] - back
+                        nv += 1
+                        back += (lpf_[lf, k] - 1.0) * lk_[k]
+                    hrow = lph_[lf]
+                    if hrow < npe:
+                        for pat in range(1 << (K0 - 1)):
+                            carry = 0
+                            dv = 0.0
+                            feasible = True
+                            for k in range(K0):
+                                f = int(lpf_[lf, k])
+                                sdig = lhd_[lf, k] + carry
+                                cout = (pat >> k) & 1
+                                if (cout == 1 and sdig < 1) or (cout == 0 and sdig > f - 1):
+                                    feasible = False
+                                    break
+                                dv += (sdig - f * cout) * lk_[k]
+                                carry = cout
+                            if feasible and nv < vd_.shape[0]:
+                                vd_[nv] = dv
+                                nv += 1
+                    # keep the steps whose translation is a neighbour's offset, and count them
+                    nc = 0
+                    for q in range(nt):
+                        tq = tl_[q]
+                        if abs(tq) > span:
+                            continue
+                        for k in range(nv):
+                            if vd_[k] == tq or -vd_[k] == tq:
+                                tl_[nc] = tq
+                                tw_[nc] = tw_[q]
+                                tz_[nc] = tz_[q]
+                                nc += 1
+                                break
+                    n_all = 0.0
+                    pe = 0.0
+                    sv = 0.0
+                    if nc > 0 and npe <= pk_.shape[0]:
+                        n_all = _link_counts(lpf_[lf], lk_, K0, lph_[lf], tl_, nc, ql_, qs_, pk_, tmp_)
+                        for q in range(nc):
+                            pe += tw_[q] * tz_[q] * ql_[q]
+                            sv += tw_[q] * tz_[q] * qs_[q]
+                        if n_all > 0.0:
+                            if c == b:
+                                peer[t, b] = pe / npe  # words per child taken over links
+                                saved[t, b] = sv  # parent accesses saved per parent instance
+                            elif pe > 0.0:
+                                # Timeloop scales the accesses by N x (distinct) / (children served
+                                # by the parent) over the whole run, with the links taken
+                                upf_[b, lf] = npe * (n_all * dc - sv) / (npe * dc - pe)
+                    lf -= 1
             # 5. distinct children per parent (multicast only of identical deltas): the product
             # over the fanout levels between them of each level's distinct child tiles
             for b in range(1, L + 1):
@@ -346,9 +618,12 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                     continue
                 p = max(par[b], 0)
                 dist = 1.0
+                dlow = 1.0  # the fanout directly above b, where its link transfers are counted
+                up = 1.0
                 for lf in range(p, b):
                     if not hasp_[lf]:
                         continue
+                    dl = 1.0
                     for r in range(R):
                         if not rank_live[t, r]:
                             continue
@@ -377,11 +652,24 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                             gg = _gcd(ia, ib)
                             pp = ia // gg
                             qq = ib // gg
-                            dist *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
+                            dl *= fa * fb2 - max(0.0, fa - qq) * max(0.0, fb2 - pp)
                         else:
-                            dist *= fa * fb2
+                            dl *= fa * fb2
+                    dist *= dl
+                    if lf == b - 1:
+                        dlow = dl
+                    elif upf_[b, lf] >= 0.0:
+                        up *= upf_[b, lf]
+                    else:
+                        up *= dl
                 distinct[t, b] = dist
-                content_b[t, b] = (deltas[t, b] - peer[t, b]) * dist
+                # link terms, for the tensor model (which takes them from here)
+                out_links[o, 0, t, b - 1] = peer[t, b]
+                out_links[o, 1, t, b - 1] = saved[t, b]
+                out_links[o, 2, t, b - 1] = up / (dist / dlow)
+                # the accesses at the fanout right above b (less those its links save), multicast
+                # through the fanouts further up
+                content_b[t, b] = (deltas[t, b] * dlow - saved[t, b]) * up
         # 6. per level accesses
         for t in range(T):
             if not read_write[t]:  # only read-write tensors use the partition size
@@ -440,9 +728,10 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                     reads = content + own_peer
                     upd = 0.0
                     fil = own if l > 0 else 0.0
-                # Timeloop rounds the (possibly averaged) access counts to whole accesses.
+                # Timeloop rounds the (possibly averaged) access counts to whole accesses, except a
+                # read-only tensor's fills, which it truncates (see the cost model).
                 reads = math.floor(reads + 0.5)
-                fil = math.floor(fil + 0.5)
+                fil = math.floor(fil + 0.5) if read_write[t] else math.floor(fil + 1e-6)
                 upd = math.floor(upd + 0.5)
                 out_reads[o, l, t] = reads
                 out_fills[o, l, t] = fil
@@ -511,71 +800,26 @@ def _evaluate_range(first, last, detail, m, p, o, s):
         out_cc[i] = cc
 
 
-class Scratch(NamedTuple):
-    """Working arrays of one thread (allocated once per chunk of mappings, not per mapping)."""
-
-    slot: np.ndarray
-    fs: np.ndarray
-    ext: np.ndarray
-    box: np.ndarray
-    full: np.ndarray
-    n_: np.ndarray
-    st_: np.ndarray
-    dim_: np.ndarray
-    lv_: np.ndarray
-    cj_: np.ndarray
-    kap: np.ndarray
-    kcum: np.ndarray
-    g: np.ndarray
-    deltas: np.ndarray
-    peer: np.ndarray
-    content_b: np.ndarray
-    distinct: np.ndarray
-    part: np.ndarray
-    spc: np.ndarray
-    lastsp: np.ndarray
-    cnt_: np.ndarray
-    nsp_: np.ndarray
-    hasp_: np.ndarray
-    d0_: np.ndarray
-    dk_: np.ndarray
-    rk_: np.ndarray
-    nxt: np.ndarray
-    childof: np.ndarray
-    pprod: np.ndarray
-    par: np.ndarray
-    pxl: np.ndarray
-    pyl: np.ndarray
-    lpl: np.ndarray
-
-
-def _scratch(L, D, T, R):
-    J = L * D
-    return Scratch(
-        np.empty(D, dtype=np.int64), np.empty((L, D)), np.empty((L + 1, D)), np.empty((T, L + 1, R)),
-        np.empty((T, L + 1)), np.empty(J), np.empty(J), np.empty(J, dtype=np.int64), np.empty(J, dtype=np.int64),
-        np.empty(J), np.empty(J), np.empty(J), np.empty(J), np.zeros((T, L + 1)), np.zeros((T, L + 1)),
-        np.zeros((T, L + 1)), np.zeros((T, L + 1)), np.empty((T, L)), np.empty((L + 1, D)),
-        np.empty((L + 1, D), dtype=np.int64), np.empty(L + 1, dtype=np.int64), np.zeros(L + 1, dtype=np.int64),
-        np.zeros(L, dtype=np.bool_), np.zeros(L, dtype=np.int64), np.zeros(L, dtype=np.int64), np.ones(L),
-        np.empty(T, dtype=np.int64), np.empty((T, L), dtype=np.int64), np.empty(J + 1), np.empty(L + 1, dtype=np.int64),
-        np.empty(L), np.empty(L), np.empty(L))
-
-
 if HAVE_NUMBA:
+    _distinct = njit(cache=True, error_model="numpy")(_distinct)
+    _link_counts = njit(cache=True, error_model="numpy")(_link_counts)
     _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
     _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
-    _scratch_jit = njit(cache=True)(_scratch)
-
-    def _batch_py(m, p, o, detail, chunk):
-        B = m.tf.shape[0]
-        n_chunks = (B + chunk - 1) // chunk
-        for c in prange(n_chunks):
-            _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, m, p, o,
-                                _scratch_jit(m.tf.shape[1], m.tf.shape[2], p.coef.shape[0], p.coef.shape[1]))
+    _scratch_jit = njit(cache=True, error_model="numpy")(_scratch)
+else:
+    _evaluate_range_jit = _evaluate_range  # plain Python (slow): the tensor model's link terms
+    _scratch_jit = _scratch
 
 
+def _batch_py(m, p, o, detail, chunk):
+    B = m.tf.shape[0]
+    n_chunks = (B + chunk - 1) // chunk
+    for c in prange(n_chunks):
+        _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, m, p, o, _scratch_jit(m, p))
+
+
+if HAVE_NUMBA:
     def _renamed(fn, name: str):
         """The same Python function under another name: numba keys its on-disk cache by name, so
         the serial and the parallel compilation of one body get separate cache files."""
@@ -603,11 +847,22 @@ def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np
     T = plan.coef.shape[0]
     rows = B if detail else 1  # without detail, per-level arrays are scratch (one row)
     out = Outputs(
-        energy=np.empty(B), cycles=np.empty(B), reason=np.zeros(B, dtype=np.int64),
-        reads=np.empty((rows, L, T)), fills=np.empty((rows, L, T)), updates=np.empty((rows, L, T)),
-        tile=np.empty((rows, L, T)), instances=np.empty((rows, L)), level_cycles=np.empty((rows, L)),
-        energy_by_level=np.empty((rows, L + 1)), energy_by_level_tensor=np.empty((rows, L, T)),
-        compute_cycles=np.empty(B), fanout_excess=np.empty((rows, L, 2)), factor_error=np.empty((rows, D)))
+        energy=np.empty(B),
+        cycles=np.empty(B),
+        reason=np.zeros(B, dtype=np.int64),
+        reads=np.empty((rows, L, T)),
+        fills=np.empty((rows, L, T)),
+        updates=np.empty((rows, L, T)),
+        tile=np.empty((rows, L, T)),
+        instances=np.empty((rows, L)),
+        level_cycles=np.empty((rows, L)),
+        energy_by_level=np.empty((rows, L + 1)),
+        energy_by_level_tensor=np.empty((rows, L, T)),
+        compute_cycles=np.empty(B),
+        fanout_excess=np.empty((rows, L, 2)),
+        factor_error=np.empty((rows, D)),
+        links=np.zeros((rows, 3, T, L)))
+    out.links[:, 2] = 1.0
     return out, (m, plan, out, detail, chunk)
 
 
@@ -615,12 +870,26 @@ def evaluate(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.nd
              keep: np.ndarray, detail: bool = True, chunk: int = 256) -> dict:
     """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
     int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
-    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``) by name."""
+    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
     (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
     return out._asdict()
+
+
+def link_terms(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
+               keep: np.ndarray) -> np.ndarray:
+    """The link-transfer terms [B, 3, T, L] the tensor model takes from here: per tensor and child
+    level b (index b - 1), the words per child taken over links, the parent accesses they save at
+    the fanout right above b, and the factor by which they change the multicast of the fanouts
+    further up. Without numba, the same code runs as plain Python (slowly)."""
+    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
+    if HAVE_NUMBA:
+        (_evaluate_batch_serial if len(temporal) <= 256 or _one_thread() else _evaluate_batch)(*args)
+    else:
+        _batch_py(*args)
+    return out.links
 
 
 def _one_thread() -> bool:

@@ -114,19 +114,13 @@ def test_every_mapping_is_legal_and_cycles_exact(checked):
 
 
 def test_counts_and_energy_match_timeloop(checked):
-    """Every triple whose counts all agree has Timeloop's energy and cycles; the counts agree
-    on nearly every triple. The remaining mismatches (46 triples) are MAC operands taken from
-    misaligned mesh neighbours (see the cost model's docstring) and Input link transfers and
-    fills under several fanout levels."""
+    """Every per-level, per-tensor read, fill and update of every record is Timeloop's, and so
+    are energy (to Timeloop's printed digits) and cycles (5,280 of 5,280 measured)."""
     _, _, rows = checked
-    same = [r for r in rows if not r["mismatches"]]
-    assert all(r["energy_ok"] and r["cycles_err"] == 0 for r in same)
-    assert len(same) / len(rows) >= 0.99  # 5,234 of 5,280 measured
-    classes = {(t, key) for r in rows for _, t, key in r["mismatches"]}
-    assert classes <= {("Inputs", "reads"), ("Inputs", "fills"), ("Weights", "reads"), ("Outputs", "reads"),
-                       ("Outputs", "updates")}
-    mean = sum(abs(r["energy_err"]) for r in rows) / len(rows)
-    assert mean < 1e-3  # 7.0e-4 measured
+    bad = [(r["group"], r["mapping"], r["mismatches"]) for r in rows if r["mismatches"]]
+    assert not bad[:5]
+    assert all(r["energy_ok"] and r["cycles_err"] == 0 for r in rows)
+    assert max(abs(r["energy_err"]) for r in rows) < 1e-4  # 6.3e-6 measured (printed digits)
 
 
 @pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary (../shared/timeloop) not present")
