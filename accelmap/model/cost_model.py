@@ -151,6 +151,23 @@ class Costs:
         return Costs(*(getattr(self, f.name).to(device) for f in fields(self)))
 
 
+@dataclass(frozen=True)
+class _Nest:
+    """What loop analysis finds for B mappings (T tensors, L levels, D dims), the input of the
+    access counts and of energy and cycles."""
+
+    f: torch.Tensor  # [B, L, D] temporal x spatial factor of each dim at each level
+    fs: torch.Tensor  # [B, L, D] spatial factor (X x Y)
+    full: torch.Tensor  # [B, T, L + 1] tile words of each tensor at each level and at the MAC
+    compute_cycles: torch.Tensor  # [B] the product of all temporal factors
+    inst: torch.Tensor  # [B, L] instances of each level
+    deltas: torch.Tensor  # [B, T, L] words child level b + 1 receives per instance over the run
+    content: torch.Tensor  # [B, T, L] accesses a level serves its child keeper, per instance
+    part: torch.Tensor  # [B, T, L] partition size: distinct points one instance ever holds
+    peer: torch.Tensor  # [B, T, L] words per child taken over links from mesh neighbours
+    keep_t: torch.Tensor  # [B, T, L] the level keeps the tensor
+
+
 class CostModel:
     """Evaluate mappings of ``workload`` on ``arch``. ``dtype`` float64 keeps counts exact."""
 
@@ -298,9 +315,18 @@ class CostModel:
         return self._evaluate(log_temporal.exp(), log_spatial.exp(), order, keep.to(self.device),
                               spatial_order.to(self.device), hw or self.hw, False)
 
-    # ---- the model -----------------------------------------------------------------------------
+    # ---- the model: loop analysis -> access counts -> energy and cycles, in Timeloop's order ----
     def _evaluate(self, ft: torch.Tensor, fs2: torch.Tensor, order: torch.Tensor, keep: torch.Tensor,
                   sorder: torch.Tensor, hw: Hardware, exact: bool) -> Costs:
+        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
+        reads, fills, updates, tile = self._access_counts(nest, exact)
+        return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, exact)
+
+    def _loop_analysis(self, ft: torch.Tensor, fs2: torch.Tensor, order: torch.Tensor, keep: torch.Tensor,
+                       sorder: torch.Tensor, hw: Hardware) -> _Nest:
+        """Tiles, iterations, the deltas each child receives, multicast and link transfers of B
+        mappings: ft [B, L, D] temporal factors, fs2 [B, L, D, 2] spatial (X, Y), order and
+        sorder [B, L, D], keep [B, L, T]."""
         B, L, D = ft.shape
         act = self.loop_dims
         DA = act.shape[0]
@@ -419,8 +445,19 @@ class CostModel:
         pbox = torch.einsum("trd,bld->btlr", coef, pext - 1) + 1
         part = torch.where(self.rank_live[None, :, None, :], pbox, torch.ones_like(pbox)).prod(-1)  # [B, T, L]
 
-        zero = torch.zeros(B, T, 1, dtype=dt, device=dev)
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
+        return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
+                     part=part, peer=peer, keep_t=keep_t)
+
+    def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
+        """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
+        loop analysis (rounded as Timeloop rounds them when ``exact``)."""
+        B, T, L = nest.content.shape
+        dt, dev = nest.content.dtype, nest.content.device
+        lvl = torch.arange(L, device=dev)
+        inst, peer, deltas, content, part = nest.inst, nest.peer, nest.deltas, nest.content, nest.part
+        keep_t, full = nest.keep_t, nest.full
+        zero = torch.zeros(B, T, 1, dtype=dt, device=dev)
         # A child takes its link transfers from a neighbour instead of its parent; Timeloop charges
         # them as a read and a fill spread over all instances of the level above (its
         # replication), not per child. Case: P=2 spread from a PE buffer kept by 4 PEs to 8 child
@@ -441,6 +478,17 @@ class CostModel:
             fills = torch.where(rw, torch.floor(fills + 0.5), torch.floor(fills + 1e-6))
         tile = full[:, :, :L] * keepd
 
+        return reads, fills, updates, tile
+
+    def _energy_and_cycles(self, nest: _Nest, reads: torch.Tensor, fills: torch.Tensor, updates: torch.Tensor,
+                           tile: torch.Tensor, fs2: torch.Tensor, keep: torch.Tensor, hw: Hardware,
+                           exact: bool) -> Costs:
+        """Energy (per block access, per utilized cluster, plus leakage), cycles (compute cycles
+        throttled by each level's bandwidth) and the validity checks."""
+        B, T, L = reads.shape
+        dt, dev = reads.dtype, reads.device
+        f64 = torch.float64
+        inst, f, cc = nest.inst, nest.f, nest.compute_cycles
         blk = _rows(hw.block, 1).to(dt)[:, None, :]
         if exact:
             blocks = lambda x: torch.ceil(x / blk - 1e-9)  # noqa: E731  Accelergy charges whole blocks
@@ -456,7 +504,6 @@ class CostModel:
         energy = e_level.sum(1) + mac_e[:, 0]
         energy_by_level = torch.cat([e_level, mac_e], 1)
 
-        cc = nprod[:, -1]  # compute cycles: the product of all temporal factors
         if exact:
             # Timeloop's throttling in its own float steps, so that its ceil rounds as ours does
             # (14 cycles, 116 reads at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004
