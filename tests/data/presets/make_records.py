@@ -39,7 +39,7 @@ def legal_mappings(workload, arch, constraints, n: int, seed: int):
     """n mappings drawn uniformly from the legal space under the preset's constraints."""
     import torch
 
-    from accelmap.space import MappingSpace
+    from accelmap.mapspace.space import MappingSpace
 
     space = MappingSpace(workload, arch, constraints)
     g = space.sample_legal(n, torch.Generator().manual_seed(seed), max_draws=400_000)
@@ -47,11 +47,12 @@ def legal_mappings(workload, arch, constraints, n: int, seed: int):
 
 
 def generate(seed: int, n_maps: int, workers: int, presets=PRESETS, layers=LAYERS, log=print) -> list[dict]:
-    from accelmap.architecture import preset, preset_constraints, preset_files
-    from accelmap.constraints import read_constraints
-    from accelmap.workload import problem_to_dict
+    from accelmap.arch.architecture import preset_constraints, preset_files
+    from accelmap.arch.load import preset
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.workload.workload import problem_to_dict
+    from accelmap.workload.zoo import get_network
     from accelmap.yamlio import dump_yaml
-    from accelmap.zoo import get_network
 
     tl = _bench()
     rng = random.Random(seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECORDS = REPO / "tests" / "data" / "presets" / "records.jsonl.gz"
 TIMELOOP = REPO.parent / "shared" / "timeloop" / "bin" / "timeloop-model"
 NEW = ("eyeriss_v1", "simba_like", "simple_ws", "simple_os", "tpu_like", "gemmini_like")
@@ -29,9 +29,10 @@ def _records():
 
 @pytest.mark.parametrize("name", NEW)
 def test_preset_loads_with_its_constraints_and_tables(name):
-    from accelmap.architecture import list_presets, preset, preset_constraints, preset_files
-    from accelmap.constraints import read_constraints
-    from accelmap.workload import conv2d
+    from accelmap.arch.architecture import list_presets, preset_constraints, preset_files
+    from accelmap.arch.load import preset
+    from accelmap.mapspace.constraints import read_constraints
+    from accelmap.workload.workload import conv2d
 
     assert name in list_presets()
     arch, ert, art = preset_files(name)
@@ -42,7 +43,7 @@ def test_preset_loads_with_its_constraints_and_tables(name):
     # every component's energy and area come from the preset's own tables, none from the built-in one
     import warnings
 
-    from accelmap.architecture import read_architecture
+    from accelmap.arch.load import read_architecture
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         read_architecture(arch, ert, art)
@@ -52,7 +53,7 @@ def test_preset_loads_with_its_constraints_and_tables(name):
 
 def test_preset_shapes():
     """The structure each preset stands for (hand-checked against its source design)."""
-    from accelmap.architecture import preset
+    from accelmap.arch.load import preset
 
     fan = {n: [i for i in range(len(preset(n).levels)) if preset(n).fanout(i) != (1, 1)] for n in NEW}
     assert len(fan["simba_like"]) >= 2                   # PE array, then the MAC vector in each PE
@@ -66,7 +67,7 @@ def test_preset_shapes():
 
 
 def test_records_cover_every_preset_with_its_packaged_files():
-    from accelmap.architecture import preset_files
+    from accelmap.arch.architecture import preset_files
 
     meta, groups = _records()
     assert "make_records.py" in meta["command"] and "seed" in meta
@@ -83,10 +84,10 @@ def test_records_cover_every_preset_with_its_packaged_files():
 def test_every_record_matches_timeloop(tmp_path):
     """Energy within Timeloop's print rounding, cycles and every per-level, per-tensor read, fill
     and update equal, on every Timeloop-accepted record; one batch per (preset, layer)."""
-    from accelmap.architecture import read_architecture
-    from accelmap.cost_model import CostModel
-    from accelmap.mapping import MappingBatch, parse_mapping
-    from accelmap.workload import read_problem_yaml
+    from accelmap.arch.load import read_architecture
+    from accelmap.mapping.mapping import MappingBatch, parse_mapping
+    from accelmap.model.cost_model import CostModel
+    from accelmap.workload.load import read_problem_yaml
 
     _, groups = _records()
     archs: dict[str, object] = {}
@@ -149,7 +150,7 @@ def test_presets_command_lists_each_new_preset_on_one_line(cli):
 def test_map_cli_on_a_new_preset(cli, tmp_path):
     """accelmap map on gemmini_like under its DOSA constraints: the mapping it writes keeps the
     dataflow (C at most 16 under each accumulator, K at most 16 across the columns)."""
-    from accelmap.workload import conv2d, problem_to_dict
+    from accelmap.workload.workload import conv2d, problem_to_dict
     from accelmap.yamlio import dump_yaml
 
     p = tmp_path / "conv.yaml"
@@ -161,8 +162,8 @@ def test_map_cli_on_a_new_preset(cli, tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["complete"] and s["totals"]["mapped"] == 1
     layer = s["layers"][0]
-    from accelmap.architecture import preset
-    from accelmap.mapping import parse_mapping
+    from accelmap.arch.load import preset
+    from accelmap.mapping.mapping import parse_mapping
 
     a = preset("gemmini_like")
     m = parse_mapping((out / layer["mapping_file"]).read_text(), a.level_names)
