@@ -1,9 +1,9 @@
 """The architecture presets for the designs users model (eyeriss_v1, simba_like, simple_ws,
 simple_os, tpu_like, gemmini_like): each loads with its dataflow constraints and its ERT/ART, and
 each is checked against Timeloop v3.0.3 on its own records
-(``tests/data/presets/records.jsonl.gz``: the preset's packaged files, zoo layers and random
+(``tests/data/presets/NAME.jsonl.gz``: the preset's packaged files, zoo layers and random
 mappings legal under the preset's constraints, run through ``timeloop-model`` by
-``tests/data/presets/make_records.py``; its first line names the seed and the command).
+``tests/data/presets/make_records.py``; each file's first line names the seed and the command).
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-RECORDS = REPO / "tests" / "data" / "presets" / "records.jsonl.gz"
+RECORDS = REPO / "tests" / "data" / "presets"
 TIMELOOP = REPO.parent / "shared" / "timeloop" / "bin" / "timeloop-model"
 NEW = ("eyeriss_v1", "simba_like", "simple_ws", "simple_os", "tpu_like", "gemmini_like")
 COUNTS = ("reads", "fills", "updates")
 
 
 def _records():
-    with gzip.open(RECORDS, "rt") as f:
-        lines = [json.loads(x) for x in f]
-    return lines[0]["meta"], lines[1:]
+    """{preset: meta} and every group of every preset's record file."""
+    metas, groups = {}, []
+    for path in sorted(RECORDS.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            lines = [json.loads(x) for x in f]
+        metas[path.name.split(".")[0]] = lines[0]["meta"]
+        groups += lines[1:]
+    return metas, groups
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -69,9 +74,9 @@ def test_preset_shapes():
 def test_records_cover_every_preset_with_its_packaged_files():
     from accelmap.architecture import preset_files
 
-    meta, groups = _records()
-    assert "make_records.py" in meta["command"] and "seed" in meta
+    metas, groups = _records()
     for name in NEW:
+        assert "make_records.py" in metas[name]["command"] and metas[name]["preset"] == name
         gs = [g for g in groups if g["arch_name"] == name]
         assert len(gs) >= 4, name
         arch, ert, art = preset_files(name)

@@ -2,9 +2,10 @@
 ERT, ART, exactly as packaged) and a handful of zoo layers, with random mappings that are legal
 under the preset's dataflow constraints, run through Timeloop v3.0.3's ``timeloop-model``.
 
-    python tests/data/presets/make_records.py --seed 0 --mappings 6 --out tests/data/presets/records.jsonl.gz
+    python tests/data/presets/make_records.py --seed 0 --mappings 5 --presets NAME ...
 
-Uses ``bench/timeloop_diff.py``'s runner and record format (one group per (preset, layer): the
+writes ``tests/data/presets/NAME.jsonl.gz`` per preset (a preset's draws depend only on the seed
+and its name, so one preset can be regenerated alone). Uses ``bench/timeloop_diff.py``'s runner and record format (one group per (preset, layer): the
 files Timeloop read, the mappings, Timeloop's parsed stats); ``tests/test_presets.py`` checks
 every record against accelmap without Timeloop.
 """
@@ -54,12 +55,12 @@ def generate(seed: int, n_maps: int, workers: int, presets=PRESETS, layers=LAYER
     from accelmap.zoo import get_network
 
     tl = _bench()
-    rng = random.Random(seed)
     groups = []
     tmp = Path(tempfile.mkdtemp(prefix="presetrec"))
     try:
         with ThreadPoolExecutor(workers) as pool:
             for name in presets:
+                rng = random.Random(f"{seed}:{name}")
                 arch = preset(name)
                 cons = read_constraints(preset_constraints(name))
                 a, e, r = preset_files(name)
@@ -93,17 +94,19 @@ def main(argv=None) -> int:
     ap.add_argument("--mappings", type=int, default=6, help="mappings per (preset, layer)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--presets", nargs="*", default=list(PRESETS))
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent)
     args = ap.parse_args(argv)
     tl = _bench()
     if not tl.TIMELOOP.is_file():
         print(f"no Timeloop at {tl.TIMELOOP}", file=sys.stderr)
         return 2
     groups = generate(args.seed, args.mappings, args.workers, tuple(args.presets))
-    meta = {"seed": args.seed, "mappings": args.mappings, "presets": args.presets,
-            "command": "python tests/data/presets/make_records.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "timeloop": "v3.0.3 (NVlabs/timeloop 6b41058)"}
-    tl.write_records(groups, args.out, meta)
+    for name in args.presets:
+        meta = {"seed": args.seed, "mappings": args.mappings, "preset": name,
+                "command": f"python tests/data/presets/make_records.py --seed {args.seed} --mappings {args.mappings} "
+                           f"--presets {name}",
+                "timeloop": "v3.0.3 (NVlabs/timeloop 6b41058)"}
+        tl.write_records([g for g in groups if g["arch_name"] == name], args.out_dir / f"{name}.jsonl.gz", meta)
     rows = tl.check_groups(groups, backends=("torch", "kernel"))
     sums = [tl.summarize(rows, groups, be) for be in ("torch", "kernel")]
     tl.print_table(sums)
@@ -112,7 +115,7 @@ def main(argv=None) -> int:
                                                   or row["torch"]["cycles_err"] != 0)):
             print("MISMATCH", row["arch"], row["layer"], row["mapping"], {k: v for k, v in row.get("torch", row).items()
                                                                        if k != "counts"})
-    print(f"wrote {args.out}")
+    print(f"wrote {len(args.presets)} record files to {args.out_dir}")
     return 0
 
 
