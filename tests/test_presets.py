@@ -22,10 +22,10 @@ NEW = ("eyeriss_v1", "simba_like", "simple_ws", "simple_os", "tpu_like", "gemmin
 COUNTS = ("reads", "fills", "updates")
 
 
-def _records():
-    """{preset: meta} and every group of every preset's record file."""
+def _records(folder: Path = RECORDS):
+    """{preset: meta} and every group of every preset's record file in ``folder``."""
     metas, groups = {}, []
-    for path in sorted(RECORDS.glob("*.jsonl.gz")):
+    for path in sorted(folder.glob("*.jsonl.gz")):
         with gzip.open(path, "rt") as f:
             lines = [json.loads(x) for x in f]
         metas[path.name.split(".")[0]] = lines[0]["meta"]
@@ -88,13 +88,14 @@ def test_records_cover_every_preset_with_its_packaged_files():
 
 def test_every_record_matches_timeloop(tmp_path):
     """Energy within Timeloop's print rounding, cycles and every per-level, per-tensor read, fill
-    and update equal, on every Timeloop-accepted record; one batch per (preset, layer)."""
+    and update equal, on every Timeloop-accepted record (random legal mappings, and Timeloop's
+    mapper's best mappings under the preset's constraints); one batch per (preset, layer)."""
     from accelmap.architecture import read_architecture
     from accelmap.cost_model import CostModel
     from accelmap.mapping import MappingBatch, parse_mapping
     from accelmap.workload import read_problem_yaml
 
-    _, groups = _records()
+    groups = _records()[1] + _records(RECORDS / "mapper")[1]
     archs: dict[str, object] = {}
     bad, n = [], 0
     for gi, g in enumerate(groups):
@@ -126,8 +127,56 @@ def test_every_record_matches_timeloop(tmp_path):
                         if abs(counts[ci][b][li][ti] - ds.get(key, 0.0)) > 0.5:
                             bad.append((g["arch_name"], g["layer"], i, f"{lname}.{t.name}.{key}",
                                         counts[ci][b][li][ti], ds.get(key, 0.0)))
-    assert n >= 6 * 20
+    assert n >= 6 * 20 + 6
     assert not bad, bad[:10]
+
+
+def _violations(mapping, cons, arch) -> list[str]:
+    """Where a mapping breaks accelmap's reading of a constraint file: kept or bypassed tensors,
+    fixed temporal/spatial factors (0, 'the rest', is not checked), Timeloop's factor bounds
+    ('C<=16') and the X/Y side of a spatial dimension given by a permutation and split."""
+    out = []
+    for name in arch.level_names:
+        c, lm = cons.at(name), mapping.level(name)
+        out += [f"{name} keeps no {t}" for t in c.keep if t in lm.bypass]
+        out += [f"{name} keeps {t}" for t in c.bypass if t not in lm.bypass]
+        out += [f"{name} temporal {d}={lm.temporal_factor(d)} (wants {f})" for d, f in c.temporal
+                if f > 0 and lm.temporal_factor(d) != f]
+        out += [f"{name} spatial {d}={lm.spatial_factor(d)} (wants {f})" for d, f in c.spatial
+                if f > 0 and lm.spatial_factor(d) != f]
+        for kind, d, op, v in c.bounds:
+            f = lm.temporal_factor(d) if kind == "temporal" else lm.spatial_factor(d)
+            if not c.within(kind, d, f):
+                out.append(f"{name} {kind} {d}={f} (wants {op}{v})")
+        perm = (c.spatial_permutation or "").replace(" ", "")
+        if perm and c.spatial_split is not None:
+            for d in perm:
+                if lm.spatial_factor(d) > 1 and lm.spatial_axis(d) != (0 if perm.index(d) < c.spatial_split else 1):
+                    out.append(f"{name} spatial {d} on the wrong mesh axis")
+    return out
+
+
+def test_mappings_keep_the_presets_dataflow():
+    """Timeloop's mapper, searching under each preset's constraint file, finds mappings that
+    accelmap's reading of the same file allows (the file means the same to both), and every
+    random mapping in the records (drawn from accelmap's constrained space) keeps it too."""
+    from accelmap.architecture import preset, preset_constraints
+    from accelmap.constraints import read_constraints
+    from accelmap.mapping import parse_mapping
+
+    metas, mapped = _records(RECORDS / "mapper")
+    assert set(metas) == set(NEW) and {g["arch_name"] for g in mapped} == set(NEW)
+    bad = []
+    for g in mapped + _records()[1]:
+        arch = preset(g["arch_name"])
+        cons = read_constraints(preset_constraints(g["arch_name"]))
+        if "constraints" in g:   # the file Timeloop's mapper searched under is the preset's
+            assert yaml.safe_load(g["constraints"]) == yaml.safe_load(preset_constraints(g["arch_name"]).read_text())
+        for y in g["mappings"]:
+            v = _violations(parse_mapping(y, arch.level_names), cons, arch)
+            if v:
+                bad.append((g["arch_name"], g["layer"], "mapper" if "constraints" in g else "random", v))
+    assert not bad, bad[:5]
 
 
 class _quiet:
