@@ -854,10 +854,9 @@ def link_terms(plan: dict, temporal: np.ndarray, spatial: np.ndarray, order: np.
     the fanout right above b, and the factor by which they change the multicast of the fanouts
     further up. Without numba, the same code runs as plain Python (slowly)."""
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
-    if HAVE_NUMBA:
-        (_evaluate_batch_serial if len(temporal) <= 256 or _one_thread() else _evaluate_batch)(*args)
-    else:
-        _batch_py(*args)
+    # the serial compilation only: the tensor model is not the bulk path, and a process that
+    # evaluates with it should not also compile the multi-threaded kernel
+    (_evaluate_batch_serial if HAVE_NUMBA else _batch_py)(*args)
     return out["links"]
 
 
