@@ -35,7 +35,12 @@ def _records(folder: Path = RECORDS):
 
 @pytest.mark.parametrize("name", NEW)
 def test_preset_loads_with_its_constraints_and_tables(name):
-    from accelmap.architecture import list_presets, preset, preset_constraints, preset_files
+    from accelmap.architecture import (
+        list_presets,
+        preset,
+        preset_constraints,
+        preset_files,
+    )
     from accelmap.constraints import read_constraints
     from accelmap.workload import conv2d
 
@@ -210,7 +215,7 @@ def test_map_cli_on_a_new_preset(cli, tmp_path):
     p = tmp_path / "conv.yaml"
     p.write_text(dump_yaml(problem_to_dict(conv2d("conv", C=32, K=32, P=8, R=3))))
     out = tmp_path / "run"
-    code, text, err = cli("map", str(p), "--arch", "gemmini_like", "--budget", "3000", "--workers", "1",
+    code, _, err = cli("map", str(p), "--arch", "gemmini_like", "--budget", "3000", "--workers", "1",
                           "--out", str(out), "--seed", "0")
     assert code == 0, err
     s = json.loads((out / "summary.json").read_text())

@@ -83,7 +83,8 @@ def generate(seed: int, n_maps: int, workers: int, presets=PRESETS, layers=LAYER
                         log(f"  skip {name} {net}/{w.name}: {exc}")
                         continue
                     yamls = [m.to_yaml() for m in maps]
-                    res = list(pool.map(lambda iy: tl.run_timeloop(files, iy[1], d / f"m{iy[0]}"), enumerate(yamls)))
+                    res = list(pool.map(lambda iy, files=files, d=d: tl.run_timeloop(files, iy[1], d / f"m{iy[0]}"),
+                                        enumerate(yamls)))
                     groups.append({"arch_name": name, "features": ["preset"], "layer": f"{net}/{w.name}",
                                    "kind": w.kind, "files": {k: Path(p).read_text() for k, p in files.items()},
                                    "mappings": yamls, "timeloop": res})
@@ -119,7 +120,7 @@ def run_mapper(files: dict, constraints: Path, workdir: Path, timeloop_bin: Path
     cmd = [str(timeloop_bin.parent / "timeloop-mapper"), str(files["arch"]), str(files["problem"]), "mapper.yaml",
            str(constraints), str(files["ert"]), str(files["art"])]
     try:
-        p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+        p = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600, check=False)
     except subprocess.TimeoutExpired:
         return {"error": "timeout"}
     stats, mp = workdir / "timeloop-mapper.stats.txt", workdir / "timeloop-mapper.map.yaml"
@@ -134,7 +135,7 @@ def factors_with_equals(text: str) -> str:
     import re
 
     return re.sub(r"^(\s*factors:\s*)(.*)$",
-                  lambda m: m.group(1) + re.sub(r"\b([A-Za-z]+)(\d+)\b", r"\1=\2", m.group(2)), text, flags=re.M)
+                  lambda m: m.group(1) + re.sub(r"\b([A-Za-z]+)(\d+)\b", r"\1=\2", m.group(2)), text, flags=re.MULTILINE)
 
 
 def generate_mapper(presets=PRESETS, layers=MAPPER_LAYERS, log=print) -> list[dict]:
