@@ -41,7 +41,7 @@ def _gcd(a, b):
     return a
 
 
-def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
+def _link_counts(lf, lk, K, nx, sep, H, tl, nt, out_l, out_s, pk, tmp):
     """Timeloop's link transfers at one fanout for one tensor, counted over the PEs.
 
     The K spatial loops of the fanout, innermost first (the X loops, then the Y loops):
@@ -64,6 +64,16 @@ def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
         N *= int(lf[k])
     if N < 2 or N > pk.shape[0]:
         return 0.0
+    nxp = 1
+    for k in range(nx):
+        nxp *= int(lf[k])
+    nyp = N // nxp
+    if sep and (H == nxp or nyp == 1) and nxp + nyp <= pk.shape[0]:
+        # Rows hold the X loops exactly (or there is one row): PE (x, y) has neighbours x +- 1
+        # and y +- 1, and its offset is kx[x] + ky[y]. Where no rank of the tensor mixes an X
+        # and a Y loop (sep), distinct offsets over a product of X and Y sets multiply: the
+        # count is over the row and the column, not over every PE.
+        return _link_counts_sep(lf, lk, K, nx, nxp, nyp, tl, nt, out_l, out_s, pk, tmp)
     # Tile offsets of every PE (a mixed-radix counter, innermost loop fastest).
     dig = np.zeros(K, dtype=np.int64)
     key = 0.0
@@ -109,6 +119,64 @@ def _link_counts(lf, lk, K, H, tl, nt, out_l, out_s, pk, tmp):
             out_s[q] = n_all - n_left
     if n_all < 0.0:
         n_all = _distinct(pk, N, slots, stamp, 1)
+    return n_all
+
+
+def _link_counts_sep(lf, lk, K, nx, nxp, nyp, tl, nt, out_l, out_s, pk, tmp):
+    """_link_counts for a mesh whose rows hold the X loops and a tensor with no rank mixing an
+    X and a Y loop: pk[:nxp] the X offsets, pk[nxp:nxp+nyp] the Y offsets."""
+    for a in range(2):
+        k0 = 0 if a == 0 else nx
+        k1 = nx if a == 0 else K
+        off = 0 if a == 0 else nxp
+        n = nxp if a == 0 else nyp
+        key = 0.0
+        dig = np.zeros(K, dtype=np.int64)
+        for i in range(n):
+            pk[off + i] = key
+            for k in range(k0, k1):
+                dig[k] += 1
+                key += lk[k]
+                if dig[k] < int(lf[k]):
+                    break
+                key -= lf[k] * lk[k]
+                dig[k] = 0
+    size = 1
+    while size < 2 * (nxp + nyp):
+        size *= 2
+    slots = np.empty(size)
+    stamp = np.zeros(size, dtype=np.int64)
+    dx = _distinct(pk, nxp, slots, stamp, 1)
+    for i in range(nyp):
+        tmp[i] = pk[nxp + i]
+    dy = _distinct(tmp, nyp, slots, stamp, 2)
+    n_all = dx * dy
+    gen = 3
+    for q in range(nt):
+        t = tl[q]
+        ux = 0
+        for x in range(nxp):
+            v = pk[x]
+            if not ((x + 1 < nxp and pk[x + 1] - v == t) or (x >= 1 and pk[x - 1] - v == t)):
+                tmp[ux] = v
+                ux += 1
+        lx = _distinct(tmp, ux, slots, stamp, gen)
+        gen += 1
+        uy = 0
+        for y in range(nyp):
+            v = pk[nxp + y]
+            if not ((y + 1 < nyp and pk[nxp + y + 1] - v == t) or (y >= 1 and pk[nxp + y - 1] - v == t)):
+                tmp[uy] = v
+                uy += 1
+        ly = _distinct(tmp, uy, slots, stamp, gen)
+        gen += 1
+        linked = nxp * nyp - ux * uy
+        if linked == 0:
+            continue
+        n_left = lx * ly
+        if n_left < n_all:
+            out_l[q] = float(linked)
+            out_s[q] = n_all - n_left
     return n_all
 
 
@@ -289,7 +357,7 @@ def _scratch(m, p):
     ql_ = np.empty(J + 1)
     qs_ = np.empty(J + 1)
     lk_ = np.empty(2 * D)
-    vd_ = np.empty(2 * D + (1 << (2 * D - 1)))
+    vd_ = np.empty(J + 1)
     pk_ = np.empty(max_pe)
     tmp_ = np.empty(max_pe)
     upf_ = np.full((L + 1, L), -1.0)
@@ -503,38 +571,6 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                     if p < 0 or not hasp_[lf]:
                         lf -= 1
                         continue
-                    # The steps whose deltas may come over links, as (translation, weight, delta
-                    # size): MACs every step, its translation its own; a child buffer the steps
-                    # that difference like m's (after m's step or an equal one; the first leaf
-                    # too when m's delta is the whole tile), and, when m's delta is the whole
-                    # tile, the other steps with the whole tile.
-                    kc = kcum[m]
-                    nt = 0
-                    cm = cj_[m]
-                    if mac_c:
-                        tl_[0] = g[m] - kc
-                        tw_[0] = se
-                        tz_[0] = 1.0
-                        nt = 1
-                        for j in range(m + 1):
-                            if g[j] != h and cj_[j] > 0.0:
-                                tl_[nt] = g[j] - kc
-                                tw_[nt] = cj_[j]
-                                tz_[nt] = 1.0
-                                nt += 1
-                    elif delta_m > 0.0:
-                        full_m = delta_m >= fb
-                        tl_[0] = g[m] - kc
-                        tw_[0] = (cm if full_m else (n_[m] - 1.0) * (se - cm)) + (se - cm)
-                        tz_[0] = delta_m
-                        nt = 1
-                        if full_m:
-                            for j in range(m + 1):
-                                if g[j] != h and cj_[j] > 0.0:
-                                    tl_[nt] = g[j] - kc
-                                    tw_[nt] = cj_[j]
-                                    tz_[nt] = fb
-                                    nt += 1
                     K0 = lpk_[lf]
                     npe = 1.0
                     span = 0.0
@@ -542,29 +578,63 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                         lk_[k] = key_coef[t, lpd_[lf, k]] * ext[lf + 1, lpd_[lf, k]] * lpm_[lf, k]
                         npe *= lpf_[lf, k]
                         span += (lpf_[lf, k] - 1.0) * abs(lk_[k])
-                    # A neighbour's tile is offset by at most the span of all the spatial loops:
-                    # a translation beyond it can take nothing over a link. The counts depend only
-                    # on the fanout's loops, the tensor and the translation: cached (mappings of
-                    # one batch share few spatial loop sets).
-                    # The offsets between neighbours' tiles: +-1 moves the innermost loop,
-                    # carrying into outer ones; +-H (the mesh's row) adds H's digits in the
-                    # loops' mixed radix, with every carry pattern the digits allow. A
-                    # translation that is none of them takes nothing over a link.
-                    near = False
-                    for q in range(nt):
-                        if abs(tl_[q]) <= span:
-                            near = True
-                    if not near:
+                    # The steps whose deltas may come over links, as (translation, weight, delta
+                    # size): MACs every step, its translation its own; a child buffer the steps
+                    # that difference like m's (after m's step or an equal one; the first leaf
+                    # too when m's delta is the whole tile), and, when m's delta is the whole
+                    # tile, the other steps with the whole tile. A neighbour's tile is offset by
+                    # at most the span of the spatial loops: farther steps are left out.
+                    kc = kcum[m]
+                    nt = 0
+                    cm = cj_[m]
+                    tm0 = g[m] - kc
+                    if mac_c or delta_m > 0.0:
+                        full_m = mac_c or delta_m >= fb
+                        if abs(tm0) <= span:
+                            tl_[0] = tm0
+                            tw_[0] = se if mac_c else (cm if full_m else (n_[m] - 1.0) * (se - cm)) + (se - cm)
+                            tz_[0] = 1.0 if mac_c else delta_m
+                            nt = 1
+                        if full_m:
+                            for j in range(m + 1):
+                                if g[j] != h and cj_[j] > 0.0 and abs(g[j] - kc) <= span:
+                                    tl_[nt] = g[j] - kc
+                                    tw_[nt] = cj_[j]
+                                    tz_[nt] = 1.0 if mac_c else fb
+                                    nt += 1
+                    if nt == 0:
                         lf -= 1
                         continue
-                    nv = 0
-                    back = 0.0
-                    for k in range(K0):
-                        vd_[nv] = lk_[k] - back
-                        nv += 1
-                        back += (lpf_[lf, k] - 1.0) * lk_[k]
+                    # Keep the steps whose translation is a neighbour's offset: +-1 moves the
+                    # innermost loop, carrying into outer ones; +-H (the mesh's row) adds H's
+                    # digits in the loops' mixed radix, with every carry pattern the digits allow.
+                    nc = 0
+                    npend = 0
+                    for q in range(nt):
+                        tq = tl_[q]
+                        found = False
+                        back = 0.0
+                        for k in range(K0):
+                            dv = lk_[k] - back
+                            if dv == tq or -dv == tq:
+                                found = True
+                                break
+                            back += (lpf_[lf, k] - 1.0) * lk_[k]
+                        if found:
+                            tl_[nc] = tq
+                            tw_[nc] = tw_[q]
+                            tz_[nc] = tz_[q]
+                            nc += 1
+                        else:
+                            ql_[npend] = tq  # (ql_, qs_ hold the pending steps until counted)
+                            qs_[npend] = tw_[q]
+                            vd_[npend] = tz_[q]
+                            npend += 1
                     hrow = lph_[lf]
-                    if hrow < npe:
+                    if npend > 0 and hrow < npe and npe <= tmp_.shape[0]:
+                        # the +-H offsets, one per carry pattern the digits allow (each pattern
+                        # is some PE's, so there are at most N of them)
+                        nvd = 0
                         for pat in range(1 << (K0 - 1)):
                             carry = 0
                             dv = 0.0
@@ -578,27 +648,41 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                                     break
                                 dv += (sdig - f * cout) * lk_[k]
                                 carry = cout
-                            if feasible and nv < vd_.shape[0]:
-                                vd_[nv] = dv
-                                nv += 1
-                    # keep the steps whose translation is a neighbour's offset, and count them
-                    nc = 0
-                    for q in range(nt):
-                        tq = tl_[q]
-                        if abs(tq) > span:
-                            continue
-                        for k in range(nv):
-                            if vd_[k] == tq or -vd_[k] == tq:
-                                tl_[nc] = tq
-                                tw_[nc] = tw_[q]
-                                tz_[nc] = tz_[q]
-                                nc += 1
-                                break
+                            if feasible and nvd < tmp_.shape[0]:
+                                tmp_[nvd] = dv
+                                nvd += 1
+                        for q in range(npend):
+                            tq = ql_[q]
+                            for k in range(nvd):
+                                if tmp_[k] == tq or -tmp_[k] == tq:
+                                    tl_[nc] = tq
+                                    tw_[nc] = qs_[q]
+                                    tz_[nc] = vd_[q]
+                                    nc += 1
+                                    break
                     n_all = 0.0
                     pe = 0.0
                     sv = 0.0
                     if nc > 0 and npe <= pk_.shape[0]:
-                        n_all = _link_counts(lpf_[lf], lk_, K0, lph_[lf], tl_, nc, ql_, qs_, pk_, tmp_)
+                        # separable: no rank of t takes a dim of an X loop and one of a Y loop
+                        nxl = lpx_[lf]
+                        sep = True
+                        for r in range(R):
+                            if c1[t, r] > 0.0 and c2[t, r] > 0.0:
+                                ax1 = -1
+                                ax2 = -1
+                                for k in range(K0):
+                                    if lpd_[lf, k] == d1[t, r]:
+                                        ax1 = 0 if k < nxl else 1
+                                    if lpd_[lf, k] == d2[t, r]:
+                                        ax2 = 0 if k < nxl else 1
+                                if ax1 >= 0 and ax2 >= 0 and ax1 != ax2:
+                                    sep = False
+                        for k in range(nxl):
+                            for k2 in range(nxl, K0):
+                                if lpd_[lf, k] == lpd_[lf, k2]:
+                                    sep = False
+                        n_all = _link_counts(lpf_[lf], lk_, K0, nxl, sep, lph_[lf], tl_, nc, ql_, qs_, pk_, tmp_)
                         for q in range(nc):
                             pe += tw_[q] * tz_[q] * ql_[q]
                             sv += tw_[q] * tz_[q] * qs_[q]
@@ -802,6 +886,7 @@ def _evaluate_range(first, last, detail, m, p, o, s):
 
 if HAVE_NUMBA:
     _distinct = njit(cache=True, error_model="numpy")(_distinct)
+    _link_counts_sep = njit(cache=True, error_model="numpy")(_link_counts_sep)
     _link_counts = njit(cache=True, error_model="numpy")(_link_counts)
     _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
@@ -885,10 +970,9 @@ def link_terms(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.
     the fanout right above b, and the factor by which they change the multicast of the fanouts
     further up. Without numba, the same code runs as plain Python (slowly)."""
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
-    if HAVE_NUMBA:
-        (_evaluate_batch_serial if len(temporal) <= 256 or _one_thread() else _evaluate_batch)(*args)
-    else:
-        _batch_py(*args)
+    # the serial compilation only: the tensor model is not the bulk path, and a process that
+    # evaluates with it should not also compile the multi-threaded kernel
+    (_evaluate_batch_serial if HAVE_NUMBA else _batch_py)(*args)
     return out.links
 
 

@@ -1,9 +1,9 @@
 """The architecture presets for the designs users model (eyeriss_v1, simba_like, simple_ws,
 simple_os, tpu_like, gemmini_like): each loads with its dataflow constraints and its ERT/ART, and
 each is checked against Timeloop v3.0.3 on its own records
-(``tests/data/presets/records.jsonl.gz``: the preset's packaged files, zoo layers and random
+(``tests/data/presets/NAME.jsonl.gz``: the preset's packaged files, zoo layers and random
 mappings legal under the preset's constraints, run through ``timeloop-model`` by
-``tests/data/presets/make_records.py``; its first line names the seed and the command).
+``tests/data/presets/make_records.py``; each file's first line names the seed and the command).
 """
 
 from __future__ import annotations
@@ -13,18 +13,24 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-RECORDS = REPO / "tests" / "data" / "presets" / "records.jsonl.gz"
+RECORDS = REPO / "tests" / "data" / "presets"
 TIMELOOP = REPO.parent / "shared" / "timeloop" / "bin" / "timeloop-model"
 NEW = ("eyeriss_v1", "simba_like", "simple_ws", "simple_os", "tpu_like", "gemmini_like")
 COUNTS = ("reads", "fills", "updates")
 
 
-def _records():
-    with gzip.open(RECORDS, "rt") as f:
-        lines = [json.loads(x) for x in f]
-    return lines[0]["meta"], lines[1:]
+def _records(folder: Path = RECORDS):
+    """{preset: meta} and every group of every preset's record file in ``folder``."""
+    metas, groups = {}, []
+    for path in sorted(folder.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            lines = [json.loads(x) for x in f]
+        metas[path.name.split(".")[0]] = lines[0]["meta"]
+        groups += lines[1:]
+    return metas, groups
 
 
 @pytest.mark.parametrize("name", NEW)
@@ -69,27 +75,28 @@ def test_preset_shapes():
 def test_records_cover_every_preset_with_its_packaged_files():
     from accelmap.arch.architecture import preset_files
 
-    meta, groups = _records()
-    assert "make_records.py" in meta["command"] and "seed" in meta
+    metas, groups = _records()
     for name in NEW:
+        assert "make_records.py" in metas[name]["command"] and metas[name]["preset"] == name
         gs = [g for g in groups if g["arch_name"] == name]
         assert len(gs) >= 4, name
         arch, ert, art = preset_files(name)
-        # the records were run on the files the preset ships now (stale records fail here)
-        assert all(g["files"]["arch"] == arch.read_text() and g["files"]["ert"] == ert.read_text()
-                   and g["files"]["art"] == art.read_text() for g in gs), name
+        # the records were run on the files the preset ships now, up to comments (stale records fail here)
+        now = [yaml.safe_load(p.read_text()) for p in (arch, ert, art)]
+        assert all([yaml.safe_load(g["files"][k]) for k in ("arch", "ert", "art")] == now for g in gs), name
         assert sum("error" not in r for g in gs for r in g["timeloop"]) >= 20, name
 
 
 def test_every_record_matches_timeloop(tmp_path):
     """Energy within Timeloop's print rounding, cycles and every per-level, per-tensor read, fill
-    and update equal, on every Timeloop-accepted record; one batch per (preset, layer)."""
+    and update equal, on every Timeloop-accepted record (random legal mappings, and Timeloop's
+    mapper's best mappings under the preset's constraints); one batch per (preset, layer)."""
     from accelmap.arch.load import read_architecture
     from accelmap.mapping.mapping import MappingBatch, parse_mapping
     from accelmap.model.cost_model import CostModel
     from accelmap.workload.load import read_problem_yaml
 
-    _, groups = _records()
+    groups = _records()[1] + _records(RECORDS / "mapper")[1]
     archs: dict[str, object] = {}
     bad, n = [], 0
     for gi, g in enumerate(groups):
@@ -121,8 +128,57 @@ def test_every_record_matches_timeloop(tmp_path):
                         if abs(counts[ci][b][li][ti] - ds.get(key, 0.0)) > 0.5:
                             bad.append((g["arch_name"], g["layer"], i, f"{lname}.{t.name}.{key}",
                                         counts[ci][b][li][ti], ds.get(key, 0.0)))
-    assert n >= 6 * 20
+    assert n >= 6 * 20 + 6
     assert not bad, bad[:10]
+
+
+def _violations(mapping, cons, arch) -> list[str]:
+    """Where a mapping breaks accelmap's reading of a constraint file: kept or bypassed tensors,
+    fixed temporal/spatial factors (0, 'the rest', is not checked), Timeloop's factor bounds
+    ('C<=16') and the X/Y side of a spatial dimension given by a permutation and split."""
+    out = []
+    for name in arch.level_names:
+        c, lm = cons.at(name), mapping.level(name)
+        out += [f"{name} keeps no {t}" for t in c.keep if t in lm.bypass]
+        out += [f"{name} keeps {t}" for t in c.bypass if t not in lm.bypass]
+        out += [f"{name} temporal {d}={lm.temporal_factor(d)} (wants {f})" for d, f in c.temporal
+                if f > 0 and lm.temporal_factor(d) != f]
+        out += [f"{name} spatial {d}={lm.spatial_factor(d)} (wants {f})" for d, f in c.spatial
+                if f > 0 and lm.spatial_factor(d) != f]
+        for kind, d, op, v in c.bounds:
+            f = lm.temporal_factor(d) if kind == "temporal" else lm.spatial_factor(d)
+            if not c.within(kind, d, f):
+                out.append(f"{name} {kind} {d}={f} (wants {op}{v})")
+        perm = (c.spatial_permutation or "").replace(" ", "")
+        if perm and c.spatial_split is not None:
+            for d in perm:
+                if lm.spatial_factor(d) > 1 and lm.spatial_axis(d) != (0 if perm.index(d) < c.spatial_split else 1):
+                    out.append(f"{name} spatial {d} on the wrong mesh axis")
+    return out
+
+
+def test_mappings_keep_the_presets_dataflow():
+    """Timeloop's mapper, searching under each preset's constraint file, finds mappings that
+    accelmap's reading of the same file allows (the file means the same to both), and every
+    random mapping in the records (drawn from accelmap's constrained space) keeps it too."""
+    from accelmap.arch.architecture import preset_constraints
+    from accelmap.arch.load import preset
+    from accelmap.mapping.mapping import parse_mapping
+    from accelmap.mapspace.constraints import read_constraints
+
+    metas, mapped = _records(RECORDS / "mapper")
+    assert set(metas) == set(NEW) and {g["arch_name"] for g in mapped} == set(NEW)
+    bad = []
+    for g in mapped + _records()[1]:
+        arch = preset(g["arch_name"])
+        cons = read_constraints(preset_constraints(g["arch_name"]))
+        if "constraints" in g:   # the file Timeloop's mapper searched under is the preset's
+            assert yaml.safe_load(g["constraints"]) == yaml.safe_load(preset_constraints(g["arch_name"]).read_text())
+        for y in g["mappings"]:
+            v = _violations(parse_mapping(y, arch.level_names), cons, arch)
+            if v:
+                bad.append((g["arch_name"], g["layer"], "mapper" if "constraints" in g else "random", v))
+    assert not bad, bad[:5]
 
 
 class _quiet:
@@ -156,7 +212,7 @@ def test_map_cli_on_a_new_preset(cli, tmp_path):
     p = tmp_path / "conv.yaml"
     p.write_text(dump_yaml(problem_to_dict(conv2d("conv", C=32, K=32, P=8, R=3))))
     out = tmp_path / "run"
-    code, text, err = cli("map", str(p), "--arch", "gemmini_like", "--budget", "3000", "--workers", "1",
+    code, _, err = cli("map", str(p), "--arch", "gemmini_like", "--budget", "3000", "--workers", "1",
                           "--out", str(out), "--seed", "0")
     assert code == 0, err
     s = json.loads((out / "summary.json").read_text())

@@ -140,3 +140,32 @@ def test_tester_on_fresh_cases(tmp_path):
     exact = [r for r in done if not r["torch"]["mismatches"]]
     assert all(r["torch"]["energy_ok"] and r["torch"]["cycles_err"] == 0 for r in exact)
     assert len(exact) >= 0.75 * len(done)
+
+
+def test_link_counts_follow_timeloops_mesh_placement():
+    """Hand-counted link transfers on a mesh, as Timeloop places a fanout's elements: index
+    i = x + X * y (X = the X loops' product) at column i % H, row i // H, H = max(mesh X, X)."""
+    import numpy as np
+
+    from accelmap import kernel
+
+    def count(factors, keys, nx, h, steps, sep=False):
+        k = len(factors)
+        out_l, out_s = np.zeros(len(steps)), np.zeros(len(steps))
+        n_all = kernel._link_counts(np.array(factors, float), np.array(keys, float), k, nx, sep, h,
+                                    np.array(steps, float), len(steps), out_l, out_s, np.empty(64), np.empty(64))
+        return n_all, list(out_l), list(out_s)
+
+    # C=2 on X, P=2 on Y, a weight indexed by C only (offset 1 per c): on a mesh 2 wide the P
+    # neighbours hold the same weight, all 4 MACs take it over links when it stays (step 0), and
+    # the parent sends nothing (2 distinct weights saved); on a mesh 3 wide (c, p) = (0, 1) sits
+    # beside (1, 0): no MAC has a neighbour with its weight (rand2026_14 layer0 mapping 3).
+    assert count([2, 2], [1, 0], 1, 2, [0.0]) == (2.0, [4.0], [2.0])
+    assert count([2, 2], [1, 0], 1, 2, [0.0], sep=True) == (2.0, [4.0], [2.0])
+    assert count([2, 2], [1, 0], 1, 3, [0.0]) == (2.0, [0.0], [0.0])
+    # S=2 on X (Input offset 1), N=2 on Y (offset 100) on a mesh 3 wide, a step moving the
+    # Inputs by +1: only PE 0 finds its right neighbour's previous tile (rand2026_101 layer0
+    # mapping 4: 4 link transfers over 4 such steps); 4 distinct tiles, 3 left: 1 saved.
+    assert count([2, 2], [1, 100], 1, 3, [1.0]) == (4.0, [1.0], [1.0])
+    # a step no neighbour's offset explains takes nothing over links
+    assert count([2, 2], [1, 100], 1, 2, [7.0])[1:] == ([0.0], [0.0])
