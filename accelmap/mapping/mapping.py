@@ -16,6 +16,7 @@ See /work/notes/imperfect_semantics.md for what Timeloop counts on such loops.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -224,10 +225,14 @@ def _parse_factors(text, source: str, field_path: str) -> tuple[tuple[str, int, 
     elif isinstance(text, str):
         items = []
         for tok in text.split():
-            if "=" not in tok:
-                raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER or NAME=END,RESIDUAL", file=source,
-                                    field=field_path)
-            k, v = tok.split("=", 1)
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+            else:  # 'R1 S1 P7,3': the form timeloop-mapper writes into its map.yaml
+                m = re.fullmatch(r"([A-Za-z_]+?)(\d+(?:,\d+)?)", tok)
+                if not m:
+                    raise AccelmapError(f"bad factor '{tok}'; expected NAME=INTEGER or NAME=END,RESIDUAL (or "
+                                        f"Timeloop's NAMEINTEGER)", file=source, field=field_path)
+                k, v = m[1], m[2]
             items.append((k, v))
     else:
         raise AccelmapError("expected factors as 'R=1 S=3 ...'", file=source, field=field_path)

@@ -52,3 +52,18 @@ def test_batch_to_mappings_and_back_keeps_the_costs(ref):
     model = CostModel(w, arch)
     a, b = model(batch), model(again)
     assert torch.equal(a.energy, b.energy) and torch.equal(a.cycles, b.cycles)
+
+
+def test_timeloop_mappers_own_factor_form_reads_the_same(ref):
+    """timeloop-mapper v3.0.3 writes its map.yaml factors as 'R1 S1 P7' (no '='); Timeloop reads
+    both forms, so accelmap does: every reference record, rewritten that way, parses the same."""
+    import re
+
+    for arch_name in ("eyeriss_like", "simple_pe16x16"):
+        arch = read_architecture(ref / "inputs/arch" / f"{arch_name}.yaml")
+        for line in open(ref / "records" / f"{arch_name}.jsonl"):
+            r = json.loads(line)
+            text = r["mapping_yaml"]
+            compact = re.sub(r"\b([A-Z])=(\d+)", r"\1\2", text)
+            assert compact != text
+            assert parse_mapping(compact, arch.level_names) == parse_mapping(text, arch.level_names)
