@@ -50,11 +50,17 @@ def evaluate(
                                                       "variables; --problem/--mapping replace the spec's."),
 ) -> None:
     """Evaluate one mapping: energy, cycles, EDP, utilization, area, per-level accesses."""
+    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.model.evaluation import evaluate_files
     from accelmap.runs.spec import evaluate_spec
 
-    ev = (evaluate_spec(spec, problem, mapping, ert, art, check_device(device), _warn) if spec
-          else evaluate_files(arch, problem, mapping, ert, art, check_device(device)))
+    device = check_device(device)
+    # the tensor model counts link transfers with the kernel's routine: compile it first, on its
+    # own line (on stderr with --json, whose stdout is one JSON object)
+    _compile_step(kernel_needs_compile("cpu", False), lambda: compile_kernel(False),
+                  Console(stderr=True) if json_out else console)
+    ev = (evaluate_spec(spec, problem, mapping, ert, art, device, _warn) if spec
+          else evaluate_files(arch, problem, mapping, ert, art, device))
     d = ev.to_dict()
     if json_out:
         print(json.dumps(d, indent=1))
@@ -124,8 +130,8 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.runs.map import in_process, plan_executor, plan_map, run_map
-    from accelmap.search.network import compile_kernel, kernel_needs_compile
 
     plan = plan_map(network, arch, on_warning=_warn, **kwargs)
     parallel = in_process(plan)
@@ -166,17 +172,18 @@ def _process_start() -> float:
         return _IMPORTED
 
 
-def _compile_step(needed: bool, compile_fn) -> None:
+def _compile_step(needed: bool, compile_fn, out: Console | None = None) -> None:
     """The kernel's one-off compilation as its own step on screen, not charged to any layer."""
     if not needed:
         return
+    out = out or console
     try:
-        with console.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
+        with out.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
             seconds = compile_fn()
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
+        out.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
         raise typer.Exit(130) from None
-    console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
+    out.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
 
 
 def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int, startup: float = 0.0) -> None:
@@ -250,7 +257,7 @@ def codesign(
                 "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
                 "seconds": seconds, "designs": designs, "seed": seed}
     make = inputs.problem
-    from accelmap.search.network import compile_kernel, kernel_needs_compile
+    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
 
     _compile_step(kernel_needs_compile("cpu", True), lambda: compile_kernel(True))  # not search time
     if pareto:
@@ -354,11 +361,11 @@ def sweep_cmd(
     from accelmap.arch.space import read_hardware_space, resolve_space
     from accelmap.codesign.sweep import run_sweep, write_sweep_run
     from accelmap.mapspace.load import load_constraints
+    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.model.objective import Objective
     from accelmap.runs.rundir import prepare_run_dir
     from accelmap.search.base import get_optimizer
     from accelmap.search.executor import make_executor
-    from accelmap.search.network import compile_kernel, kernel_needs_compile
     from accelmap.workload.load import load_network
 
     get_optimizer(optimizer)

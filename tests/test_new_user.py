@@ -92,15 +92,31 @@ def test_unmapped_layers_are_named_beside_partial_totals(cli, tmp_path):
 
 def test_compile_is_its_own_step(cli, tmp_path, monkeypatch):
     """The one-off kernel compile is shown on its own, before the layers' searches start."""
-    from accelmap.search import network as mapper
+    from accelmap.model import cost_model
 
     calls = []
-    monkeypatch.setattr(mapper, "kernel_needs_compile", lambda *args: not calls)
-    monkeypatch.setattr(mapper, "compile_kernel", lambda *args: calls.append(1) or 12.0)
+    monkeypatch.setattr(cost_model, "kernel_needs_compile", lambda *args: not calls)
+    monkeypatch.setattr(cost_model, "compile_kernel", lambda *args: calls.append(1) or 12.0)
     code, out, err = cli("map", LAYER, "--budget", "50", "--workers", "1", "--out", str(tmp_path / "run"))
     assert code == 0, err
     assert calls == [1] and "compiled the cost kernel in 12 s" in out
 
+
+
+def test_evaluate_shows_the_compile_step_and_keeps_json_clean(cli, monkeypatch):
+    """evaluate's tensor model counts link transfers with the kernel's routine: a first run
+    compiles it as its own step; with --json the step goes to stderr, stdout stays one object."""
+    from accelmap.model import cost_model
+
+    calls = []
+    monkeypatch.setattr(cost_model, "kernel_needs_compile", lambda *args: not calls)
+    monkeypatch.setattr(cost_model, "compile_kernel", lambda *args: calls.append(1) or 12.0)
+    code, out, err = cli("evaluate", "--json")
+    assert code == 0, err
+    assert calls == [1] and "compiled the cost kernel" in err
+    assert json.loads(out)["cycles"] == 1053696  # Timeloop's cycles for the built-in example
+    code, out, _ = cli("evaluate")
+    assert code == 0 and calls == [1] and "compiled" not in out
 
 def test_kernel_compiles_one_signature_whatever_the_integer_widths():
     import torch

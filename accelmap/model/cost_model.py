@@ -87,6 +87,7 @@ Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ran
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -577,6 +578,25 @@ class CostModel:
             out[rows] = kernel.link_terms(plan._replace(fanout=np.ascontiguousarray(fan[rows[0]])), temporal[rows],
                                           spatial[rows], order_[rows], sorder_[rows], keep_[rows])
         return torch.from_numpy(out)
+
+
+def kernel_needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
+    """True when searching on ``device`` would first compile the CPU kernel (once after install):
+    the serial one that single-threaded worker processes use, with ``parallel`` (a search in
+    this process, on all its cores) the multi-threaded one too."""
+    if device != "cpu":
+        return False
+    from accelmap.model import kernel
+
+    return not kernel.is_compiled(parallel)
+
+
+def compile_kernel(parallel: bool = False) -> float:
+    """Compile the CPU kernel into numba's cache now (see cost_model.compile_kernel_in_child);
+    returns the seconds it took."""
+    t0 = time.perf_counter()
+    compile_kernel_in_child(parallel)
+    return time.perf_counter() - t0
 
 
 def compile_kernel_in_child(parallel: bool = False) -> bool:

@@ -13,6 +13,7 @@ from accelmap.arch.architecture import Architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.bounds import LOWER_BOUND_NOTE
 from accelmap.mapspace.constraints import Constraints
+from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
 from accelmap.model.objective import Objective
 from accelmap.options import check_device, require_positive
 from accelmap.search.executor import Executor, make_executor
@@ -21,8 +22,6 @@ from accelmap.search.network import (
     DEFAULT_OPTIMIZER,
     DEFAULT_PATIENCE,
     LayerOutcome,
-    compile_kernel,
-    kernel_needs_compile,
     map_layers,
     totals,
 )

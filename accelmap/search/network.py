@@ -3,7 +3,6 @@ a run directory (summary JSON, Timeloop mapping YAML per layer, trial log, plots
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -131,24 +130,5 @@ def totals(outcomes: list[LayerOutcome]) -> dict:
 # ---- the whole job: what `accelmap map` and `accelmap dcp search` both call ------------------
 
 
-def kernel_needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
-    """True when searching on ``device`` would first compile the CPU kernel (once after install):
-    the serial one that single-threaded worker processes use, with ``parallel`` (a search in
-    this process, on all its cores) the multi-threaded one too."""
-    if device != "cpu":
-        return False
-    from accelmap.model import kernel
-
-    return not kernel.is_compiled(parallel)
-
-
-def compile_kernel(parallel: bool = False) -> float:
-    """Compile the CPU kernel into numba's cache now (see cost_model.compile_kernel_in_child);
-    returns the seconds it took."""
-    from accelmap.model.cost_model import compile_kernel_in_child
-
-    t0 = time.perf_counter()
-    compile_kernel_in_child(parallel)
-    return time.perf_counter() - t0
 
 
