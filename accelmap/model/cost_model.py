@@ -166,6 +166,11 @@ class _Nest:
     part: torch.Tensor  # [B, T, L] partition size: distinct points one instance ever holds
     peer: torch.Tensor  # [B, T, L] words per child taken over links from mesh neighbours
     keep_t: torch.Tensor  # [B, T, L] the level keeps the tensor
+    # what the residual model rescales (see _evaluate_residual): transitions into child b that
+    # take the sliding delta, that delta, and the innermost non-trivial loop above b
+    se: torch.Tensor | None = None  # [B, T, Lb]
+    delta_m: torch.Tensor | None = None  # [B, T, Lb]
+    m_b: torch.Tensor | None = None  # [B, Lb] flattened loop index (level * active dims + position), -1: none
 
 
 class CostModel:
@@ -231,6 +236,9 @@ class CostModel:
         """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
         breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search."""
         hw = hw or self.hw
+        if batch.has_residuals:  # the kernel models perfect nests only (see _evaluate_residual)
+            b = batch.to(self.device)
+            return self._evaluate_residual(b, hw)
         if self._use_kernel(hw):
             return self._evaluate_kernel(batch, hw, detail)
         b = batch.to(self.device)
@@ -447,7 +455,7 @@ class CostModel:
 
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
         return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
-                     part=part, peer=peer, keep_t=keep_t)
+                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b)
 
     def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
         """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
@@ -482,7 +490,7 @@ class CostModel:
 
     def _energy_and_cycles(self, nest: _Nest, reads: torch.Tensor, fills: torch.Tensor, updates: torch.Tensor,
                            tile: torch.Tensor, fs2: torch.Tensor, keep: torch.Tensor, hw: Hardware,
-                           exact: bool) -> Costs:
+                           exact: bool, computes: torch.Tensor | None = None, residual=None) -> Costs:
         """Energy (per block access, per utilized cluster, plus leakage), cycles (compute cycles
         throttled by each level's bandwidth) and the validity checks."""
         B, T, L = reads.shape
@@ -499,7 +507,8 @@ class CostModel:
         charged = torch.minimum(inst, _rows(_clusters(hw), 1).to(dt))
         e_lt = charged[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
                                    + (blocks(fills) + blocks(updates)) * _rows(hw.write_energy, 1)[:, None, :])
-        mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
+        macs = self.macs if computes is None else computes[:, None]  # Timeloop's MAC count (residuals)
+        mac_e = (macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else macs * hw.mac_energy[:, None]
         e_level = e_lt.sum(1)
         energy = e_level.sum(1) + mac_e[:, 0]
         energy_by_level = torch.cat([e_level, mac_e], 1)
@@ -533,10 +542,13 @@ class CostModel:
         e_level = e_level + leak
         energy = energy + leak.sum(1)
         energy_by_level = torch.cat([e_level, mac_e], 1)
-        util = self.macs / (cycles * hw.mac_instances)
+        util = (self.macs if computes is None else computes) / (cycles * hw.mac_instances)
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
 
-        factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
+        if residual is None:
+            factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
+        else:  # the bound rule (covered, not the product of the ends)
+            factor_error = torch.log(residual) - torch.log(self.bounds.to(dt))
         fan = torch.log(_rows(hw.fanout, 2).to(dt))
         fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[:, :, 0],
                                      torch.log(fs2[..., 1]).sum(2) - fan[:, :, 1]], -1)
@@ -553,6 +565,163 @@ class CostModel:
                      reads=reads.permute(0, 2, 1), fills=fills.permute(0, 2, 1), updates=updates.permute(0, 2, 1),
                      tile=tile.permute(0, 2, 1), instances=inst, compute_cycles=cc, level_cycles=lc,
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
+
+    # ---- residual loops (Timeloop's imperfect factors, issue 16) --------------------------------
+    def _residual_chains(self, ft, fs, rt, rs):
+        """Loops of each dim in Timeloop's tiling-level order (level l's temporal loop, then the
+        spatial loop of its fan-out), ends ft/fs and residual ends rt/rs [B, L, D].
+
+        Returns F, R [B, L + 1, D] (level b's full and last extents: the product of the ends and
+        the bound fold of the loops from b's temporal loop in; 1 at b = L, the MAC), anyr [B, L + 1, D]
+        (some loop above b has r > 1), A, C [B, Q = L + 1, L + 1, D] (tile visits at b with the dim
+        at its global last / not, weighted by the elements that run at the fan-outs of levels
+        >= q; element 0 only at the fan-outs above q), body0 and V [B, D] (the MAC count)."""
+        B, L, D = ft.shape
+        dt, dev = ft.dtype, ft.device
+        one = torch.ones(B, D, dtype=dt, device=dev)
+        Fin, Rin = [one], [one]
+        for l in range(L - 1, -1, -1):
+            for f, r in ((fs[:, l], rs[:, l]), (ft[:, l], rt[:, l])):
+                Rin.append((r - 1) * Fin[-1] + Rin[-1])
+                Fin.append(f * Fin[-1])
+        Fb = torch.stack([Fin[2 * (L - b)] for b in range(L + 1)], 1)
+        Rb = torch.stack([Rin[2 * (L - b)] for b in range(L + 1)], 1)
+        AQ, CQ = [], []
+        for q in range(L + 1):
+            a, c = one.clone(), torch.zeros_like(one)
+            anyr = torch.zeros(B, D, dtype=torch.bool, device=dev)
+            outer = torch.zeros(B, D, dtype=torch.bool, device=dev)  # some loop of the dim above (f > 1)
+            A, C, AR = [a], [c], [anyr]
+            for l in range(L):
+                f, r = ft[:, l], rt[:, l]
+                a, c = a, a * (r - 1) + c * f  # a temporal loop runs r at the global last, f elsewhere
+                anyr = anyr | (r > 1.5)
+                outer = outer | (f > 1.5)
+                f, r = fs[:, l], rs[:, l]
+                if q == L and l == L - 1:  # the MAC fan-out: all its elements are simulated
+                    V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
+                    body0 = a * r + c * f
+                last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
+                if l >= q:  # count every element that runs (each gets element 0's delta, translated)
+                    run = torch.where(outer, r, f)  # an outermost spatial loop: all f elements
+                    a, c = torch.where(last1, a, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
+                else:
+                    a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
+                anyr = anyr | (r > 1.5)
+                outer = outer | (f > 1.5)
+                A.append(a), C.append(c), AR.append(anyr)
+            AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
+        return Fb, Rb, torch.stack(AR, 1), torch.stack(AQ, 1), torch.stack(CQ, 1), body0, V
+
+    def _tiles(self, ext: torch.Tensor) -> torch.Tensor:
+        """Tile words [..., T, L'] of extents ext [..., L', D]."""
+        coef = self.coef.to(ext.dtype)
+        box = torch.einsum("trd,...ld->...tlr", coef, ext - 1) + 1
+        live = self.rank_live[:, None, :]
+        return torch.where(live, box, torch.ones_like(box)).prod(-1)
+
+    def _context_words(self, A, C, F, R, var, rel=None):
+        """Words of the tiles over all visits: sum over the contexts (which dims are at their
+        global last) of visits x tile. A, C, F, R [B, ..., L', D]; var: dims whose residual
+        ends matter (the others are merged into their non-last context); rel [T, D] bool: dims
+        not indexing a tensor count element 0 only at multiplied fan-outs (multicast), None: all.
+        Returns [B, ..., T, L']."""
+        D = A.shape[-1]
+        nv = len(var)
+        masks = torch.zeros(1 << nv, D, dtype=torch.bool, device=A.device)
+        for s in range(1 << nv):
+            for k, d in enumerate(var):
+                masks[s, d] = bool(s >> k & 1)
+        isvar = masks.any(0)
+        Cm = torch.where(isvar, C, A + C)
+        Am = torch.where(isvar, A, torch.zeros_like(A))
+        m = masks.view(masks.shape[0], *([1] * (A.dim() - 2)), D)  # [S, 1 ..., D], A's dims after B
+        wgt = torch.where(m, Am.unsqueeze(1), Cm.unsqueeze(1))  # [B, S, ..., L', D]
+        ext = torch.where(m, R.unsqueeze(1), F.unsqueeze(1))
+        tiles = self._tiles(ext)  # [B, S, ..., T, L']
+        w = wgt.prod(-1).unsqueeze(-2)  # [B, S, ..., 1, L']
+        return (w * tiles).sum(1)
+
+    def _evaluate_residual(self, batch: MappingBatch, hw: Hardware) -> Costs:
+        """The tensor model for a batch with residual ends (Timeloop's ``P=8,5``): the perfect
+        model's loop analysis on the ends, rescaled by the residual rules of the module
+        docstring (tiles, MACs and compute cycles exact; access counts by context weights)."""
+        dt, dev = self.dtype, self.device
+        ft, fs2 = batch.temporal.to(dt), batch.spatial.to(dt)
+        rt_, rs2_ = batch.residual_ends()
+        rt, rs2 = rt_.to(dt), rs2_.to(dt)
+        fs, rs = fs2.prod(-1), rs2.prod(-1)
+        order, keep, sorder = batch.order, batch.keep, batch.spatial_order
+        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
+        B, L, D = ft.shape
+        T = self.T
+        Fb, Rb, anyr, AQ, CQ, body0, V = self._residual_chains(ft, fs, rt, rs)
+        full = self._tiles(torch.where(anyr, Fb, Rb))  # tiles: each dim at its largest extent
+        var = [d for d in self.loop_dims.tolist() if bool(((rt != ft)[:, :, d].any() | (rs != fs)[:, :, d].any()))]
+        lvl = torch.arange(L, device=dev)
+        keep_t = nest.keep_t
+        # the perfect model's words per child b = 1..L as whole tiles: visits x full tile
+        spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod of fs above
+        nb_perf = nest.full[:, :, 1:] * torch.cumprod(ft.prod(-1), 1)[:, None, :]  # [B, T, Lb]
+        # Transitions into child b that take the sliding delta of the innermost non-trivial loop m
+        # above it: m's own steps (visits of b minus visits of the loops outside m), plus the
+        # outer transitions in the perfect model's proportion.
+        act = self.loop_dims
+        DA = act.shape[0]
+        VA = AQ[:, L] + CQ[:, L]  # [B, L + 1, D] element 0's visits
+        Nv = VA[:, 1:].prod(-1)  # [B, Lb]
+        has_m = nest.m_b >= 0
+        mi = nest.m_b.clamp(min=0)
+        lm = mi // DA
+        pos = act[torch.argsort(order[:, :, act].to(torch.int64), dim=-1)]  # [B, L, DA]
+        dm = torch.gather(pos.reshape(B, L * DA), 1, mi)  # [B, Lb]
+        ordl = torch.gather(order.to(torch.int64), 1, lm[..., None].expand(B, L, D))  # [B, Lb, D] order at m's level
+        om = torch.gather(ordl, 2, dm[..., None])  # [B, Lb, 1]
+        idx = lm[..., None] + ((ordl < om) & (torch.arange(D, device=dev) != dm[..., None])).to(torch.int64)
+        above = torch.gather(VA, 1, idx).prod(-1)  # [B, Lb] visits of the loops outside m
+        n_m = torch.gather(torch.gather(ft, 1, lm[..., None].expand(B, L, D)), 2, dm[..., None]).squeeze(-1)
+        n_b = torch.cumprod(ft.prod(-1), 1)
+        frac_outer = ((nest.se - (n_b * (1 - 1 / n_m))[:, None]) / (n_b / n_m)[:, None]).clamp(0, 1)
+        diff_ok = has_m & (torch.arange(L, device=dev) < L - 1)  # MAC operands are never differenced
+        se_res = torch.where(diff_ok[:, None], (Nv - above)[:, None] + above[:, None] * frac_outer, torch.zeros_like(nest.se))
+        full_p = nest.full[:, :, 1:]
+        slide = 1 - se_res / Nv[:, None] * (1 - nest.delta_m / full_p)  # delta per whole tile  [B, T, Lb]
+        rel = (self.coef != 0).any(1)  # [T, D]
+        # content: level l serves its child keeper c(l) through the fan-outs of levels l..c-1
+        kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
+        first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
+        child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, dtype=torch.int64, device=dev)], 2)
+        # dims not indexing the tensor: multicast, element 0's count (q = L) at every fan-out
+        Arel = torch.where(rel[None, :, None, None, :], AQ[:, None], AQ[:, None, L:L + 1])  # [B, T, Q, L+1, D]
+        Crel = torch.where(rel[None, :, None, None, :], CQ[:, None], CQ[:, None, L:L + 1])
+        Wrel = self._context_words(Arel, Crel, Fb[:, None, None].expand_as(Arel), Rb[:, None, None].expand_as(Arel),
+                                   var)  # [B, T, Q, T, L+1]
+        Wrel = torch.diagonal(Wrel, dim1=1, dim2=3).permute(0, 3, 1, 2)  # [B, T, Q, L+1]
+        Wl = torch.gather(Wrel[:, :, :L], 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
+        relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
+        lspc = torch.cat([torch.zeros(B, T, 1, D, dtype=dt, device=dev), torch.cumsum(torch.log(relf), 2)], 2)
+        span_rel = torch.exp(torch.gather(lspc, 2, child[..., None].expand(B, T, L, D))
+                             - lspc[:, :, :L]).prod(-1)  # prod of relevant fs over levels l..child-1
+        dpc = torch.gather(nest.deltas, 2, child - 1)
+        content = torch.where(dpc > 0, nest.content * Wl * torch.gather(slide, 2, child - 1) / (dpc * span_rel),
+                              torch.zeros_like(dpc))
+        # fills of level l: the parent's share, over every element that runs, per element of the fan-outs
+        Wall = self._context_words(AQ, CQ, Fb[:, None].expand_as(AQ), Rb[:, None].expand_as(AQ), var)  # [B, Q, T, L+1]
+        parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
+        par_above = torch.cat([torch.zeros(B, T, 1, dtype=torch.int64, device=dev), parent[:, :, :-1]], 2).clamp(min=0)
+        Wf = torch.gather(Wall.permute(0, 2, 1, 3), 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
+        lsp = torch.cat([torch.zeros(B, 1, dtype=dt, device=dev), torch.cumsum(torch.log(fs.prod(-1)), 1)], 1)
+        fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
+        fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
+        deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
+        pext = AQ[:, L, :L] * Rb[:, :L] + CQ[:, L, :L] * Fb[:, :L]
+        part = self._tiles(pext)
+        nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=nest.compute_cycles, inst=nest.inst,
+                     deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
+        reads, fills, updates, tile = self._access_counts(nest, True)
+        computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
+        return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
+                                       residual=Rb[:, 0])
 
     def _link_terms(self, ft, fs2, order, sorder, keep, hw) -> torch.Tensor:
         """Link-transfer terms [B, 3, T, L] (peer, saved, up; see the kernel's outputs) from the
