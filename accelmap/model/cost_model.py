@@ -81,6 +81,41 @@ random architectures, layers and mappings; each rule with the case that showed i
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
   at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004, so 30 cycles, not 29.
 
+Residual loops (Timeloop v3's imperfect factors ``P=8,5``, issue 16; the rules are in
+/work/notes/imperfect_semantics.md, checked on ``tests/data/timeloop_diff_imperfect/records.jsonl.gz``,
+2,133 mappings Timeloop accepted). A batch with residual ends (``MappingBatch.has_residuals``)
+goes to :meth:`CostModel._evaluate_residual`, with either backend (the compiled kernel models
+perfect nests only); a batch without keeps the code path above, unchanged. What it models:
+
+* Exact on every record: compute cycles are the product of every temporal *end* (residual
+  ends never shorten them; the outermost end counts though it does not enter the bound), then
+  bandwidth throttling as above (48/48 records without a finite bandwidth: cycles equal).
+  Case: ``DRAM P=4`` over ``PE P=4,1`` on P=13: 16 cycles.
+* Exact: the MACs Timeloop counts and charges, floor(body0 / V x product of all spatial ends),
+  body0 the body executions element 0 of every non-MAC fan-out sees (a loop runs its residual
+  end when every loop of its dim outside it is on its last iteration), V the MAC-fan-out
+  elements that ever run (2,133/2,133). Case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: 8 MACs.
+* Exact: tiles (utilized capacity, and the capacity check): per dim the full extent (product of
+  the ends at and below the level) when a loop of the dim above has a residual end > 1, else
+  the residual chain's extent (14,064/14,064 tiles). Case: ``DRAM P=1`` over ``PE P=8,5``, P=5:
+  the PE holds 1 + 5 + 5 = 11 words, not 17.
+* The bound rule replaces the product check (``factor_error`` is log covered / bound).
+* Access counts, approximate (see what is left in issue 16): the perfect model's loop analysis
+  on the ends, with the outermost loop of each dim (and loops under outer loops that all run
+  once) at its residual end, since it always runs r. Case: ``DRAM C=18,16 K=4 G=2,1`` over
+  ``GLB G=2``: the DRAM G loop runs once, the Outputs stay in the GLB across C (DRAM updates
+  32, not 512). Then per child level each context (which dims are on their global last) is
+  weighted by its visits and its tile; the transitions that take the sliding delta are the
+  innermost loop's own steps plus the outer transitions in the perfect model's proportion.
+  A parent serves every element that runs (f, or r at the global last, and all f of a
+  spatial loop that is the outermost loop of its dim), each element 0's delta translated; dims
+  that do not index a tensor are multicast. Fills are the parent's share over the logical
+  fan-out (truncated for read-only tensors, rounded for outputs). Link transfers come from the
+  kernel's routine on the ends (perfect-factor extents), unverified under spatial residuals.
+  Not modelled: the run-last iteration order of imperfect nests and its translation resets
+  (notes, section 8). Timeloop wraps a negative output fill round(share - partition) to
+  2^64 - k (34 records); those records are left out of the comparison.
+
 Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ranks.
 """
 
@@ -567,7 +602,7 @@ class CostModel:
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
 
     # ---- residual loops (Timeloop's imperfect factors, issue 16) --------------------------------
-    def _residual_chains(self, ft, fs, rt, rs):
+    def _residual_chains(self, ft, fs, rt, rs, run_all: bool = False):
         """Loops of each dim in Timeloop's tiling-level order (level l's temporal loop, then the
         spatial loop of its fan-out), ends ft/fs and residual ends rt/rs [B, L, D].
 
@@ -603,8 +638,8 @@ class CostModel:
                     body0 = a * r + c * f
                 last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
                 if l >= q:  # count every element that runs (each gets element 0's delta, translated)
-                    run = torch.where(outer, r, f)  # an outermost spatial loop: all f elements
-                    a, c = torch.where(last1, a, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
+                    run = f if run_all else torch.where(outer, r, f)  # an outermost spatial loop: all f elements
+                    a, c = torch.where(last1, a * run, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
                 else:
                     a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
                 anyr = anyr | (r > 1.5)
@@ -620,27 +655,34 @@ class CostModel:
         live = self.rank_live[:, None, :]
         return torch.where(live, box, torch.ones_like(box)).prod(-1)
 
-    def _context_words(self, A, C, F, R, var, rel=None):
-        """Words of the tiles over all visits: sum over the contexts (which dims are at their
-        global last) of visits x tile. A, C, F, R [B, ..., L', D]; var: dims whose residual
-        ends matter (the others are merged into their non-last context); rel [T, D] bool: dims
-        not indexing a tensor count element 0 only at multiplied fan-outs (multicast), None: all.
-        Returns [B, ..., T, L']."""
-        D = A.shape[-1]
-        nv = len(var)
-        masks = torch.zeros(1 << nv, D, dtype=torch.bool, device=A.device)
-        for s in range(1 << nv):
-            for k, d in enumerate(var):
-                masks[s, d] = bool(s >> k & 1)
-        isvar = masks.any(0)
-        Cm = torch.where(isvar, C, A + C)
-        Am = torch.where(isvar, A, torch.zeros_like(A))
-        m = masks.view(masks.shape[0], *([1] * (A.dim() - 2)), D)  # [S, 1 ..., D], A's dims after B
-        wgt = torch.where(m, Am.unsqueeze(1), Cm.unsqueeze(1))  # [B, S, ..., L', D]
-        ext = torch.where(m, R.unsqueeze(1), F.unsqueeze(1))
-        tiles = self._tiles(ext)  # [B, S, ..., T, L']
-        w = wgt.prod(-1).unsqueeze(-2)  # [B, S, ..., 1, L']
-        return (w * tiles).sum(1)
+    def _context_words(self, A, C, F, R):
+        """Words of a tensor's tiles over all visits: the sum over the contexts (which dims are
+        on their global last) of visits x tile. A, C [B, T, ..., L', D]: visits with the dim on
+        its global last / not; F, R: the extents then (T may be 1, broadcast). The sum factors
+        over the ranks (each dim indexes at most one rank of a tensor): per rank, the four
+        (last / not) combinations of its one or two dims. Returns [B, T, ..., L']."""
+        T = self.T
+        shape = list(torch.broadcast_shapes(A.shape, F.shape))
+        shape[1] = T
+        A, C, F, R = (x.expand(shape) for x in (A, C, F, R))
+        Rk = self.rank_d1.shape[1]
+        view = (1, T) + (1,) * (len(shape) - 3) + (Rk,)
+        idx_shape = shape[:-1] + [Rk]
+        g = lambda x, d: torch.gather(x, -1, d.view(view).expand(idx_shape))  # noqa: E731
+        c1 = self.rank_c1.to(A.dtype).view(view)
+        c2 = self.rank_c2.to(A.dtype).view(view)
+        single = c2 == 0
+        A1, C1, F1, R1 = (g(x, self.rank_d1) for x in (A, C, F, R))
+        A2, C2, F2, R2 = (g(x, self.rank_d2) for x in (A, C, F, R))
+        w2l = torch.where(single, torch.zeros_like(A2), A2)
+        w2n = torch.where(single, torch.ones_like(C2), C2)
+        e1l, e1n = c1 * (R1 - 1), c1 * (F1 - 1)
+        e2l, e2n = c2 * (R2 - 1), c2 * (F2 - 1)
+        ranks = (A1 * w2l * (e1l + e2l + 1) + A1 * w2n * (e1l + e2n + 1)
+                 + C1 * w2l * (e1n + e2l + 1) + C1 * w2n * (e1n + e2n + 1))
+        ranks = torch.where(self.rank_live.view(view), ranks, torch.ones_like(ranks)).prod(-1)
+        used = (self.coef != 0).any(1).view((1, T) + (1,) * (len(shape) - 3) + (-1,))
+        return ranks * torch.where(used, torch.ones_like(A), A + C).prod(-1)
 
     def _evaluate_residual(self, batch: MappingBatch, hw: Hardware) -> Costs:
         """The tensor model for a batch with residual ends (Timeloop's ``P=8,5``): the perfect
@@ -652,12 +694,26 @@ class CostModel:
         rt, rs2 = rt_.to(dt), rs2_.to(dt)
         fs, rs = fs2.prod(-1), rs2.prod(-1)
         order, keep, sorder = batch.order, batch.keep, batch.spatial_order
-        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
         B, L, D = ft.shape
+        # The outermost loop of a dim always runs its residual end (every loop outside it is
+        # "last"): for the reuse analysis it is a loop of r iterations (its end only costs
+        # cycles). A loop that runs once is no loop: DRAM C=18,16 K=4 G=2,1 over a GLB G=2
+        # keeps the Outputs across C (Timeloop: 32 DRAM updates, not 512).
+        # (likewise a loop under such loops that all run once: it is always at its global last)
+        alive = torch.ones(B, D, dtype=torch.bool, device=dev)
+        eff = []
+        for l in range(L):
+            eff.append(torch.where(alive, rt[:, l], ft[:, l]))
+            alive = alive & (eff[-1] < 1.5) & (rs[:, l] < 1.5)
+        cycles_ft = ft
+        ft = torch.stack(eff, 1)
+        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
         T = self.T
         Fb, Rb, anyr, AQ, CQ, body0, V = self._residual_chains(ft, fs, rt, rs)
         full = self._tiles(torch.where(anyr, Fb, Rb))  # tiles: each dim at its largest extent
-        var = [d for d in self.loop_dims.tolist() if bool(((rt != ft)[:, :, d].any() | (rs != fs)[:, :, d].any()))]
+        if bool(((self.coef != 0).sum(1) > 1).any()):
+            raise AccelmapError("residual ends on a workload with a dimension in two ranks of one tensor are not "
+                                "modelled; expected each dimension to index at most one rank of each tensor")
         lvl = torch.arange(L, device=dev)
         keep_t = nest.keep_t
         # the perfect model's words per child b = 1..L as whole tiles: visits x full tile
@@ -694,10 +750,16 @@ class CostModel:
         # dims not indexing the tensor: multicast, element 0's count (q = L) at every fan-out
         Arel = torch.where(rel[None, :, None, None, :], AQ[:, None], AQ[:, None, L:L + 1])  # [B, T, Q, L+1, D]
         Crel = torch.where(rel[None, :, None, None, :], CQ[:, None], CQ[:, None, L:L + 1])
-        Wrel = self._context_words(Arel, Crel, Fb[:, None, None].expand_as(Arel), Rb[:, None, None].expand_as(Arel),
-                                   var)  # [B, T, Q, T, L+1]
-        Wrel = torch.diagonal(Wrel, dim1=1, dim2=3).permute(0, 3, 1, 2)  # [B, T, Q, L+1]
+        Wrel = self._context_words(Arel, Crel, Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
         Wl = torch.gather(Wrel[:, :, :L], 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
+        # A parent that serves the MACs serves every element of the fan-outs between, at the
+        # global last too. Case: DRAM P=2 C=2 over GLB spatial C=3,1 straight to the MACs: GLB
+        # Weights reads 12 = 4 steps x 3 (not 8 = 2 x (3 + 1)).
+        _, _, _, AQf, CQf, _, _ = self._residual_chains(ft, fs, rt, rs, run_all=True)
+        Af = torch.where(rel[None, :, None, :], AQf[:, :L, L][:, None], AQf[:, None, L:L + 1, L])  # [B, T, L(q), D]
+        Cf = torch.where(rel[None, :, None, :], CQf[:, :L, L][:, None], CQf[:, None, L:L + 1, L])
+        Wmac = self._context_words(Af, Cf, Fb[:, None, None, L], Rb[:, None, None, L])  # [B, T, L(q)]
+        Wl = torch.where(child == L, Wmac, Wl)
         relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
         lspc = torch.cat([torch.zeros(B, T, 1, D, dtype=dt, device=dev), torch.cumsum(torch.log(relf), 2)], 2)
         span_rel = torch.exp(torch.gather(lspc, 2, child[..., None].expand(B, T, L, D))
@@ -706,17 +768,17 @@ class CostModel:
         content = torch.where(dpc > 0, nest.content * Wl * torch.gather(slide, 2, child - 1) / (dpc * span_rel),
                               torch.zeros_like(dpc))
         # fills of level l: the parent's share, over every element that runs, per element of the fan-outs
-        Wall = self._context_words(AQ, CQ, Fb[:, None].expand_as(AQ), Rb[:, None].expand_as(AQ), var)  # [B, Q, T, L+1]
+        Wall = self._context_words(AQ[:, None], CQ[:, None], Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
         parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
         par_above = torch.cat([torch.zeros(B, T, 1, dtype=torch.int64, device=dev), parent[:, :, :-1]], 2).clamp(min=0)
-        Wf = torch.gather(Wall.permute(0, 2, 1, 3), 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
+        Wf = torch.gather(Wall, 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
         lsp = torch.cat([torch.zeros(B, 1, dtype=dt, device=dev), torch.cumsum(torch.log(fs.prod(-1)), 1)], 1)
         fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         pext = AQ[:, L, :L] * Rb[:, :L] + CQ[:, L, :L] * Fb[:, :L]
         part = self._tiles(pext)
-        nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=nest.compute_cycles, inst=nest.inst,
+        nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
                      deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
         reads, fills, updates, tile = self._access_counts(nest, True)
         computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
