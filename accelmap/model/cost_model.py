@@ -107,10 +107,14 @@ perfect nests only); a batch without keeps the code path above, unchanged. What 
   32, not 512). Then per child level each context (which dims are on their global last) is
   weighted by its visits and its tile; the transitions that take the sliding delta are the
   innermost loop's own steps plus the outer transitions in the perfect model's proportion.
-  A parent serves every element that runs (f, or r at the global last, and all f of a
-  spatial loop that is the outermost loop of its dim), each element 0's delta translated; dims
-  that do not index a tensor are multicast. Fills are the parent's share over the logical
-  fan-out (truncated for read-only tensors, rounded for outputs). Link transfers come from the
+  A parent serves every element that runs (f, or r at the global last), each element 0's
+  delta translated; dims that do not index a tensor are multicast. A parent that serves the
+  MACs serves all f elements, at the global last too (case: ``DRAM P=2 C=2`` over ``GLB
+  spatial C=3,1`` straight to the MACs: GLB Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)).
+  Fills are the parent's share over the logical fan-out (truncated for read-only tensors,
+  rounded for outputs), and an output's partition size takes each dim's bound divided by the
+  spatial ends above in integers (case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: PE Output
+  fills round(7/4 - 1) = 1). Link transfers come from the
   kernel's routine on the ends (perfect-factor extents), unverified under spatial residuals.
   Not modelled: the run-last iteration order of imperfect nests and its translation resets
   (notes, section 8). Timeloop wraps a negative output fill round(share - partition) to
@@ -625,25 +629,22 @@ class CostModel:
         for q in range(L + 1):
             a, c = one.clone(), torch.zeros_like(one)
             anyr = torch.zeros(B, D, dtype=torch.bool, device=dev)
-            outer = torch.zeros(B, D, dtype=torch.bool, device=dev)  # some loop of the dim above (f > 1)
             A, C, AR = [a], [c], [anyr]
             for l in range(L):
                 f, r = ft[:, l], rt[:, l]
                 a, c = a, a * (r - 1) + c * f  # a temporal loop runs r at the global last, f elsewhere
                 anyr = anyr | (r > 1.5)
-                outer = outer | (f > 1.5)
                 f, r = fs[:, l], rs[:, l]
                 if q == L and l == L - 1:  # the MAC fan-out: all its elements are simulated
                     V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
                     body0 = a * r + c * f
                 last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
                 if l >= q:  # count every element that runs (each gets element 0's delta, translated)
-                    run = f if run_all else torch.where(outer, r, f)  # an outermost spatial loop: all f elements
+                    run = f if run_all else r
                     a, c = torch.where(last1, a * run, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
                 else:
                     a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
                 anyr = anyr | (r > 1.5)
-                outer = outer | (f > 1.5)
                 A.append(a), C.append(c), AR.append(anyr)
             AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
         return Fb, Rb, torch.stack(AR, 1), torch.stack(AQ, 1), torch.stack(CQ, 1), body0, V
@@ -776,7 +777,7 @@ class CostModel:
         fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
-        pext = AQ[:, L, :L] * Rb[:, :L] + CQ[:, L, :L] * Fb[:, :L]
+        pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
         part = self._tiles(pext)
         nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
                      deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
