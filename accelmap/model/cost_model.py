@@ -110,7 +110,10 @@ perfect nests only); a batch without keeps the code path above, unchanged. What 
   A parent serves every element that runs (f, or r at the global last), each element 0's
   delta translated; dims that do not index a tensor are multicast. A parent that serves the
   MACs serves all f elements, at the global last too (case: ``DRAM P=2 C=2`` over ``GLB
-  spatial C=3,1`` straight to the MACs: GLB Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)).
+  spatial C=3,1`` straight to the MACs: GLB Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)),
+  and along a dim that does not index the tensor its one multicast delta counts f / r times
+  when r > 1 (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
+  the MACs: DRAM Output updates 15 = 10 x 3/2).
   Fills are the parent's share over the logical fan-out (truncated for read-only tensors,
   rounded for outputs), and an output's partition size takes each dim's bound divided by the
   spatial ends above in integers (case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: PE Output
@@ -606,7 +609,7 @@ class CostModel:
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
 
     # ---- residual loops (Timeloop's imperfect factors, issue 16) --------------------------------
-    def _residual_chains(self, ft, fs, rt, rs, run_all: bool = False):
+    def _residual_chains(self, ft, fs, rt, rs, run_all: bool = False, scale: bool = False):
         """Loops of each dim in Timeloop's tiling-level order (level l's temporal loop, then the
         spatial loop of its fan-out), ends ft/fs and residual ends rt/rs [B, L, D].
 
@@ -639,7 +642,10 @@ class CostModel:
                     V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
                     body0 = a * r + c * f
                 last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
-                if l >= q:  # count every element that runs (each gets element 0's delta, translated)
+                if l >= q and scale:  # element 0's delta (multicast), scaled by ends / residual ends
+                    a, c = (torch.where(last1, a, torch.zeros_like(a)),
+                            c + torch.where(last1, torch.zeros_like(a), a * f / r))
+                elif l >= q:  # count every element that runs (each gets element 0's delta, translated)
                     run = f if run_all else r
                     a, c = torch.where(last1, a * run, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
                 else:
@@ -757,8 +763,9 @@ class CostModel:
         # global last too. Case: DRAM P=2 C=2 over GLB spatial C=3,1 straight to the MACs: GLB
         # Weights reads 12 = 4 steps x 3 (not 8 = 2 x (3 + 1)).
         _, _, _, AQf, CQf, _, _ = self._residual_chains(ft, fs, rt, rs, run_all=True)
-        Af = torch.where(rel[None, :, None, :], AQf[:, :L, L][:, None], AQf[:, None, L:L + 1, L])  # [B, T, L(q), D]
-        Cf = torch.where(rel[None, :, None, :], CQf[:, :L, L][:, None], CQf[:, None, L:L + 1, L])
+        _, _, _, AQs, CQs, _, _ = self._residual_chains(ft, fs, rt, rs, scale=True)
+        Af = torch.where(rel[None, :, None, :], AQf[:, :L, L][:, None], AQs[:, :L, L][:, None])  # [B, T, L(q), D]
+        Cf = torch.where(rel[None, :, None, :], CQf[:, :L, L][:, None], CQs[:, :L, L][:, None])
         Wmac = self._context_words(Af, Cf, Fb[:, None, None, L], Rb[:, None, None, L])  # [B, T, L(q)]
         Wl = torch.where(child == L, Wmac, Wl)
         relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
