@@ -109,8 +109,11 @@ perfect nests only); a batch without keeps the code path above, unchanged. What 
   innermost loop's own steps plus the outer transitions in the perfect model's proportion.
   A parent serves every element that runs (f, or r at the global last), each element 0's
   delta translated; dims that do not index a tensor are multicast. A parent that serves the
-  MACs serves all f elements, at the global last too (case: ``DRAM P=2 C=2`` over ``GLB
-  spatial C=3,1`` straight to the MACs: GLB Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)),
+  MACs through a fan-out above the MACs' own serves all f elements, at the global last too
+  (case: ``DRAM P=2 C=2`` over ``GLB spatial C=3,1`` over a level that keeps no Weights: GLB
+  Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)); at the MAC fan-out itself, whose elements
+  Timeloop all simulates, the elements that really run (case: ``DRAM C=2`` over the MAC
+  fan-out ``C=3,1``, K=16: Weights reads 64 = 16 x (3 + 1)),
   and along a dim that does not index the tensor its one multicast delta counts f / r times
   when r > 1 (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
   the MACs: DRAM Output updates 15 = 10 x 3/2).
@@ -642,11 +645,12 @@ class CostModel:
                     V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
                     body0 = a * r + c * f
                 last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
-                if l >= q and scale:  # element 0's delta (multicast), scaled by ends / residual ends
+                mac_fan = l == L - 1  # all its elements are simulated: the elements that really run
+                if l >= q and scale and not mac_fan:  # element 0's delta (multicast), scaled by f / r
                     a, c = (torch.where(last1, a, torch.zeros_like(a)),
                             c + torch.where(last1, torch.zeros_like(a), a * f / r))
-                elif l >= q:  # count every element that runs (each gets element 0's delta, translated)
-                    run = f if run_all else r
+                elif l >= q and not (scale and mac_fan):  # every element that runs (element 0's delta, translated)
+                    run = f if run_all and not mac_fan else r
                     a, c = torch.where(last1, a * run, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
                 else:
                     a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
