@@ -106,7 +106,10 @@ perfect nests only); a batch without keeps the code path above, unchanged. What 
   ``GLB G=2``: the DRAM G loop runs once, the Outputs stay in the GLB across C (DRAM updates
   32, not 512). Then per child level each context (which dims are on their global last) is
   weighted by its visits and its tile; the transitions that take the sliding delta are the
-  innermost loop's own steps plus the outer transitions in the perfect model's proportion.
+  visits but the whole-tile ones: the first, and each transition of a loop whose step the
+  perfect model does not slide over, counted in the residual nest (visits of the loops at and
+  outside the loop minus those outside it). Case: ``DRAM Q=2 C=6 K=2`` over ``GLB K=2,1`` over
+  ``P=7 Q=6,1`` over a PE with ``K=3,2``: PE Weights fills 96 = 2 x 6 x (3 + 3 + 2).
   A parent serves every element that runs (f, or r at the global last), each element 0's
   delta translated; dims that do not index a tensor are multicast. A parent that serves the
   MACs through a fan-out above the MACs' own serves all f elements, at the global last too
@@ -216,6 +219,8 @@ class _Nest:
     se: torch.Tensor | None = None  # [B, T, Lb]
     delta_m: torch.Tensor | None = None  # [B, T, Lb]
     m_b: torch.Tensor | None = None  # [B, Lb] flattened loop index (level * active dims + position), -1: none
+    same: torch.Tensor | None = None  # [B, T, Lb, J] loop j's transition takes the sliding delta
+    wmask: torch.Tensor | None = None  # [B, Lb, J] loop j is a non-trivial loop above child b
 
 
 class CostModel:
@@ -500,7 +505,7 @@ class CostModel:
 
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
         return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
-                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b)
+                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b, same=same, wmask=wmask)
 
     def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
         """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
@@ -730,27 +735,32 @@ class CostModel:
         # the perfect model's words per child b = 1..L as whole tiles: visits x full tile
         spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod of fs above
         nb_perf = nest.full[:, :, 1:] * torch.cumprod(ft.prod(-1), 1)[:, None, :]  # [B, T, Lb]
-        # Transitions into child b that take the sliding delta of the innermost non-trivial loop m
-        # above it: m's own steps (visits of b minus visits of the loops outside m), plus the
-        # outer transitions in the perfect model's proportion.
+        # Transitions into child b that take the sliding delta (of the innermost non-trivial loop
+        # above b) are all visits but the whole-tile ones, counted below.
         act = self.loop_dims
         DA = act.shape[0]
         VA = AQ[:, L] + CQ[:, L]  # [B, L + 1, D] element 0's visits
         Nv = VA[:, 1:].prod(-1)  # [B, Lb]
         has_m = nest.m_b >= 0
-        mi = nest.m_b.clamp(min=0)
-        lm = mi // DA
         pos = act[torch.argsort(order[:, :, act].to(torch.int64), dim=-1)]  # [B, L, DA]
-        dm = torch.gather(pos.reshape(B, L * DA), 1, mi)  # [B, Lb]
-        ordl = torch.gather(order.to(torch.int64), 1, lm[..., None].expand(B, L, D))  # [B, Lb, D] order at m's level
-        om = torch.gather(ordl, 2, dm[..., None])  # [B, Lb, 1]
-        idx = lm[..., None] + ((ordl < om) & (torch.arange(D, device=dev) != dm[..., None])).to(torch.int64)
-        above = torch.gather(VA, 1, idx).prod(-1)  # [B, Lb] visits of the loops outside m
-        n_m = torch.gather(torch.gather(ft, 1, lm[..., None].expand(B, L, D)), 2, dm[..., None]).squeeze(-1)
-        n_b = torch.cumprod(ft.prod(-1), 1)
-        frac_outer = ((nest.se - (n_b * (1 - 1 / n_m))[:, None]) / (n_b / n_m)[:, None]).clamp(0, 1)
+        # Transitions of each flattened loop j: visits of the loops at and outside j minus those
+        # outside j (per dim, element 0's visits up to j); the whole-tile ones are the first
+        # visit and the transitions of the loops the perfect model does not slide over.
+        J = L * DA
+        lj = torch.arange(J, device=dev) // DA  # level of loop j
+        dj = pos.reshape(B, J)  # dim of loop j
+        ord64 = order.to(torch.int64)
+        ordj = ord64[:, lj]  # [B, J, D] positions at loop j's level
+        oj = torch.gather(ordj, 2, dj[..., None])  # [B, J, 1]
+        VAj = VA[:, lj]  # [B, J, D] visits before loop j's level
+        VAn = VA[:, lj + 1]  # ... after it
+        v_le = torch.where(ordj <= oj, VAn, VAj).prod(-1)  # [B, J]
+        v_lt = torch.where(ordj < oj, VAn, VAj).prod(-1)
+        trans = v_le - v_lt
+        reset = nest.wmask[:, None] & ~nest.same  # [B, T, Lb, J]
+        whole = 1 + (reset.to(dt) * trans[:, None, None, :]).sum(-1)  # [B, T, Lb]
         diff_ok = has_m & (torch.arange(L, device=dev) < L - 1)  # MAC operands are never differenced
-        se_res = torch.where(diff_ok[:, None], (Nv - above)[:, None] + above[:, None] * frac_outer, torch.zeros_like(nest.se))
+        se_res = torch.where(diff_ok[:, None], (Nv[:, None] - whole).clamp(min=0), torch.zeros_like(nest.se))
         full_p = nest.full[:, :, 1:]
         slide = 1 - se_res / Nv[:, None] * (1 - nest.delta_m / full_p)  # delta per whole tile  [B, T, Lb]
         rel = (self.coef != 0).any(1)  # [T, D]
