@@ -110,15 +110,15 @@ perfect nests only); a batch without keeps the code path above, unchanged. What 
   perfect model does not slide over, counted in the residual nest (visits of the loops at and
   outside the loop minus those outside it). Case: ``DRAM Q=2 C=6 K=2`` over ``GLB K=2,1`` over
   ``P=7 Q=6,1`` over a PE with ``K=3,2``: PE Weights fills 96 = 2 x 6 x (3 + 3 + 2).
-  A parent serves every element that runs (f, or r at the global last), each element 0's
-  delta translated; dims that do not index a tensor are multicast. A parent that serves the
-  MACs through a fan-out above the MACs' own serves all f elements, at the global last too
-  (case: ``DRAM P=2 C=2`` over ``GLB spatial C=3,1`` over a level that keeps no Weights: GLB
-  Weights reads 12 = 4 steps x 3, not 2 x (3 + 1)); at the MAC fan-out itself, whose elements
-  Timeloop all simulates, the elements that really run (case: ``DRAM C=2`` over the MAC
-  fan-out ``C=3,1``, K=16: Weights reads 64 = 16 x (3 + 1)),
-  and along a dim that does not index the tensor its one multicast delta counts f / r times
-  when r > 1 (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
+  A parent serves the elements of the fan-outs between it and the child, each element 0's
+  delta translated: at the fan-out right above the child (for the MACs, the MAC fan-out, whose
+  elements Timeloop all simulates) the elements that run, f or r at the global last (case:
+  P=9 as ``DRAM P=2`` over ``spatial P=3,2`` over ``PE P=2,1``: GLB Input reads 10 = 6 + 2 x 2);
+  at a fan-out further up, with bypassing levels between, all f elements, at the global last
+  too (case: C=8 as ``DRAM C=6,3`` over ``GLB spatial C=3,2`` over two levels that bypass
+  the Inputs: DRAM Input reads 9 = 3 x 3, not 8). Along dims that do not index the tensor
+  the delta is multicast: element 0's, counted f / r times at the global last of a fan-out
+  further up (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
   the MACs: DRAM Output updates 15 = 10 x 3/2).
   Fills are the parent's share over the logical fan-out (truncated for read-only tensors,
   rounded for outputs), and an output's partition size takes each dim's bound divided by the
@@ -617,15 +617,16 @@ class CostModel:
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
 
     # ---- residual loops (Timeloop's imperfect factors, issue 16) --------------------------------
-    def _residual_chains(self, ft, fs, rt, rs, run_all: bool = False, scale: bool = False):
+    def _residual_chains(self, ft, fs, rt, rs):
         """Loops of each dim in Timeloop's tiling-level order (level l's temporal loop, then the
         spatial loop of its fan-out), ends ft/fs and residual ends rt/rs [B, L, D].
 
         Returns F, R [B, L + 1, D] (level b's full and last extents: the product of the ends and
         the bound fold of the loops from b's temporal loop in; 1 at b = L, the MAC), anyr [B, L + 1, D]
-        (some loop above b has r > 1), A, C [B, Q = L + 1, L + 1, D] (tile visits at b with the dim
-        at its global last / not, weighted by the elements that run at the fan-outs of levels
-        >= q; element 0 only at the fan-outs above q), body0 and V [B, D] (the MAC count)."""
+        (some loop above b has r > 1), A, C [B, L + 1, D] (element 0's visits of b's tile with
+        the dim on its global last / not: a temporal loop runs r at the global last, f
+        elsewhere; element 0 of a fan-out is on its last element only when the loop runs to 1),
+        body0 and V [B, D] (the MAC count, the MAC fan-out's elements all simulated)."""
         B, L, D = ft.shape
         dt, dev = ft.dtype, ft.device
         one = torch.ones(B, D, dtype=dt, device=dev)
@@ -636,33 +637,66 @@ class CostModel:
                 Fin.append(f * Fin[-1])
         Fb = torch.stack([Fin[2 * (L - b)] for b in range(L + 1)], 1)
         Rb = torch.stack([Rin[2 * (L - b)] for b in range(L + 1)], 1)
-        AQ, CQ = [], []
-        for q in range(L + 1):
-            a, c = one.clone(), torch.zeros_like(one)
-            anyr = torch.zeros(B, D, dtype=torch.bool, device=dev)
-            A, C, AR = [a], [c], [anyr]
-            for l in range(L):
-                f, r = ft[:, l], rt[:, l]
-                a, c = a, a * (r - 1) + c * f  # a temporal loop runs r at the global last, f elsewhere
-                anyr = anyr | (r > 1.5)
-                f, r = fs[:, l], rs[:, l]
-                if q == L and l == L - 1:  # the MAC fan-out: all its elements are simulated
-                    V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
-                    body0 = a * r + c * f
-                last1 = r < 1.5  # element 0 is the last element only when the loop runs to 1
-                mac_fan = l == L - 1  # all its elements are simulated: the elements that really run
-                if l >= q and scale and not mac_fan:  # element 0's delta (multicast), scaled by f / r
-                    a, c = (torch.where(last1, a, torch.zeros_like(a)),
-                            c + torch.where(last1, torch.zeros_like(a), a * f / r))
-                elif l >= q and not (scale and mac_fan):  # every element that runs (element 0's delta, translated)
-                    run = f if run_all and not mac_fan else r
-                    a, c = torch.where(last1, a * run, torch.zeros_like(a)), c * f + torch.where(last1, torch.zeros_like(a), a * run)
-                else:
-                    a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
-                anyr = anyr | (r > 1.5)
-                A.append(a), C.append(c), AR.append(anyr)
-            AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
-        return Fb, Rb, torch.stack(AR, 1), torch.stack(AQ, 1), torch.stack(CQ, 1), body0, V
+        a, c = one, torch.zeros_like(one)
+        anyr = torch.zeros(B, D, dtype=torch.bool, device=dev)
+        A, C, AR = [a], [c], [anyr]
+        for l in range(L):
+            f, r = ft[:, l], rt[:, l]
+            a, c = a, a * (r - 1) + c * f
+            anyr = anyr | (r > 1.5)
+            f, r = fs[:, l], rs[:, l]
+            if l == L - 1:
+                V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
+                body0 = a * r + c * f
+            last1 = r < 1.5
+            a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
+            anyr = anyr | (r > 1.5)
+            A.append(a), C.append(c), AR.append(anyr)
+        return Fb, Rb, torch.stack(AR, 1), torch.stack(A, 1), torch.stack(C, 1), body0, V
+
+    def _served(self, ft, fs, rt, rs):
+        """Visits of child b's tile in the parent q's view (last / not last context), over the
+        fan-outs of levels q..b-1: at the fan-out right above b (for the MACs, the MAC fan-out)
+        the elements that run (f, or r at the global last), at a fan-out further up all f; along
+        dims that do not index the tensor (multicast) element 0's delta, counted f / r times at
+        the global last at a fan-out further up. Returns A, C [B, Q = L, L + 1, D] for the
+        dims that index the tensor and Am, Cm for those that do not."""
+        B, L, D = ft.shape
+        zero = torch.zeros(B, D, dtype=ft.dtype, device=ft.device)
+        one = torch.ones_like(zero)
+
+        def elem0(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c + torch.where(last1, zero, a)
+
+        def far(a, c, f, r, last1):
+            return torch.where(last1, a * f, zero), c * f + torch.where(last1, zero, a * f)
+
+        def near(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c * f + torch.where(last1, zero, a * r)
+
+        def far_mc(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c + torch.where(last1, zero, a * f / r)
+
+        out = []
+        for far_step, near_step in ((far, near), (far_mc, elem0)):
+            AQ, CQ = [], []
+            for q in range(L):
+                a, c = one, zero
+                A, C = [a], [c]
+                for l in range(L):
+                    a, c = a, a * (rt[:, l] - 1) + c * ft[:, l]
+                    f, r = fs[:, l], rs[:, l]
+                    last1 = r < 1.5
+                    if l < q:
+                        a, c = elem0(a, c, f, r, last1)
+                        A.append(a), C.append(c)
+                        continue
+                    na, nc = near_step(a, c, f, r, last1)
+                    A.append(na), C.append(nc)
+                    a, c = far_step(a, c, f, r, last1)
+                AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
+            out += [torch.stack(AQ, 1), torch.stack(CQ, 1)]
+        return tuple(out)
 
     def _tiles(self, ext: torch.Tensor) -> torch.Tensor:
         """Tile words [..., T, L'] of extents ext [..., L', D]."""
@@ -725,7 +759,7 @@ class CostModel:
         ft = torch.stack(eff, 1)
         nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
         T = self.T
-        Fb, Rb, anyr, AQ, CQ, body0, V = self._residual_chains(ft, fs, rt, rs)
+        Fb, Rb, anyr, A0, C0, body0, V = self._residual_chains(ft, fs, rt, rs)
         full = self._tiles(torch.where(anyr, Fb, Rb))  # tiles: each dim at its largest extent
         if bool(((self.coef != 0).sum(1) > 1).any()):
             raise AccelmapError("residual ends on a workload with a dimension in two ranks of one tensor are not "
@@ -739,7 +773,7 @@ class CostModel:
         # above b) are all visits but the whole-tile ones, counted below.
         act = self.loop_dims
         DA = act.shape[0]
-        VA = AQ[:, L] + CQ[:, L]  # [B, L + 1, D] element 0's visits
+        VA = A0 + C0  # [B, L + 1, D] element 0's visits
         Nv = VA[:, 1:].prod(-1)  # [B, Lb]
         has_m = nest.m_b >= 0
         pos = act[torch.argsort(order[:, :, act].to(torch.int64), dim=-1)]  # [B, L, DA]
@@ -768,20 +802,13 @@ class CostModel:
         kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
         first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
         child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, dtype=torch.int64, device=dev)], 2)
-        # dims not indexing the tensor: multicast, element 0's count (q = L) at every fan-out
-        Arel = torch.where(rel[None, :, None, None, :], AQ[:, None], AQ[:, None, L:L + 1])  # [B, T, Q, L+1, D]
-        Crel = torch.where(rel[None, :, None, None, :], CQ[:, None], CQ[:, None, L:L + 1])
+        # who the parent serves (see _served): dims indexing the tensor count the elements, the
+        # others are multicast
+        As, Cs, Am, Cm = self._served(ft, fs, rt, rs)  # [B, Q, L + 1, D]
+        Arel = torch.where(rel[None, :, None, None, :], As[:, None], Am[:, None])  # [B, T, Q, L+1, D]
+        Crel = torch.where(rel[None, :, None, None, :], Cs[:, None], Cm[:, None])
         Wrel = self._context_words(Arel, Crel, Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
-        Wl = torch.gather(Wrel[:, :, :L], 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
-        # A parent that serves the MACs serves every element of the fan-outs between, at the
-        # global last too. Case: DRAM P=2 C=2 over GLB spatial C=3,1 straight to the MACs: GLB
-        # Weights reads 12 = 4 steps x 3 (not 8 = 2 x (3 + 1)).
-        _, _, _, AQf, CQf, _, _ = self._residual_chains(ft, fs, rt, rs, run_all=True)
-        _, _, _, AQs, CQs, _, _ = self._residual_chains(ft, fs, rt, rs, scale=True)
-        Af = torch.where(rel[None, :, None, :], AQf[:, :L, L][:, None], AQs[:, :L, L][:, None])  # [B, T, L(q), D]
-        Cf = torch.where(rel[None, :, None, :], CQf[:, :L, L][:, None], CQs[:, :L, L][:, None])
-        Wmac = self._context_words(Af, Cf, Fb[:, None, None, L], Rb[:, None, None, L])  # [B, T, L(q)]
-        Wl = torch.where(child == L, Wmac, Wl)
+        Wl = torch.gather(Wrel, 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
         relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
         lspc = torch.cat([torch.zeros(B, T, 1, D, dtype=dt, device=dev), torch.cumsum(torch.log(relf), 2)], 2)
         span_rel = torch.exp(torch.gather(lspc, 2, child[..., None].expand(B, T, L, D))
@@ -790,7 +817,7 @@ class CostModel:
         content = torch.where(dpc > 0, nest.content * Wl * torch.gather(slide, 2, child - 1) / (dpc * span_rel),
                               torch.zeros_like(dpc))
         # fills of level l: the parent's share, over every element that runs, per element of the fan-outs
-        Wall = self._context_words(AQ[:, None], CQ[:, None], Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
+        Wall = self._context_words(As[:, None], Cs[:, None], Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
         parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
         par_above = torch.cat([torch.zeros(B, T, 1, dtype=torch.int64, device=dev), parent[:, :, :-1]], 2).clamp(min=0)
         Wf = torch.gather(Wall, 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
