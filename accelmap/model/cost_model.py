@@ -81,6 +81,54 @@ random architectures, layers and mappings; each rule with the case that showed i
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
   at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004, so 30 cycles, not 29.
 
+Residual loops (Timeloop v3's imperfect factors ``P=8,5``, issue 16; the rules are in
+/work/notes/imperfect_semantics.md, checked on ``tests/data/timeloop_diff_imperfect/records.jsonl.gz``,
+2,133 mappings Timeloop accepted). A batch with residual ends (``MappingBatch.has_residuals``)
+goes to :meth:`CostModel._evaluate_residual`, with either backend (the compiled kernel models
+perfect nests only); a batch without keeps the code path above, unchanged. What it models:
+
+* Exact on every record: compute cycles are the product of every temporal *end* (residual
+  ends never shorten them; the outermost end counts though it does not enter the bound), then
+  bandwidth throttling as above (48/48 records without a finite bandwidth: cycles equal).
+  Case: ``DRAM P=4`` over ``PE P=4,1`` on P=13: 16 cycles.
+* Exact: the MACs Timeloop counts and charges, floor(body0 / V x product of all spatial ends),
+  body0 the body executions element 0 of every non-MAC fan-out sees (a loop runs its residual
+  end when every loop of its dim outside it is on its last iteration), V the MAC-fan-out
+  elements that ever run (2,133/2,133). Case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: 8 MACs.
+* Exact: tiles (utilized capacity, and the capacity check): per dim the full extent (product of
+  the ends at and below the level) when a loop of the dim above has a residual end > 1, else
+  the residual chain's extent (14,064/14,064 tiles). Case: ``DRAM P=1`` over ``PE P=8,5``, P=5:
+  the PE holds 1 + 5 + 5 = 11 words, not 17.
+* The bound rule replaces the product check (``factor_error`` is log covered / bound).
+* Access counts, approximate (see what is left in issue 16): the perfect model's loop analysis
+  on the ends, with the outermost loop of each dim (and loops under outer loops that all run
+  once) at its residual end, since it always runs r. Case: ``DRAM C=18,16 K=4 G=2,1`` over
+  ``GLB G=2``: the DRAM G loop runs once, the Outputs stay in the GLB across C (DRAM updates
+  32, not 512). Then per child level each context (which dims are on their global last) is
+  weighted by its visits and its tile; the transitions that take the sliding delta are the
+  visits but the whole-tile ones: the first, and each transition of a loop whose step the
+  perfect model does not slide over, counted in the residual nest (visits of the loops at and
+  outside the loop minus those outside it). Case: ``DRAM Q=2 C=6 K=2`` over ``GLB K=2,1`` over
+  ``P=7 Q=6,1`` over a PE with ``K=3,2``: PE Weights fills 96 = 2 x 6 x (3 + 3 + 2).
+  A parent serves the elements of the fan-outs between it and the child, each element 0's
+  delta translated: at the fan-out right above the child (for the MACs, the MAC fan-out, whose
+  elements Timeloop all simulates) the elements that run, f or r at the global last (case:
+  P=9 as ``DRAM P=2`` over ``spatial P=3,2`` over ``PE P=2,1``: GLB Input reads 10 = 6 + 2 x 2);
+  at a fan-out further up, with bypassing levels between, all f elements, at the global last
+  too (case: C=8 as ``DRAM C=6,3`` over ``GLB spatial C=3,2`` over two levels that bypass
+  the Inputs: DRAM Input reads 9 = 3 x 3, not 8). Along dims that do not index the tensor
+  the delta is multicast: element 0's, counted f / r times at the global last of a fan-out
+  further up (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
+  the MACs: DRAM Output updates 15 = 10 x 3/2).
+  Fills are the parent's share over the logical fan-out (truncated for read-only tensors,
+  rounded for outputs), and an output's partition size takes each dim's bound divided by the
+  spatial ends above in integers (case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: PE Output
+  fills round(7/4 - 1) = 1). Link transfers come from the
+  kernel's routine on the ends (perfect-factor extents), unverified under spatial residuals.
+  Not modelled: the run-last iteration order of imperfect nests and its translation resets
+  (notes, section 8). Timeloop wraps a negative output fill round(share - partition) to
+  2^64 - k (34 records); those records are left out of the comparison.
+
 Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ranks.
 """
 
@@ -167,6 +215,13 @@ class _Nest:
     part: torch.Tensor  # [B, T, L] partition size: distinct points one instance ever holds
     peer: torch.Tensor  # [B, T, L] words per child taken over links from mesh neighbours
     keep_t: torch.Tensor  # [B, T, L] the level keeps the tensor
+    # what the residual model rescales (see _evaluate_residual): transitions into child b that
+    # take the sliding delta, that delta, and the innermost non-trivial loop above b
+    se: torch.Tensor | None = None  # [B, T, Lb]
+    delta_m: torch.Tensor | None = None  # [B, T, Lb]
+    m_b: torch.Tensor | None = None  # [B, Lb] flattened loop index (level * active dims + position), -1: none
+    same: torch.Tensor | None = None  # [B, T, Lb, J] loop j's transition takes the sliding delta
+    wmask: torch.Tensor | None = None  # [B, Lb, J] loop j is a non-trivial loop above child b
 
 
 class CostModel:
@@ -232,6 +287,9 @@ class CostModel:
         """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
         breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search."""
         hw = hw or self.hw
+        if batch.has_residuals:  # the kernel models perfect nests only (see _evaluate_residual)
+            b = batch.to(self.device)
+            return self._evaluate_residual(b, hw)
         if self._use_kernel(hw):
             return self._evaluate_kernel(batch, hw, detail)
         b = batch.to(self.device)
@@ -448,7 +506,7 @@ class CostModel:
 
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
         return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
-                     part=part, peer=peer, keep_t=keep_t)
+                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b, same=same, wmask=wmask)
 
     def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
         """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
@@ -483,7 +541,7 @@ class CostModel:
 
     def _energy_and_cycles(self, nest: _Nest, reads: torch.Tensor, fills: torch.Tensor, updates: torch.Tensor,
                            tile: torch.Tensor, fs2: torch.Tensor, keep: torch.Tensor, hw: Hardware,
-                           exact: bool) -> Costs:
+                           exact: bool, computes: torch.Tensor | None = None, residual=None) -> Costs:
         """Energy (per block access, per utilized cluster, plus leakage), cycles (compute cycles
         throttled by each level's bandwidth) and the validity checks."""
         B, T, L = reads.shape
@@ -500,7 +558,8 @@ class CostModel:
         charged = torch.minimum(inst, _rows(_clusters(hw), 1).to(dt))
         e_lt = charged[:, None, :] * (blocks(reads) * _rows(hw.read_energy, 1)[:, None, :]
                                    + (blocks(fills) + blocks(updates)) * _rows(hw.write_energy, 1)[:, None, :])
-        mac_e = (self.macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else self.macs * hw.mac_energy[:, None]
+        macs = self.macs if computes is None else computes[:, None]  # Timeloop's MAC count (residuals)
+        mac_e = (macs * hw.mac_energy).expand(B, 1) if hw.mac_energy.dim() == 0 else macs * hw.mac_energy[:, None]
         e_level = e_lt.sum(1)
         energy = e_level.sum(1) + mac_e[:, 0]
         energy_by_level = torch.cat([e_level, mac_e], 1)
@@ -534,10 +593,13 @@ class CostModel:
         e_level = e_level + leak
         energy = energy + leak.sum(1)
         energy_by_level = torch.cat([e_level, mac_e], 1)
-        util = self.macs / (cycles * hw.mac_instances)
+        util = (self.macs if computes is None else computes) / (cycles * hw.mac_instances)
         area = hw.total_area.expand(B) if hw.total_area.dim() == 0 else hw.total_area
 
-        factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
+        if residual is None:
+            factor_error = torch.log(f).sum(1) - torch.log(self.bounds.to(dt))
+        else:  # the bound rule (covered, not the product of the ends)
+            factor_error = torch.log(residual) - torch.log(self.bounds.to(dt))
         fan = torch.log(_rows(hw.fanout, 2).to(dt))
         fanout_excess = torch.stack([torch.log(fs2[..., 0]).sum(2) - fan[:, :, 0],
                                      torch.log(fs2[..., 1]).sum(2) - fan[:, :, 1]], -1)
@@ -554,6 +616,224 @@ class CostModel:
                      reads=reads.permute(0, 2, 1), fills=fills.permute(0, 2, 1), updates=updates.permute(0, 2, 1),
                      tile=tile.permute(0, 2, 1), instances=inst, compute_cycles=cc, level_cycles=lc,
                      capacity_excess=cap_excess, fanout_excess=fanout_excess, factor_error=factor_error)
+
+    # ---- residual loops (Timeloop's imperfect factors, issue 16) --------------------------------
+    def _residual_chains(self, ft, fs, rt, rs):
+        """Loops of each dim in Timeloop's tiling-level order (level l's temporal loop, then the
+        spatial loop of its fan-out), ends ft/fs and residual ends rt/rs [B, L, D].
+
+        Returns F, R [B, L + 1, D] (level b's full and last extents: the product of the ends and
+        the bound fold of the loops from b's temporal loop in; 1 at b = L, the MAC), anyr [B, L + 1, D]
+        (some loop above b has r > 1), A, C [B, L + 1, D] (element 0's visits of b's tile with
+        the dim on its global last / not: a temporal loop runs r at the global last, f
+        elsewhere; element 0 of a fan-out is on its last element only when the loop runs to 1),
+        body0 and V [B, D] (the MAC count, the MAC fan-out's elements all simulated)."""
+        B, L, D = ft.shape
+        dt, dev = ft.dtype, ft.device
+        one = torch.ones(B, D, dtype=dt, device=dev)
+        Fin, Rin = [one], [one]
+        for l in range(L - 1, -1, -1):
+            for f, r in ((fs[:, l], rs[:, l]), (ft[:, l], rt[:, l])):
+                Rin.append((r - 1) * Fin[-1] + Rin[-1])
+                Fin.append(f * Fin[-1])
+        Fb = torch.stack([Fin[2 * (L - b)] for b in range(L + 1)], 1)
+        Rb = torch.stack([Rin[2 * (L - b)] for b in range(L + 1)], 1)
+        a, c = one, torch.zeros_like(one)
+        anyr = torch.zeros(B, D, dtype=torch.bool, device=dev)
+        A, C, AR = [a], [c], [anyr]
+        for l in range(L):
+            f, r = ft[:, l], rt[:, l]
+            a, c = a, a * (r - 1) + c * f
+            anyr = anyr | (r > 1.5)
+            f, r = fs[:, l], rs[:, l]
+            if l == L - 1:
+                V = torch.where(c > 0.5, f, torch.where(a > 0.5, r, one))
+                body0 = a * r + c * f
+            last1 = r < 1.5
+            a, c = torch.where(last1, a, torch.zeros_like(a)), c + torch.where(last1, torch.zeros_like(a), a)
+            anyr = anyr | (r > 1.5)
+            A.append(a), C.append(c), AR.append(anyr)
+        return Fb, Rb, torch.stack(AR, 1), torch.stack(A, 1), torch.stack(C, 1), body0, V
+
+    def _served(self, ft, fs, rt, rs):
+        """Visits of child b's tile in the parent q's view (last / not last context), over the
+        fan-outs of levels q..b-1: at the fan-out right above b (for the MACs, the MAC fan-out)
+        the elements that run (f, or r at the global last), at a fan-out further up all f; along
+        dims that do not index the tensor (multicast) element 0's delta, counted f / r times at
+        the global last at a fan-out further up. Returns A, C [B, Q = L, L + 1, D] for the
+        dims that index the tensor and Am, Cm for those that do not."""
+        B, L, D = ft.shape
+        zero = torch.zeros(B, D, dtype=ft.dtype, device=ft.device)
+        one = torch.ones_like(zero)
+
+        def elem0(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c + torch.where(last1, zero, a)
+
+        def far(a, c, f, r, last1):
+            return torch.where(last1, a * f, zero), c * f + torch.where(last1, zero, a * f)
+
+        def near(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c * f + torch.where(last1, zero, a * r)
+
+        def far_mc(a, c, f, r, last1):
+            return torch.where(last1, a, zero), c + torch.where(last1, zero, a * f / r)
+
+        out = []
+        for far_step, near_step in ((far, near), (far_mc, elem0)):
+            AQ, CQ = [], []
+            for q in range(L):
+                a, c = one, zero
+                A, C = [a], [c]
+                for l in range(L):
+                    a, c = a, a * (rt[:, l] - 1) + c * ft[:, l]
+                    f, r = fs[:, l], rs[:, l]
+                    last1 = r < 1.5
+                    if l < q:
+                        a, c = elem0(a, c, f, r, last1)
+                        A.append(a), C.append(c)
+                        continue
+                    na, nc = near_step(a, c, f, r, last1)
+                    A.append(na), C.append(nc)
+                    a, c = far_step(a, c, f, r, last1)
+                AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
+            out += [torch.stack(AQ, 1), torch.stack(CQ, 1)]
+        return tuple(out)
+
+    def _tiles(self, ext: torch.Tensor) -> torch.Tensor:
+        """Tile words [..., T, L'] of extents ext [..., L', D]."""
+        coef = self.coef.to(ext.dtype)
+        box = torch.einsum("trd,...ld->...tlr", coef, ext - 1) + 1
+        live = self.rank_live[:, None, :]
+        return torch.where(live, box, torch.ones_like(box)).prod(-1)
+
+    def _context_words(self, A, C, F, R):
+        """Words of a tensor's tiles over all visits: the sum over the contexts (which dims are
+        on their global last) of visits x tile. A, C [B, T, ..., L', D]: visits with the dim on
+        its global last / not; F, R: the extents then (T may be 1, broadcast). The sum factors
+        over the ranks (each dim indexes at most one rank of a tensor): per rank, the four
+        (last / not) combinations of its one or two dims. Returns [B, T, ..., L']."""
+        T = self.T
+        shape = list(torch.broadcast_shapes(A.shape, F.shape))
+        shape[1] = T
+        A, C, F, R = (x.expand(shape) for x in (A, C, F, R))
+        Rk = self.rank_d1.shape[1]
+        view = (1, T) + (1,) * (len(shape) - 3) + (Rk,)
+        idx_shape = shape[:-1] + [Rk]
+        g = lambda x, d: torch.gather(x, -1, d.view(view).expand(idx_shape))  # noqa: E731
+        c1 = self.rank_c1.to(A.dtype).view(view)
+        c2 = self.rank_c2.to(A.dtype).view(view)
+        single = c2 == 0
+        A1, C1, F1, R1 = (g(x, self.rank_d1) for x in (A, C, F, R))
+        A2, C2, F2, R2 = (g(x, self.rank_d2) for x in (A, C, F, R))
+        w2l = torch.where(single, torch.zeros_like(A2), A2)
+        w2n = torch.where(single, torch.ones_like(C2), C2)
+        e1l, e1n = c1 * (R1 - 1), c1 * (F1 - 1)
+        e2l, e2n = c2 * (R2 - 1), c2 * (F2 - 1)
+        ranks = (A1 * w2l * (e1l + e2l + 1) + A1 * w2n * (e1l + e2n + 1)
+                 + C1 * w2l * (e1n + e2l + 1) + C1 * w2n * (e1n + e2n + 1))
+        ranks = torch.where(self.rank_live.view(view), ranks, torch.ones_like(ranks)).prod(-1)
+        used = (self.coef != 0).any(1).view((1, T) + (1,) * (len(shape) - 3) + (-1,))
+        return ranks * torch.where(used, torch.ones_like(A), A + C).prod(-1)
+
+    def _evaluate_residual(self, batch: MappingBatch, hw: Hardware) -> Costs:
+        """The tensor model for a batch with residual ends (Timeloop's ``P=8,5``): the perfect
+        model's loop analysis on the ends, rescaled by the residual rules of the module
+        docstring (tiles, MACs and compute cycles exact; access counts by context weights)."""
+        dt, dev = self.dtype, self.device
+        ft, fs2 = batch.temporal.to(dt), batch.spatial.to(dt)
+        rt_, rs2_ = batch.residual_ends()
+        rt, rs2 = rt_.to(dt), rs2_.to(dt)
+        fs, rs = fs2.prod(-1), rs2.prod(-1)
+        order, keep, sorder = batch.order, batch.keep, batch.spatial_order
+        B, L, D = ft.shape
+        # The outermost loop of a dim always runs its residual end (every loop outside it is
+        # "last"): for the reuse analysis it is a loop of r iterations (its end only costs
+        # cycles). A loop that runs once is no loop: DRAM C=18,16 K=4 G=2,1 over a GLB G=2
+        # keeps the Outputs across C (Timeloop: 32 DRAM updates, not 512).
+        # (likewise a loop under such loops that all run once: it is always at its global last)
+        alive = torch.ones(B, D, dtype=torch.bool, device=dev)
+        eff = []
+        for l in range(L):
+            eff.append(torch.where(alive, rt[:, l], ft[:, l]))
+            alive = alive & (eff[-1] < 1.5) & (rs[:, l] < 1.5)
+        cycles_ft = ft
+        ft = torch.stack(eff, 1)
+        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
+        T = self.T
+        Fb, Rb, anyr, A0, C0, body0, V = self._residual_chains(ft, fs, rt, rs)
+        full = self._tiles(torch.where(anyr, Fb, Rb))  # tiles: each dim at its largest extent
+        if bool(((self.coef != 0).sum(1) > 1).any()):
+            raise AccelmapError("residual ends on a workload with a dimension in two ranks of one tensor are not "
+                                "modelled; expected each dimension to index at most one rank of each tensor")
+        lvl = torch.arange(L, device=dev)
+        keep_t = nest.keep_t
+        # the perfect model's words per child b = 1..L as whole tiles: visits x full tile
+        spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod of fs above
+        nb_perf = nest.full[:, :, 1:] * torch.cumprod(ft.prod(-1), 1)[:, None, :]  # [B, T, Lb]
+        # Transitions into child b that take the sliding delta (of the innermost non-trivial loop
+        # above b) are all visits but the whole-tile ones, counted below.
+        act = self.loop_dims
+        DA = act.shape[0]
+        VA = A0 + C0  # [B, L + 1, D] element 0's visits
+        Nv = VA[:, 1:].prod(-1)  # [B, Lb]
+        has_m = nest.m_b >= 0
+        pos = act[torch.argsort(order[:, :, act].to(torch.int64), dim=-1)]  # [B, L, DA]
+        # Transitions of each flattened loop j: visits of the loops at and outside j minus those
+        # outside j (per dim, element 0's visits up to j); the whole-tile ones are the first
+        # visit and the transitions of the loops the perfect model does not slide over.
+        J = L * DA
+        lj = torch.arange(J, device=dev) // DA  # level of loop j
+        dj = pos.reshape(B, J)  # dim of loop j
+        ord64 = order.to(torch.int64)
+        ordj = ord64[:, lj]  # [B, J, D] positions at loop j's level
+        oj = torch.gather(ordj, 2, dj[..., None])  # [B, J, 1]
+        VAj = VA[:, lj]  # [B, J, D] visits before loop j's level
+        VAn = VA[:, lj + 1]  # ... after it
+        v_le = torch.where(ordj <= oj, VAn, VAj).prod(-1)  # [B, J]
+        v_lt = torch.where(ordj < oj, VAn, VAj).prod(-1)
+        trans = v_le - v_lt
+        reset = nest.wmask[:, None] & ~nest.same  # [B, T, Lb, J]
+        whole = 1 + (reset.to(dt) * trans[:, None, None, :]).sum(-1)  # [B, T, Lb]
+        diff_ok = has_m & (torch.arange(L, device=dev) < L - 1)  # MAC operands are never differenced
+        se_res = torch.where(diff_ok[:, None], (Nv[:, None] - whole).clamp(min=0), torch.zeros_like(nest.se))
+        full_p = nest.full[:, :, 1:]
+        slide = 1 - se_res / Nv[:, None] * (1 - nest.delta_m / full_p)  # delta per whole tile  [B, T, Lb]
+        rel = (self.coef != 0).any(1)  # [T, D]
+        # content: level l serves its child keeper c(l) through the fan-outs of levels l..c-1
+        kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
+        first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
+        child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, dtype=torch.int64, device=dev)], 2)
+        # who the parent serves (see _served): dims indexing the tensor count the elements, the
+        # others are multicast
+        As, Cs, Am, Cm = self._served(ft, fs, rt, rs)  # [B, Q, L + 1, D]
+        Arel = torch.where(rel[None, :, None, None, :], As[:, None], Am[:, None])  # [B, T, Q, L+1, D]
+        Crel = torch.where(rel[None, :, None, None, :], Cs[:, None], Cm[:, None])
+        Wrel = self._context_words(Arel, Crel, Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
+        Wl = torch.gather(Wrel, 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
+        relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
+        lspc = torch.cat([torch.zeros(B, T, 1, D, dtype=dt, device=dev), torch.cumsum(torch.log(relf), 2)], 2)
+        span_rel = torch.exp(torch.gather(lspc, 2, child[..., None].expand(B, T, L, D))
+                             - lspc[:, :, :L]).prod(-1)  # prod of relevant fs over levels l..child-1
+        dpc = torch.gather(nest.deltas, 2, child - 1)
+        content = torch.where(dpc > 0, nest.content * Wl * torch.gather(slide, 2, child - 1) / (dpc * span_rel),
+                              torch.zeros_like(dpc))
+        # fills of level l: the parent's share, over every element that runs, per element of the fan-outs
+        Wall = self._context_words(As[:, None], Cs[:, None], Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
+        parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
+        par_above = torch.cat([torch.zeros(B, T, 1, dtype=torch.int64, device=dev), parent[:, :, :-1]], 2).clamp(min=0)
+        Wf = torch.gather(Wall, 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
+        lsp = torch.cat([torch.zeros(B, 1, dtype=dt, device=dev), torch.cumsum(torch.log(fs.prod(-1)), 1)], 1)
+        fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
+        fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
+        deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
+        pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
+        part = self._tiles(pext)
+        nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
+                     deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
+        reads, fills, updates, tile = self._access_counts(nest, True)
+        computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
+        return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
+                                       residual=Rb[:, 0])
 
     def _link_terms(self, ft, fs2, order, sorder, keep, hw) -> torch.Tensor:
         """Link-transfer terms [B, 3, T, L] (peer, saved, up; see the kernel's outputs) from the

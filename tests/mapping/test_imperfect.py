@@ -521,3 +521,108 @@ def test_worked_examples_live(tmp_path, name):
             lv, t, k = key.split(".")
             got[key] = r["levels"][lv][t][k]
         assert got[key] == v, (key, got[key], v)
+
+
+# ---- phase 2: the cost model's residual path, offline ------------------------------------
+
+def test_residual_model_closed_forms_on_the_records(parsed_records):
+    """The cost model's residual path (phase 2) against every accepted record, one batch per
+    (architecture, layer): the MACs Timeloop charges, every tile (utilized capacity) and the
+    cycles of architectures without a finite bandwidth are exact."""
+    from accelmap.model.cost_model import CostModel
+
+    groups: dict = {}
+    for arch, w, m, r in parsed_records:
+        if "error" not in r:
+            groups.setdefault((id(arch), id(w)), (arch, w, []))[2].append((m, r))
+    n = n_tiles = n_cycles = 0
+    for arch, w, items in groups.values():
+        batch = MappingBatch.from_mappings([m for m, _ in items], w, arch, residuals=True)
+        c = CostModel(w, arch, backend="torch")(batch)
+        no_bw = not any(lv.read_bw or lv.write_bw for lv in arch.levels)
+        for k, (_, r) in enumerate(items):
+            n += 1
+            assert abs(float(c.energy_by_level[k, -1]) - r["computes"] * arch.compute.energy) <= 1e-6 * r["computes"]
+            if no_bw:
+                n_cycles += 1
+                assert float(c.cycles[k]) == r["cycles"]
+            assert float(c.cycles[k]) >= float(c.compute_cycles[k])
+            for li, lv in enumerate(arch.levels):
+                for ti, t in enumerate(w.tensors):
+                    want = r["levels"].get(lv.name, {}).get(t.name, {}).get("tile", 0)
+                    if want:
+                        n_tiles += 1
+                        assert float(c.tile[k, li, ti]) == want, (lv.name, t.name)
+    assert n >= 2000 and n_tiles >= 10000 and n_cycles >= 40
+
+
+def _worked_costs(name):
+    """The cost model (residual path) on a worked example of imperfect_semantics.md, offline."""
+    from accelmap.model.cost_model import CostModel
+
+    akw, lkw, facs, want = WORKED[name]
+    a = _case_arch(**akw)
+    w = conv2d("l", C=1, K=1, P=lkw["P"], Q=1, R=lkw.get("R", 1), S=1)
+    lines = ["mapping:"]
+    for tgt in a.level_names:
+        lines.append(f"- {{target: {tgt}, type: temporal, factors: '{facs.get(tgt, 'P=1')}', permutation: RPQSCKN}}")
+        if a.fanout(a.level_index(tgt)) != (1, 1):
+            lines.append(f"- {{target: {tgt}, type: spatial, factors: '{facs.get(tgt + '_s', 'P=1')}', "
+                         f"permutation: PRQSCKN, split: 7}}")
+    m = parse_mapping("\n".join(lines) + "\n", a.level_names)
+    c = CostModel(w, a, backend="torch")(MappingBatch.from_mappings([m], w, a, residuals=True))
+    got = {"cycles": float(c.cycles[0]), "computes": float(c.energy_by_level[0, -1]) / a.compute.energy,
+           "valid": bool(c.valid[0])}
+    for key in want:
+        if key.count(".") == 2:
+            lv, t, k = key.split(".")
+            got[key] = float(getattr(c, k)[0, a.level_index(lv), w.tensor_index(t)])
+    return want, got
+
+
+# Timeloop's run-last iteration order of imperfect nests and its translation resets
+# (imperfect_semantics.md section 8) are not modelled yet: these counts differ.
+WORKED_GAPS = {("imperfect_mode_same_loops", "PE.Inputs.fills"), ("jump_reset_imperfect", "PE.Inputs.fills"),
+               ("residual_tile_after_3", "PE.Inputs.fills"), ("residual_tile_after_4", "PE.Inputs.fills")}
+
+
+@pytest.mark.parametrize("name", list(WORKED))
+def test_cost_model_on_the_worked_examples(name):
+    """Timeloop's numbers for the worked examples (printed by timeloop-model, rerun live by
+    test_worked_examples_live), through accelmap's cost model; known gaps listed above."""
+    want, got = _worked_costs(name)
+    for key, v in want.items():
+        if key == "error":
+            assert not got["valid"]
+        elif (name, key) not in WORKED_GAPS:
+            assert got[key] == v, (key, got[key], v)
+
+
+@pytest.mark.xfail(strict=True, reason="run-last iteration order of imperfect nests (section 8) not modelled")
+@pytest.mark.parametrize("name,key", sorted(WORKED_GAPS))
+def test_cost_model_worked_gaps(name, key):
+    want, got = _worked_costs(name)
+    assert got[key] == want[key]
+
+
+def test_residual_path_reproduces_the_perfect_model():
+    """A batch that carries residual ends equal to its factors (perfect loops) goes through the
+    residual path with the perfect model's numbers, count for count."""
+    from accelmap.model.cost_model import CostModel
+
+    a, w = _arch(), conv2d("l", C=3, K=4, P=12, Q=1, R=3, S=1)
+    text = """mapping:
+- {target: DRAM, type: temporal, factors: 'P=3 K=2', permutation: KPQRSCN}
+- {target: GLB, type: temporal, factors: 'P=2 C=3', permutation: CPQRSKN}
+- {target: GLB, type: spatial, factors: 'K=2 P=2', permutation: KPQRSCN, split: 7}
+- {target: PE, type: temporal, factors: 'R=3', permutation: RPQSCKN}
+"""
+    b = MappingBatch.from_mappings([parse_mapping(text, a.level_names)], w, a)
+    cm = CostModel(w, a, backend="torch")
+    perfect = cm(b)
+    with_res = MappingBatch(b.temporal, b.order, b.spatial, b.keep, b.spatial_order, b.temporal.clone(),
+                            b.spatial.clone())
+    res = cm._evaluate_residual(with_res, cm.hw)
+    for f in ("reads", "fills", "updates", "tile", "cycles"):
+        assert torch.equal(getattr(perfect, f), getattr(res, f)), f
+    assert torch.allclose(perfect.energy, res.energy, rtol=1e-12)
