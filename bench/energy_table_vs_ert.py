@@ -133,7 +133,7 @@ def _table_attrs(cls: str, attrs: dict) -> dict:
 
 
 def compare(clone: Path) -> tuple[list[dict], list[dict]]:
-    from accelmap.energy_table import REFERENCE_POINTS, estimate_component
+    from accelmap.arch.energy_table import REFERENCE_POINTS, estimate_component
 
     # the components the table's constants were fitted on (eyeriss_like at 45 nm), by energy
     calib = {round(e, 3) for p in REFERENCE_POINTS if p.role == "calibration" for e in p.energies.values()}

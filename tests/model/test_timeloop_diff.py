@@ -147,7 +147,7 @@ def test_link_counts_follow_timeloops_mesh_placement():
     i = x + X * y (X = the X loops' product) at column i % H, row i // H, H = max(mesh X, X)."""
     import numpy as np
 
-    from accelmap import kernel
+    from accelmap.model import kernel
 
     def count(factors, keys, nx, h, steps, sep=False):
         k = len(factors)

@@ -142,10 +142,10 @@ def factors_with_equals(text: str) -> str:
 def generate_mapper(presets=PRESETS, layers=MAPPER_LAYERS, log=print) -> list[dict]:
     """One group per (preset, layer) in the records' format: Timeloop's best mapping under the
     preset's constraints, with the constraints file's text beside the others."""
-    from accelmap.architecture import preset_constraints, preset_files
-    from accelmap.workload import problem_to_dict
+    from accelmap.arch.architecture import preset_constraints, preset_files
+    from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
-    from accelmap.zoo import get_network
+    from accelmap.workload.zoo import get_network
 
     tl = _bench()
     groups = []
