@@ -11,7 +11,7 @@ import pytest
 
 from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
-from accelmap.testing import check_tuner
+from accelmap.testing import check_tuner, drive_tuner
 from accelmap.tune.knobs import PackedConv, divisors, knob_space_from_mapping_space, mapping_genomes, vta_conv2d_space
 from accelmap.tune.log import TuneLog, read_records
 from accelmap.tune.measurer import CommandMeasurer, MeasureResult, ModelMeasurer, TuneTask
@@ -153,21 +153,7 @@ def table_task(conv):
     return task, res
 
 
-def drive(tuner, task, res, budget, batch, seed=0):
-    cls = get_tuner(tuner)
-    validity = RuleValidity(task.space, ARCH) if cls.validity == "rules" else None
-    t = cls(task.space, seed, batch, validity)
-    seq, batches = [], []
-    while len(seq) < budget:
-        pts = t.next_batch(min(batch, budget - len(seq)))
-        assert len(pts) <= min(batch, budget - len(seq))
-        if not len(pts):
-            break
-        idx = task.space.indices(pts)
-        seq += idx
-        batches.append(idx)
-        t.update(pts, [res[i] for i in idx])
-    return seq, batches
+drive = drive_tuner  # accelmap.testing's driver: a tuner against precomputed results
 
 
 @pytest.mark.parametrize("tuner", list(TUNERS))
