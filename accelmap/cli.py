@@ -473,96 +473,36 @@ def tune(
     out: Optional[str] = typer.Option(None, help="Run directory (default: runs/tune_LAYER_TARGET_TIME)."),
 ) -> None:
     """Auto-tune schedule knobs with measurements in the loop (validity-aware AutoTVM)."""
-    from pathlib import Path
 
     require_positive(measurements, "--measurements", "a positive number")
     require_positive(batch_size, "--batch-size", "a positive number")
     require_positive(timeout, "--timeout", "a positive number of seconds")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.arch.load import load_architecture
-    from accelmap.mapspace.constraints import Constraints
-    from accelmap.mapspace.load import load_constraints
-    from accelmap.runs.rundir import check_output_file, prepare_run_dir
-    from accelmap.tune.driver import (
-        check_space,
-        default_run_dir,
-        is_vta_like,
-        layer_records,
-        make_task,
-        resolve_layers,
-        results_from_log,
-        tune_task,
-        write_summary,
-    )
-    from accelmap.tune.log import TuneLog, read_records
-    from accelmap.tune.measurer import make_measurer
-    from accelmap.tune.tuners import get_tuner
+    from accelmap.runs.tune import plan_tune, run_tune
 
-    get_tuner(tuner)
-    m = make_measurer(measurer, timeout)
-    arch = load_architecture(target)
-    name, layers = resolve_layers(layer)
-    if resume and log is None and out is None:
-        raise AccelmapError("--resume needs the interrupted run's --log FILE or --out DIR", field="--resume")
-    run_dir = prepare_run_dir(out, default_run_dir(name, arch.name))
-    log_path = Path(log) if log else run_dir / "records.jsonl"
-    if log:
-        check_output_file(log_path, "--log")
-    previous = read_records(log_path)
-    if previous and not resume:
-        raise AccelmapError(f"the log already holds {len(previous)} measurements; pass --resume to continue it, or "
-                            f"choose another --log/--out", file=str(log_path))
-    if resume and not log_path.exists():
-        raise AccelmapError("--resume: there is no log to continue", file=str(log_path))
-    # VTA's knob space carries its own rules; any other target gets what --constraints would default to
-    cons = Constraints() if is_vta_like(arch) else load_constraints(None, target)
-    tasks, skipped = [], []
-    for lay in layers:
-        try:
-            task = make_task(lay.workload, arch, cons)
-            check_space(task)
-            tasks.append((task, lay.count))
-        except AccelmapError as exc:
-            if len(layers) == 1:
-                raise
-            skipped.append({"name": lay.workload.name, "reason": exc.detail})
-    if not tasks:
-        raise AccelmapError(f"no layer of {name} can be tuned on {arch.name} (e.g. {skipped[0]['reason']})")
-    settings = {"network": name, "layer": layer, "target": arch.name, "tuner": tuner, "measurer": m.describe(),
-                "measurements": measurements, "batch_size": batch_size, "seed": seed, "timeout": timeout,
-                "log": str(log_path), "runtime_unit": m.unit, "resumed": resume,
-                "command": "accelmap tune " + " ".join(sys.argv[2:])}
-    results, complete, error, live = [], False, None, {}
-    tlog = TuneLog(log_path).open()
-    try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
-                      TimeElapsedColumn(), console=console, transient=False) as bar:
-            for i, (task, count) in enumerate(tasks):
-                pid = bar.add_task(task.name, total=measurements, best="")
+    plan = plan_tune(layer, target, tuner=tuner, measurements=measurements, measurer=measurer, timeout=timeout,
+                     batch_size=batch_size, log=log, resume=resume, seed=seed, out=out,
+                     command="accelmap tune " + " ".join(sys.argv[2:]))
+    m, name, log_path, run_dir = plan.measurer, plan.network, plan.log_path, plan.run_dir
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[best]}"),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
 
-                def show(r, pid=pid):
-                    live[r.name] = r
-                    best = f"best {r.best_runtime:,.6g} {m.unit}" if r.best_runtime is not None else "no valid yet"
-                    bar.update(pid, completed=min(r.measurements, measurements), best=f"{best}, {r.invalid} invalid")
+        def on_task(task):
+            pid = bar.add_task(task.name, total=measurements, best="")
 
-                results.append(tune_task(task, tuner, m, measurements, seed + i, tlog,
-                                         layer_records(previous, task.name), batch_size, count, show))
-                if results[-1].stopped:  # the bar ends full, at the measurements there were to take
-                    bar.update(pid, total=results[-1].measurements, completed=results[-1].measurements)
-        complete = True
-    except KeyboardInterrupt:
+            def show(r):
+                best = f"best {r.best_runtime:,.6g} {m.unit}" if r.best_runtime is not None else "no valid yet"
+                bar.update(pid, completed=min(r.measurements, measurements), best=f"{best}, {r.invalid} invalid")
+                if r.stopped:  # the bar ends full, at the measurements there were to take
+                    bar.update(pid, total=r.measurements, completed=r.measurements)
+            return show
+
+        run = run_tune(plan, on_task)
+    results, complete = run.results, run.complete
+    if not complete:
         console.print("[yellow]interrupted: the finished measurements are in the log; continue with --resume[/]")
-    except AccelmapError as exc:
-        error = str(exc)
-        raise
-    finally:
-        tlog.close()
-        if not complete:  # every layer with measurements in the log, not only those that returned
-            results = results_from_log(tasks, results, read_records(log_path), previous, measurements, tuner,
-                                       live)
-        write_summary(run_dir, settings, results, skipped, complete, error)
-    table = Table(title=f"{name} on {arch.name} ({tuner}, {m.describe()})", header_style="bold")
+    table = Table(title=f"{name} on {plan.target} ({tuner}, {m.describe()})", header_style="bold")
     for col in ("layer", "space", "measured", "new", "invalid", f"best ({m.unit})", "at", "best configuration"):
         table.add_column(col, justify="left" if col in ("layer", "best configuration") else "right")
     for r in results:
@@ -577,7 +517,7 @@ def tune(
                           markup=False)
         elif not r.complete:
             console.print(f"{r.name}: interrupted at {r.measurements} of {measurements} measurements", markup=False)
-    for s in skipped:
+    for s in plan.skipped:
         console.print(f"skipped {s['name']}: {s['reason']}", markup=False)
     console.print(f"run directory: {run_dir} (log: {log_path})")
     if not complete:
