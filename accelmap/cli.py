@@ -50,15 +50,10 @@ def evaluate(
                                                       "variables; --problem/--mapping replace the spec's."),
 ) -> None:
     """Evaluate one mapping: energy, cycles, EDP, utilization, area, per-level accesses."""
-    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.model.evaluation import evaluate_files
     from accelmap.runs.spec import evaluate_spec
 
     device = check_device(device)
-    # the tensor model counts link transfers with the kernel's routine: compile it first, on its
-    # own line (on stderr with --json, whose stdout is one JSON object)
-    _compile_step(kernel_needs_compile("cpu", False), lambda: compile_kernel(False),
-                  Console(stderr=True) if json_out else console)
     ev = (evaluate_spec(spec, problem, mapping, ert, art, device, _warn) if spec
           else evaluate_files(arch, problem, mapping, ert, art, device))
     d = ev.to_dict()

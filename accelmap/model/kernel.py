@@ -17,13 +17,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-try:
-    from numba import njit, prange
+import importlib.util
 
-    HAVE_NUMBA = True
-except ImportError:  # the torch model still works; only bulk CPU speed is lost
-    HAVE_NUMBA = False
-    prange = range
+# numba is imported (and the kernel jitted) only where bulk evaluation needs it (see _jit): a
+# process that evaluates a few mappings with the tensor model runs the same code as Python.
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None  # without it only bulk CPU speed is lost
+prange = range
+_JITTED = False
 
 from accelmap.model.status import BAD_CAPACITY, BAD_FACTORS, BAD_FANOUT, BAD_KEEP  # noqa: E402  (one copy)
 
@@ -884,17 +884,9 @@ def _evaluate_range(first, last, detail, m, p, o, s):
         out_cc[i] = cc
 
 
-if HAVE_NUMBA:
-    _distinct = njit(cache=True, error_model="numpy")(_distinct)
-    _link_counts_sep = njit(cache=True, error_model="numpy")(_link_counts_sep)
-    _link_counts = njit(cache=True, error_model="numpy")(_link_counts)
-    _gcd = njit(cache=True, inline="always")(_gcd)  # rebinding the globals: the kernel resolves them when compiled
-    _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
-    _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
-    _scratch_jit = njit(cache=True, error_model="numpy")(_scratch)
-else:
-    _evaluate_range_jit = _evaluate_range  # plain Python (slow): the tensor model's link terms
-    _scratch_jit = _scratch
+_evaluate_range_jit = _evaluate_range  # plain Python until _jit() rebinds them
+_scratch_jit = _scratch
+_evaluate_batch = _evaluate_batch_serial = None
 
 
 def _batch_py(m, p, o, detail, chunk):
@@ -904,21 +896,42 @@ def _batch_py(m, p, o, detail, chunk):
         _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, m, p, o, _scratch_jit(m, p))
 
 
-if HAVE_NUMBA:
-    def _renamed(fn, name: str):
-        """The same Python function under another name: numba keys its on-disk cache by name, so
-        the serial and the parallel compilation of one body get separate cache files."""
-        import types
+def _renamed(fn, name: str):
+    """The same Python function under another name: numba keys its on-disk cache by name, so
+    the serial and the parallel compilation of one body get separate cache files."""
+    import types
 
-        g = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
-        g.__qualname__ = name
-        return g
+    g = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    g.__qualname__ = name
+    return g
 
+
+def _jit() -> None:
+    """Import numba and wrap the kernel's functions, once per process: rebinding the module's
+    globals, which the kernel resolves when numba compiles it (compiling itself happens on first
+    call, or from numba's on-disk cache)."""
+    global _JITTED, prange, _distinct, _link_counts_sep, _link_counts, _gcd, _blocks
+    global _evaluate_range_jit, _scratch_jit, _evaluate_batch, _evaluate_batch_serial
+    if _JITTED or not HAVE_NUMBA:
+        return
+    from numba import njit
+    from numba import prange as numba_prange
+
+    prange = numba_prange
+    _distinct = njit(cache=True, error_model="numpy")(_distinct)
+    _link_counts_sep = njit(cache=True, error_model="numpy")(_link_counts_sep)
+    _link_counts = njit(cache=True, error_model="numpy")(_link_counts)
+    _gcd = njit(cache=True, inline="always")(_gcd)
+    _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
+    _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
+    _scratch_jit = njit(cache=True, error_model="numpy")(_scratch)
     # The parallel kernel serves a process that evaluates large batches on all its cores; worker
     # processes run numba on one thread, where the serial compilation does the same work and
     # compiles in about half the time (prange is a plain range there).
     _evaluate_batch = njit(parallel=True, cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch"))
     _evaluate_batch_serial = njit(cache=True, error_model="numpy")(_renamed(_batch_py, "_evaluate_batch_serial"))
+    _JITTED = True
+
 
 def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
                 keep: np.ndarray, detail: bool, chunk: int) -> tuple[Outputs, tuple]:
@@ -958,9 +971,13 @@ def evaluate(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.nd
     CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
+    _jit()
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
     (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
     return out._asdict()
+
+
+PYTHON_BATCH = 8  # link terms of at most this many mappings run as Python where numba is not loaded yet
 
 
 def link_terms(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
@@ -970,9 +987,13 @@ def link_terms(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.
     the fanout right above b, and the factor by which they change the multicast of the fanouts
     further up. Without numba, the same code runs as plain Python (slowly)."""
     out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, True, 256)
-    # the serial compilation only: the tensor model is not the bulk path, and a process that
-    # evaluates with it should not also compile the multi-threaded kernel
-    (_evaluate_batch_serial if HAVE_NUMBA else _batch_py)(*args)
+    if HAVE_NUMBA and (_JITTED or len(temporal) > PYTHON_BATCH):
+        _jit()
+        # the serial compilation only: the tensor model is not the bulk path, and a process that
+        # evaluates with it should not also compile the multi-threaded kernel
+        _evaluate_batch_serial(*args)
+    else:  # a few mappings (accelmap evaluate): plain Python is faster than loading numba
+        _batch_py(*args)
     return out.links
 
 
@@ -983,6 +1004,7 @@ def _one_thread() -> bool:
 
 
 def _dispatchers(parallel: bool) -> tuple:
+    _jit()
     return (_evaluate_range_jit, _evaluate_batch_serial) + ((_evaluate_batch,) if parallel else ())
 
 
