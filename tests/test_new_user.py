@@ -4,6 +4,7 @@ its fix (a traceback, a lost search, a silent misreading)."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +114,29 @@ def test_evaluate_needs_no_compiled_kernel():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1053696", "987.82", "False"]  # Timeloop: 1,053,696 cycles, 987.82 uJ
+
+
+def test_kernel_compiles_one_signature_whatever_the_integer_widths():
+    import torch
+
+    from accelmap.arch.load import preset
+    from accelmap.mapspace.constraints import Constraints
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.model import kernel
+    from accelmap.workload.workload import conv2d
+
+    if not kernel.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    space = MappingSpace(conv2d("t", C=8, K=8, P=4), preset("simple_pe16x16"), Constraints())
+    batch = space.decode(space.sample(3, torch.Generator().manual_seed(0)))
+    plan = space.model.kernel_plan(space.model.hw)
+    a = lambda x, dt: np.ascontiguousarray(x.numpy().astype(dt))  # noqa: E731
+    first = kernel.evaluate(plan, a(batch.temporal, np.int32), a(batch.spatial, np.int32), a(batch.order, np.int8),
+                            a(batch.spatial_order, np.int8), a(batch.keep, np.bool_))
+    wide = kernel.evaluate(plan, a(batch.temporal, np.int64), a(batch.spatial, np.int64), a(batch.order, np.int64),
+                           a(batch.spatial_order, np.int64), a(batch.keep, np.bool_))
+    assert np.array_equal(first["energy"], wide["energy"]) and np.array_equal(first["cycles"], wide["cycles"])
+    assert len(kernel._evaluate_batch_serial.signatures) == 1 and len(kernel._evaluate_batch.signatures) <= 1
 
 
 def test_an_optimizer_that_proposes_nothing_ends_the_search():
