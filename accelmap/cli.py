@@ -167,18 +167,17 @@ def _process_start() -> float:
         return _IMPORTED
 
 
-def _compile_step(needed: bool, compile_fn, out: Console | None = None) -> None:
+def _compile_step(needed: bool, compile_fn) -> None:
     """The kernel's one-off compilation as its own step on screen, not charged to any layer."""
     if not needed:
         return
-    out = out or console
     try:
-        with out.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
+        with console.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
             seconds = compile_fn()
     except KeyboardInterrupt:
-        out.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
+        console.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
         raise typer.Exit(130) from None
-    out.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
+    console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
 
 
 def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int, startup: float = 0.0) -> None:

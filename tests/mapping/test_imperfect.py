@@ -492,12 +492,8 @@ for _n, _fills in ((2, 6), (3, 11), (4, 14), (5, 15), (6, 18)):  # n iterations,
                                            {"DRAM": f"P={_n}", "PE": "P=3,1 R=3"}, {"PE.Inputs.fills": _fills})
 
 
-@pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary (../shared/timeloop) not present")
-@pytest.mark.parametrize("name", list(WORKED))
-def test_worked_examples_live(tmp_path, name):
-    spec = importlib.util.spec_from_file_location("timeloop_diff", REPO / "bench" / "timeloop_diff.py")
-    td = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(td)
+def _worked_case(name):
+    """(architecture, layer, mapping YAML text, expected numbers) of a worked example."""
     akw, lkw, facs, want = WORKED[name]
     a = _case_arch(**akw)
     w = conv2d("l", C=1, K=1, P=lkw["P"], Q=1, R=lkw.get("R", 1), S=1)
@@ -507,7 +503,16 @@ def test_worked_examples_live(tmp_path, name):
         if a.fanout(a.level_index(tgt)) != (1, 1):
             lines.append(f"- {{target: {tgt}, type: spatial, factors: '{facs.get(tgt + '_s', 'P=1')}', "
                          f"permutation: PRQSCKN, split: 7}}")
-    text = "\n".join(lines) + "\n"
+    return a, w, "\n".join(lines) + "\n", want
+
+
+@pytest.mark.skipif(not TIMELOOP.exists(), reason="Timeloop v3 binary (../shared/timeloop) not present")
+@pytest.mark.parametrize("name", list(WORKED))
+def test_worked_examples_live(tmp_path, name):
+    spec = importlib.util.spec_from_file_location("timeloop_diff", REPO / "bench" / "timeloop_diff.py")
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    a, w, text, want = _worked_case(name)
     parse_mapping(text, a.level_names).check(w, a)
     files = td._write_inputs(a, w, tmp_path)
     r = td.run_timeloop(files, text, tmp_path / "run")
@@ -560,16 +565,8 @@ def _worked_costs(name):
     """The cost model (residual path) on a worked example of imperfect_semantics.md, offline."""
     from accelmap.model.cost_model import CostModel
 
-    akw, lkw, facs, want = WORKED[name]
-    a = _case_arch(**akw)
-    w = conv2d("l", C=1, K=1, P=lkw["P"], Q=1, R=lkw.get("R", 1), S=1)
-    lines = ["mapping:"]
-    for tgt in a.level_names:
-        lines.append(f"- {{target: {tgt}, type: temporal, factors: '{facs.get(tgt, 'P=1')}', permutation: RPQSCKN}}")
-        if a.fanout(a.level_index(tgt)) != (1, 1):
-            lines.append(f"- {{target: {tgt}, type: spatial, factors: '{facs.get(tgt + '_s', 'P=1')}', "
-                         f"permutation: PRQSCKN, split: 7}}")
-    m = parse_mapping("\n".join(lines) + "\n", a.level_names)
+    a, w, text, want = _worked_case(name)
+    m = parse_mapping(text, a.level_names)
     c = CostModel(w, a, backend="torch")(MappingBatch.from_mappings([m], w, a, residuals=True))
     got = {"cycles": float(c.cycles[0]), "computes": float(c.energy_by_level[0, -1]) / a.compute.energy,
            "valid": bool(c.valid[0])}
