@@ -756,7 +756,7 @@ class CostModel:
         for l in range(L):
             eff.append(torch.where(alive, rt[:, l], ft[:, l]))
             alive = alive & (eff[-1] < 1.5) & (rs[:, l] < 1.5)
-        cycles_ft = ft
+        cycles_ft = ft0 = ft
         ft = torch.stack(eff, 1)
         nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
         T = self.T
@@ -826,6 +826,14 @@ class CostModel:
         fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
+        # Element 0's tile deltas in Timeloop's iteration order, exact per child keeper below DRAM
+        S_rel, S_all = self._trace_words(ft0, rt, fs, rs, order, batch.imperfect)  # [B, T, Q, L + 1]
+        cidx = child[..., None]
+        tr_c = torch.gather(S_rel[:, :, :L], 3, cidx).squeeze(-1)  # q = l, b = child(l)
+        tr_content = torch.where(dpc > 0, nest.content * tr_c / (dpc * span_rel), torch.zeros_like(dpc))
+        content = torch.where(child < L, tr_content, content)
+        tr_f = torch.gather(S_all.permute(0, 1, 3, 2)[:, :, :L], 3, par_above[..., None]).squeeze(-1) / fan  # b = l
+        deltas = torch.cat([tr_f[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
         part = self._tiles(pext)
         nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
@@ -834,6 +842,55 @@ class CostModel:
         computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
         return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
                                        residual=Rb[:, 0])
+
+    def _trace_words(self, ft, rt, fs, rs, order, imperfect):
+        """Words each parent q serves child b (b = 1..L-1) over the run, [B, T, Q = L, L + 1] twice:
+        element 0's weighted tile deltas (``_element0_deltas``) times the elements served by
+        the fan-outs of levels q..b-1 (S_rel: dims that do not index the tensor multicast,
+        S_all: every element that runs, for the fills)."""
+        B, L, D = ft.shape
+        T = self.T
+        dt = ft.dtype
+        ranks = self._rank_lists()
+        S_rel = torch.zeros(B, T, L, L + 1, dtype=dt)
+        S_all = torch.zeros(B, T, L, L + 1, dtype=dt)
+        ii = lambda x: x.detach().round().to(torch.int64).cpu().tolist()  # noqa: E731
+        FT, RT, FS, RS, OR = ii(ft), ii(rt), ii(fs), ii(rs), ii(order.to(torch.int64))
+        imp = imperfect.cpu().tolist()
+        rel = [[any(dd == d for rk in ranks[t] for dd, _ in rk) for d in range(D)] for t in range(T)]
+        for bi in range(B):
+            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], ranks, imp[bi])
+            for b, (ctxs, lp) in res.items():
+                sp = [(i, lv, d, f, r) for i, (lv, d, f, r, s) in enumerate(lp) if s]
+                for q in range(b):
+                    for brk, sums in ctxs.items():
+                        m_all = 1.0
+                        m_mc = 1.0
+                        for i, lv, d, f, r in sp:
+                            if lv < q:
+                                continue
+                            if lv == b - 1:
+                                m_all *= r if brk[d] >= i else f
+                            else:
+                                m_all *= f
+                                m_mc *= f / r if (brk[d] >= i and r > 1) else 1.0
+                        for t in range(T):
+                            m_rel = 1.0
+                            for i, lv, d, f, r in sp:
+                                if lv < q:
+                                    continue
+                                if rel[t][d]:
+                                    m_rel *= (r if brk[d] >= i else f) if lv == b - 1 else f
+                                elif lv < b - 1:
+                                    m_rel *= f / r if (brk[d] >= i and r > 1) else 1.0
+                            S_rel[bi, t, q, b] += sums[t] * m_rel
+                            S_all[bi, t, q, b] += sums[t] * m_all
+        return S_rel.to(self.device), S_all.to(self.device)
+
+    def _rank_lists(self):
+        """Per tensor, its ranks as lists of (dim index, coefficient)."""
+        dims = list(self.workload.dims)
+        return [[[(dims.index(d), c) for d, c in rank] for rank in t.ranks] for t in self.workload.tensors]
 
     def _link_terms(self, ft, fs2, order, sorder, keep, hw) -> torch.Tensor:
         """Link-transfer terms [B, 3, T, L] (peer, saved, up; see the kernel's outputs) from the
@@ -858,6 +915,153 @@ class CostModel:
             out[rows] = kernel.link_terms(plan._replace(fanout=np.ascontiguousarray(fan[rows[0]])), temporal[rows],
                                           spatial[rows], order_[rows], sorder_[rows], keep_[rows])
         return torch.from_numpy(out)
+
+
+
+
+def _element0_deltas(ft, rt, fs, rs, order, tensors, imperfect):
+    """ft, rt, fs, rs: [L][D] ints; order [L][D] (smaller = outer); tensors: list of ranks, each a
+    list of (d, coef). Returns {b: {ctx: [sum per tensor]}} for b = 1..L-1 with ctx the per-dim
+    break positions, and for each b the loop list (to interpret ctx)."""
+    L, D = len(ft), len(ft[0])
+    # loops outer -> inner: (level, dim, f, r, spatial)
+    loops = []
+    for l in range(L):
+        for d in sorted(range(D), key=lambda d: order[l][d]):
+            if ft[l][d] > 1:
+                loops.append((l, d, ft[l][d], rt[l][d], False))
+        for d in range(D):
+            if fs[l][d] > 1:
+                loops.append((l, d, fs[l][d], rs[l][d], True))
+    # strides: product of ends of the loops of d inside
+    stride = [0] * len(loops)
+    acc = [1] * D
+    for i in range(len(loops) - 1, -1, -1):
+        l, d, f, r, sp = loops[i]
+        stride[i] = acc[d]
+        acc[d] *= f
+    out = {}
+    for b in range(1, L):
+        above = [i for i, lp in enumerate(loops) if lp[0] < b]
+        J = len(above)
+        # tile extents of b: full and residual chains of the loops at and below b
+        F = [1] * D
+        R = [1] * D
+        for i in range(len(loops) - 1, -1, -1):
+            l, d, f, r, sp = loops[i]
+            if l >= b:
+                R[d] = (r - 1) * F[d] + R[d]
+                F[d] = f * F[d]
+        lp = [loops[i] for i in above]
+        st = [stride[i] for i in above]
+        # per tensor, per rank: coefs of each dim
+        memo = {}
+        spatial_above = J > 0 and lp[-1][4]
+
+        def leaf(brk, state):
+            ext = [R[d] if brk[d] == J else F[d] for d in range(D)]
+            deltas, new_state = [], []
+            for ti, ranks in enumerate(tensors):
+                e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
+                lo = (0,) * len(ranks)
+                prev = state[ti]
+                size = math.prod(e)
+                if prev is None:
+                    deltas.append(size)
+                    new_state.append((lo, e, None))
+                    continue
+                plo, pe, ptr = prev
+                # translation: round(centroid diff), centroid = low + (ext - 1) / 2
+                tr = tuple(_round(lo[k] + (e[k] - 1) / 2 - plo[k] - (pe[k] - 1) / 2) for k in range(len(e)))
+                if ptr is None or ptr == tr:
+                    inter = 1
+                    for k in range(len(e)):
+                        a = max(lo[k], plo[k]); z = min(lo[k] + e[k], plo[k] + pe[k])
+                        inter *= max(0, z - a)
+                    deltas.append(size - inter)
+                    new_state.append((lo, e, tr if ptr is None else ptr))
+                else:
+                    deltas.append(size)
+                    new_state.append((lo, e, None))
+            return deltas, tuple(new_state)
+
+        def shift(state, d, s, back):
+            # move state coordinates by s steps along dim d (rank coords); back: subtract
+            out_ = []
+            for ti, ranks in enumerate(tensors):
+                x = state[ti]
+                if x is None:
+                    out_.append(None)
+                    continue
+                plo, pe, ptr = x
+                sh = tuple(sum(c for dd, c in rk if dd == d) * s for rk in ranks)
+                if back:
+                    plo = tuple(plo[k] - sh[k] for k in range(len(sh)))
+                else:
+                    plo = tuple(plo[k] + sh[k] for k in range(len(sh)))
+                out_.append((plo, pe, ptr))
+            return tuple(out_)
+
+        def inv(j, brk, state):
+            key = (j, brk, state)
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+            acc_ = {}
+            if j == J:
+                raise AssertionError
+            l, d, f, r, sp = lp[j]
+            unbroken = brk[d] == J
+            if sp:
+                its = [(0, 1)]
+                n = 1
+            else:
+                n = r if unbroken else f
+                if imperfect:
+                    its = [(0, 1)] + ([(1, n - 3)] if n >= 4 else []) + ([(n - 2, 1)] if n >= 3 else []) + ([(n - 1, 1)] if n >= 2 else [])
+                else:
+                    its = [(0, 1)] + ([(1, n - 1)] if n >= 2 else [])
+            leaf_level = j == J - 1
+            quirk = leaf_level and not sp and imperfect and l == b - 1
+            d1 = None
+            for k, (idx, mult) in enumerate(its):
+                last_here = (r <= 1) if sp else (idx + 1 >= r)
+                nb = brk if (not unbroken or last_here) else brk[:d] + (j,) + brk[d + 1:]
+                s = idx * st[j]
+                cst = shift(state, d, s, True)
+                if leaf_level:
+                    deltas, cst2 = leaf(nb, cst)
+                    if quirk and n >= 4 and k == 2:
+                        deltas = d1  # Timeloop counts #1's delta again for iteration n-2
+                    if k == 1:
+                        d1 = deltas
+                    cur = acc_.setdefault(nb, [0] * len(tensors))
+                    for ti in range(len(tensors)):
+                        cur[ti] += deltas[ti] * mult
+                    state = shift(cst2, d, s, False)
+                else:
+                    sub, cst2 = inv(j + 1, nb, cst)
+                    for c_, v in sub.items():
+                        cur = acc_.setdefault(c_, [0] * len(tensors))
+                        for ti in range(len(tensors)):
+                            cur[ti] += v[ti] * mult
+                    state = shift(cst2, d, s, False)
+            res = (acc_, state)
+            memo[key] = res
+            return res
+
+        init = tuple(None for _ in tensors)
+        brk0 = (J,) * D
+        if J == 0:
+            deltas, _ = leaf(brk0, init)
+            out[b] = ({brk0: deltas}, lp)
+        else:
+            out[b] = (inv(0, brk0, init)[0], lp)
+    return out
+
+
+def _round(x):
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
 def kernel_needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
