@@ -222,6 +222,7 @@ class _Nest:
     m_b: torch.Tensor | None = None  # [B, Lb] flattened loop index (level * active dims + position), -1: none
     same: torch.Tensor | None = None  # [B, T, Lb, J] loop j's transition takes the sliding delta
     wmask: torch.Tensor | None = None  # [B, Lb, J] loop j is a non-trivial loop above child b
+    far: torch.Tensor | None = None  # [B, T, Lb] distinct child tiles per relevant element above b's fan-out, x links' up
 
 
 class CostModel:
@@ -506,7 +507,8 @@ class CostModel:
 
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
         return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
-                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b, same=same, wmask=wmask)
+                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b, same=same, wmask=wmask,
+                     far=distinct / dlow * up)
 
     def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
         """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
@@ -827,11 +829,15 @@ class CostModel:
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         # Element 0's tile deltas in Timeloop's iteration order, exact per child keeper below DRAM
-        S_rel, S_all = self._trace_words(ft0, rt, fs, rs, order, batch.imperfect)  # [B, T, Q, L + 1]
+        S_rel, S_all = self._trace_words(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, Q, L + 1]
         cidx = child[..., None]
         tr_c = torch.gather(S_rel[:, :, :L], 3, cidx).squeeze(-1)  # q = l, b = child(l)
         tr_content = torch.where(dpc > 0, nest.content * tr_c / (dpc * span_rel), torch.zeros_like(dpc))
-        content = torch.where(child < L, tr_content, content)
+        # the MACs: the trace has the MAC fan-out's own multicast and links; the fan-outs further
+        # up keep the perfect model's ratio of distinct child tiles to relevant elements
+        relf_mac = relf[:, :, L - 1].prod(-1)[:, :, None]  # [B, T, 1]
+        far = nest.far[:, :, L - 1:L] * relf_mac / span_rel
+        content = torch.where(child < L, tr_content, tr_c * far)
         tr_f = torch.gather(S_all.permute(0, 1, 3, 2)[:, :, :L], 3, par_above[..., None]).squeeze(-1) / fan  # b = l
         deltas = torch.cat([tr_f[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
@@ -843,11 +849,11 @@ class CostModel:
         return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
                                        residual=Rb[:, 0])
 
-    def _trace_words(self, ft, rt, fs, rs, order, imperfect):
-        """Words each parent q serves child b (b = 1..L-1) over the run, [B, T, Q = L, L + 1] twice:
-        element 0's weighted tile deltas (``_element0_deltas``) times the elements served by
-        the fan-outs of levels q..b-1 (S_rel: dims that do not index the tensor multicast,
-        S_all: every element that runs, for the fills)."""
+    def _trace_words(self, ft, rt, fs2, rs2, order, sorder, imperfect, hw):
+        """Words each parent q serves child b over the run, [B, T, Q = L, L + 1] twice: element
+        0's weighted tile deltas (``_element0_deltas``; for b = L the MAC fan-out's accesses)
+        times the elements served by the fan-outs of levels q..b-1 above it (S_rel: dims that
+        do not index the tensor multicast; S_all: every element that runs, for the fills)."""
         B, L, D = ft.shape
         T = self.T
         dt = ft.dtype
@@ -855,25 +861,21 @@ class CostModel:
         S_rel = torch.zeros(B, T, L, L + 1, dtype=dt)
         S_all = torch.zeros(B, T, L, L + 1, dtype=dt)
         ii = lambda x: x.detach().round().to(torch.int64).cpu().tolist()  # noqa: E731
-        FT, RT, FS, RS, OR = ii(ft), ii(rt), ii(fs), ii(rs), ii(order.to(torch.int64))
+        FT, RT, FS, RS, OR, SO = ii(ft), ii(rt), ii(fs2), ii(rs2), ii(order.to(torch.int64)), ii(sorder.to(torch.int64))
+        mesh_x = _rows(hw.fanout, 2)[:, L - 1, 0].round().to(torch.int64).cpu().tolist()
         imp = imperfect.cpu().tolist()
         rel = [[any(dd == d for rk in ranks[t] for dd, _ in rk) for d in range(D)] for t in range(T)]
         for bi in range(B):
-            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], ranks, imp[bi])
+            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh_x[bi % len(mesh_x)], ranks,
+                                   imp[bi])
             for b, (ctxs, lp) in res.items():
                 sp = [(i, lv, d, f, r) for i, (lv, d, f, r, s) in enumerate(lp) if s]
                 for q in range(b):
                     for brk, sums in ctxs.items():
                         m_all = 1.0
-                        m_mc = 1.0
                         for i, lv, d, f, r in sp:
-                            if lv < q:
-                                continue
-                            if lv == b - 1:
-                                m_all *= r if brk[d] >= i else f
-                            else:
-                                m_all *= f
-                                m_mc *= f / r if (brk[d] >= i and r > 1) else 1.0
+                            if lv >= q:
+                                m_all *= (r if brk[d] >= i else f) if lv == b - 1 else f
                         for t in range(T):
                             m_rel = 1.0
                             for i, lv, d, f, r in sp:
@@ -919,46 +921,83 @@ class CostModel:
 
 
 
-def _element0_deltas(ft, rt, fs, rs, order, tensors, imperfect):
-    """ft, rt, fs, rs: [L][D] ints; order [L][D] (smaller = outer); tensors: list of ranks, each a
-    list of (d, coef). Returns {b: {ctx: [sum per tensor]}} for b = 1..L-1 with ctx the per-dim
-    break positions, and for each b the loop list (to interpret ctx)."""
+def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect):
+    """Element 0's tile deltas per child keeper, in Timeloop's iteration order (one mapping).
+
+    ft, rt: [L][D] temporal ends and residual ends; fs2, rs2: [L][D][2] spatial (X, Y); order,
+    sorder: [L][D] loop positions (smaller = outer); mesh_x: the mesh X of the MAC fan-out;
+    tensors: per tensor its ranks, each a list of (dim, coef); imperfect: Timeloop's global flag.
+
+    Returns {b: (sums, loops)} for b = 1..L: sums maps a context (per dim, the position among
+    ``loops`` of the first loop of the dim that is not on its last iteration; len(loops) if
+    none) to the per-tensor words child b receives there (weighted over the run); loops are the
+    loops above b, outermost first, as (level, dim, f, r, spatial). For b = L (the MACs) the
+    words are the MAC fan-out's accesses per call: distinct points, or fewer where the elements
+    take them over links from mesh neighbours that held them one call before."""
     L, D = len(ft), len(ft[0])
-    # loops outer -> inner: (level, dim, f, r, spatial)
-    loops = []
+    loops = []  # (level, dim, f, r, spatial), outermost first: a level's temporal, then its spatial loops
     for l in range(L):
         for d in sorted(range(D), key=lambda d: order[l][d]):
             if ft[l][d] > 1:
                 loops.append((l, d, ft[l][d], rt[l][d], False))
         for d in range(D):
-            if fs[l][d] > 1:
-                loops.append((l, d, fs[l][d], rs[l][d], True))
-    # strides: product of ends of the loops of d inside
-    stride = [0] * len(loops)
+            f = fs2[l][d][0] * fs2[l][d][1]
+            if f > 1:
+                loops.append((l, d, f, rs2[l][d][0] * rs2[l][d][1], True))
+    stride = [0] * len(loops)  # Timeloop's vector strides: the ends of the dim's loops inside
     acc = [1] * D
     for i in range(len(loops) - 1, -1, -1):
-        l, d, f, r, sp = loops[i]
-        stride[i] = acc[d]
-        acc[d] *= f
-    out = {}
-    for b in range(1, L):
-        above = [i for i, lp in enumerate(loops) if lp[0] < b]
-        J = len(above)
-        # tile extents of b: full and residual chains of the loops at and below b
-        F = [1] * D
-        R = [1] * D
+        stride[i] = acc[loops[i][1]]
+        acc[loops[i][1]] *= loops[i][2]
+    # the MAC fan-out's loops, outermost first (Y loops, then X loops: X is the fastest index digit)
+    mac = []
+    for ax in (1, 0):
+        for d in sorted(range(D), key=lambda d: sorder[L - 1][d]):
+            if fs2[L - 1][d][ax] > 1:
+                mac.append((d, fs2[L - 1][d][ax], rs2[L - 1][d][ax], ax))
+    nx_max = 1
+    for d, f, r, ax in mac:
+        if ax == 0:
+            nx_max *= f
+    H = max(mesh_x, nx_max)
+    proj = [[[sum(c for dd, c in rk if dd == d) for rk in ranks] for d in range(D)] for ranks in tensors]
+    T = len(tensors)
+
+    def shifted(state, d, s, at_mac):
+        """A state moved by s along dim d (each tensor's coordinates)."""
+        if s == 0:
+            return state
+        out = []
+        for ti in range(T):
+            x = state[ti]
+            if x is None:
+                out.append(None)
+                continue
+            sh = [c * s for c in proj[ti][d]]
+            if not at_mac:
+                plo, pe, ptr = x
+                out.append((tuple(v + h for v, h in zip(plo, sh)), pe, ptr))
+            else:  # MAC points: ((linear index, point), ...)
+                out.append(tuple((k, tuple(v + h for v, h in zip(pt, sh))) for k, pt in x))
+        return tuple(out)
+
+    result = {}
+    for b in range(1, L + 1):
+        idx_above = [i for i, lp in enumerate(loops) if lp[0] < b and not (b == L and lp[0] == L - 1 and lp[4])]
+        lp = [loops[i] for i in idx_above]
+        st = [stride[i] for i in idx_above]
+        J = len(lp)
+        F, R = [1] * D, [1] * D  # b's tile: full and residual extents of the loops at and below b
         for i in range(len(loops) - 1, -1, -1):
             l, d, f, r, sp = loops[i]
             if l >= b:
                 R[d] = (r - 1) * F[d] + R[d]
                 F[d] = f * F[d]
-        lp = [loops[i] for i in above]
-        st = [stride[i] for i in above]
-        # per tensor, per rank: coefs of each dim
         memo = {}
-        spatial_above = J > 0 and lp[-1][4]
 
         def leaf(brk, state):
+            if b == L:
+                return mac_leaf(brk, state)
             ext = [R[d] if brk[d] == J else F[d] for d in range(D)]
             deltas, new_state = [], []
             for ti, ranks in enumerate(tensors):
@@ -966,41 +1005,60 @@ def _element0_deltas(ft, rt, fs, rs, order, tensors, imperfect):
                 lo = (0,) * len(ranks)
                 prev = state[ti]
                 size = math.prod(e)
-                if prev is None:
+                if prev is None:  # first use: the whole tile, no translation yet
                     deltas.append(size)
                     new_state.append((lo, e, None))
                     continue
                 plo, pe, ptr = prev
-                # translation: round(centroid diff), centroid = low + (ext - 1) / 2
+                # translation: the centroids' difference, rounded (centroid = low + (extent - 1) / 2)
                 tr = tuple(_round(lo[k] + (e[k] - 1) / 2 - plo[k] - (pe[k] - 1) / 2) for k in range(len(e)))
-                if ptr is None or ptr == tr:
+                if ptr is None or ptr == tr:  # difference with the previous tile
                     inter = 1
                     for k in range(len(e)):
-                        a = max(lo[k], plo[k]); z = min(lo[k] + e[k], plo[k] + pe[k])
-                        inter *= max(0, z - a)
+                        inter *= max(0, min(lo[k] + e[k], plo[k] + pe[k]) - max(lo[k], plo[k]))
                     deltas.append(size - inter)
                     new_state.append((lo, e, tr if ptr is None else ptr))
-                else:
+                else:  # the stride changed: the previous tile is discarded, the whole tile moves
                     deltas.append(size)
                     new_state.append((lo, e, None))
             return deltas, tuple(new_state)
 
-        def shift(state, d, s, back):
-            # move state coordinates by s steps along dim d (rank coords); back: subtract
-            out_ = []
-            for ti, ranks in enumerate(tensors):
-                x = state[ti]
-                if x is None:
-                    out_.append(None)
-                    continue
-                plo, pe, ptr = x
-                sh = tuple(sum(c for dd, c in rk if dd == d) * s for rk in ranks)
-                if back:
-                    plo = tuple(plo[k] - sh[k] for k in range(len(sh)))
-                else:
-                    plo = tuple(plo[k] + sh[k] for k in range(len(sh)))
-                out_.append((plo, pe, ptr))
-            return tuple(out_)
+        def mac_leaf(brk, state):
+            if not mac:  # the innermost loop is temporal: every step reads every operand
+                return [1] * T, state
+            ends = [(r if brk[d] == J else f) for d, f, r, ax in mac]
+            elems = []  # (linear index, per-dim offset)
+            for flat in range(math.prod(ends)):
+                x, ix = flat, []
+                for e in reversed(ends):
+                    ix.append(x % e)
+                    x //= e
+                ix.reverse()
+                lin = 0
+                for e, i in zip(ends, ix):
+                    lin = lin * e + i
+                off = [0] * D
+                for (d, f, r, ax), i in zip(mac, ix):
+                    off[d] += i  # (the MAC loops' own strides are 1: one loop per dim)
+                elems.append((lin, off))
+            words, new_state = [], []
+            for ti in range(T):
+                pts = {lin: tuple(sum(proj[ti][d][k] * off[d] for d in range(D)) for k in range(len(tensors[ti])))
+                       for lin, off in elems}
+                prev = dict(state[ti]) if state[ti] is not None else {}
+                without = len(set(pts.values()))
+                linked = set()
+                if prev:
+                    for lin, pt in pts.items():
+                        h, v = lin % H, lin // H
+                        for nb in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
+                            if 0 <= nb[0] < H and nb[1] >= 0 and prev.get(nb[1] * H + nb[0]) == pt:
+                                linked.add(lin)
+                                break
+                with_ = len({pt for lin, pt in pts.items() if lin not in linked})
+                words.append(with_ if with_ < without else without)
+                new_state.append(tuple(sorted(pts.items())))
+            return words, tuple(new_state)
 
         def inv(j, brk, state):
             key = (j, brk, state)
@@ -1008,56 +1066,51 @@ def _element0_deltas(ft, rt, fs, rs, order, tensors, imperfect):
             if hit is not None:
                 return hit
             acc_ = {}
-            if j == J:
-                raise AssertionError
             l, d, f, r, sp = lp[j]
             unbroken = brk[d] == J
-            if sp:
+            if sp:  # element 0 of a fan-out
                 its = [(0, 1)]
                 n = 1
             else:
                 n = r if unbroken else f
-                if imperfect:
-                    its = [(0, 1)] + ([(1, n - 3)] if n >= 4 else []) + ([(n - 2, 1)] if n >= 3 else []) + ([(n - 1, 1)] if n >= 2 else [])
-                else:
+                if imperfect:  # #0, #1 for n - 3 epochs, #n-2, #last
+                    its = ([(0, 1)] + ([(1, n - 3)] if n >= 4 else []) + ([(n - 2, 1)] if n >= 3 else [])
+                           + ([(n - 1, 1)] if n >= 2 else []))
+                else:  # #0, #1 for n - 1 epochs
                     its = [(0, 1)] + ([(1, n - 1)] if n >= 2 else [])
-            leaf_level = j == J - 1
-            quirk = leaf_level and not sp and imperfect and l == b - 1
+            at_leaf = j == J - 1
+            # right above a keeper's tile, Timeloop counts #1's delta again in place of #n-2's
+            repeat = at_leaf and not sp and imperfect and l == b - 1 and b < L and n >= 4
             d1 = None
             for k, (idx, mult) in enumerate(its):
                 last_here = (r <= 1) if sp else (idx + 1 >= r)
                 nb = brk if (not unbroken or last_here) else brk[:d] + (j,) + brk[d + 1:]
                 s = idx * st[j]
-                cst = shift(state, d, s, True)
-                if leaf_level:
-                    deltas, cst2 = leaf(nb, cst)
-                    if quirk and n >= 4 and k == 2:
-                        deltas = d1  # Timeloop counts #1's delta again for iteration n-2
+                cst = shifted(state, d, -s, b == L)
+                if at_leaf:
+                    words, cst2 = leaf(nb, cst)
+                    if repeat and k == 2:
+                        words = d1
                     if k == 1:
-                        d1 = deltas
-                    cur = acc_.setdefault(nb, [0] * len(tensors))
-                    for ti in range(len(tensors)):
-                        cur[ti] += deltas[ti] * mult
-                    state = shift(cst2, d, s, False)
+                        d1 = words
+                    sub = {nb: words}
                 else:
                     sub, cst2 = inv(j + 1, nb, cst)
-                    for c_, v in sub.items():
-                        cur = acc_.setdefault(c_, [0] * len(tensors))
-                        for ti in range(len(tensors)):
-                            cur[ti] += v[ti] * mult
-                    state = shift(cst2, d, s, False)
-            res = (acc_, state)
-            memo[key] = res
-            return res
+                for c_, v in sub.items():
+                    cur = acc_.setdefault(c_, [0] * T)
+                    for ti in range(T):
+                        cur[ti] += v[ti] * mult
+                state = shifted(cst2, d, s, b == L)
+            memo[key] = (acc_, state)
+            return acc_, state
 
         init = tuple(None for _ in tensors)
         brk0 = (J,) * D
         if J == 0:
-            deltas, _ = leaf(brk0, init)
-            out[b] = ({brk0: deltas}, lp)
+            result[b] = ({brk0: leaf(brk0, init)[0]}, lp)
         else:
-            out[b] = (inv(0, brk0, init)[0], lp)
-    return out
+            result[b] = (inv(0, brk0, init)[0], lp)
+    return result
 
 
 def _round(x):
