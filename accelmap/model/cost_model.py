@@ -829,17 +829,22 @@ class CostModel:
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         # Element 0's tile deltas in Timeloop's iteration order, exact per child keeper below DRAM
-        S_rel, S_all = self._trace_words(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, Q, L + 1]
-        cidx = child[..., None]
-        tr_c = torch.gather(S_rel[:, :, :L], 3, cidx).squeeze(-1)  # q = l, b = child(l)
-        tr_content = torch.where(dpc > 0, nest.content * tr_c / (dpc * span_rel), torch.zeros_like(dpc))
-        # the MACs: the trace has the MAC fan-out's own multicast and links; the fan-outs further
-        # up keep the perfect model's ratio of distinct child tiles to relevant elements
-        relf_mac = relf[:, :, L - 1].prod(-1)[:, :, None]  # [B, T, 1]
-        far = nest.far[:, :, L - 1:L] * relf_mac / span_rel
-        content = torch.where(child < L, tr_content, tr_c * far)
-        tr_f = torch.gather(S_all.permute(0, 1, 3, 2)[:, :, :L], 3, par_above[..., None]).squeeze(-1) / fan  # b = l
-        deltas = torch.cat([tr_f[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
+        tot, wt = self._level_stats(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, L]
+        fan_l = fs.prod(-1)[:, None, :].expand(B, T, L)  # logical fan-out of each level
+        # A parent's content through bypassing levels (Timeloop's masking): from the child keeper
+        # up, each bypassing level k passes what its child took from it, content_k, to the level
+        # above, which scales its own statistics to content_k x fan-out / its weighted accesses.
+        cont = [None] * L
+        for q in range(L - 1, -1, -1):
+            if q == L - 1:
+                cont[q] = tot[:, :, q]
+            else:
+                up_ = torch.where(wt[:, :, q] > 0, cont[q + 1] * fan_l[:, :, q] / wt[:, :, q], torch.zeros_like(tot[:, :, q]))
+                cont[q] = torch.where(keep_t[:, :, q + 1], tot[:, :, q], tot[:, :, q] * up_)
+        content = torch.stack(cont, 2)
+        # fills: the share of the level right above (kept or not), over its logical fan-out
+        share = wt / fan_l
+        deltas = torch.cat([share[:, :, :L - 1], nest.deltas[:, :, L - 1:]], 2)
         pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
         part = self._tiles(pext)
         nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
@@ -849,45 +854,49 @@ class CostModel:
         return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
                                        residual=Rb[:, 0])
 
-    def _trace_words(self, ft, rt, fs2, rs2, order, sorder, imperfect, hw):
-        """Words each parent q serves child b over the run, [B, T, Q = L, L + 1] twice: element
-        0's weighted tile deltas (``_element0_deltas``; for b = L the MAC fan-out's accesses)
-        times the elements served by the fan-outs of levels q..b-1 above it (S_rel: dims that
-        do not index the tensor multicast; S_all: every element that runs, for the fills)."""
+    def _level_stats(self, ft, rt, fs2, rs2, order, sorder, imperfect, hw):
+        """Timeloop's access statistics at the innermost loop of each level k, for the tile of
+        level k + 1 (k = L - 1: the MACs), from element 0's trace (``_element0_deltas``):
+        tot [B, T, L], the accesses (each distinct delta among the elements of k's fan-out that
+        run counted once: dims that do not index the tensor multicast, and spread dims whose
+        offsets coincide), and wt [B, T, L], the accesses times their multicast (the words all
+        elements that run receive)."""
         B, L, D = ft.shape
         T = self.T
         dt = ft.dtype
         ranks = self._rank_lists()
-        S_rel = torch.zeros(B, T, L, L + 1, dtype=dt)
-        S_all = torch.zeros(B, T, L, L + 1, dtype=dt)
+        tot = torch.zeros(B, T, L, dtype=dt)
+        wt = torch.zeros(B, T, L, dtype=dt)
         ii = lambda x: x.detach().round().to(torch.int64).cpu().tolist()  # noqa: E731
         FT, RT, FS, RS, OR, SO = ii(ft), ii(rt), ii(fs2), ii(rs2), ii(order.to(torch.int64)), ii(sorder.to(torch.int64))
         mesh_x = _rows(hw.fanout, 2)[:, L - 1, 0].round().to(torch.int64).cpu().tolist()
         imp = imperfect.cpu().tolist()
-        rel = [[any(dd == d for rk in ranks[t] for dd, _ in rk) for d in range(D)] for t in range(T)]
         for bi in range(B):
             res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh_x[bi % len(mesh_x)], ranks,
                                    imp[bi])
             for b, (ctxs, lp) in res.items():
-                sp = [(i, lv, d, f, r) for i, (lv, d, f, r, s) in enumerate(lp) if s]
-                for q in range(b):
-                    for brk, sums in ctxs.items():
-                        m_all = 1.0
-                        for i, lv, d, f, r in sp:
-                            if lv >= q:
-                                m_all *= (r if brk[d] >= i else f) if lv == b - 1 else f
-                        for t in range(T):
-                            m_rel = 1.0
-                            for i, lv, d, f, r in sp:
-                                if lv < q:
-                                    continue
-                                if rel[t][d]:
-                                    m_rel *= (r if brk[d] >= i else f) if lv == b - 1 else f
-                                elif lv < b - 1:
-                                    m_rel *= f / r if (brk[d] >= i and r > 1) else 1.0
-                            S_rel[bi, t, q, b] += sums[t] * m_rel
-                            S_all[bi, t, q, b] += sums[t] * m_all
-        return S_rel.to(self.device), S_all.to(self.device)
+                k = b - 1
+                near = [(i, d, f, r, st) for i, (lv, d, f, r, s, st) in enumerate(lp) if s and lv == k]
+                for brk, sums in ctxs.items():
+                    run = {d: (r if brk[d] >= i else f, st) for i, d, f, r, st in near}
+                    n_all = math.prod(n for n, _ in run.values())
+                    for t in range(T):
+                        if b == L:  # the MAC trace counts the MAC fan-out's accesses itself
+                            tot[bi, t, k] += sums[t]
+                            wt[bi, t, k] += sums[t] * n_all
+                            continue
+                        n_dist = 1
+                        for rk in ranks[t]:
+                            sp = [(run[d][0], run[d][1] * c) for d, c in rk if d in run]
+                            if len(sp) == 2:  # offsets i*s1 + j*s2 that coincide are one delta
+                                (n1, s1), (n2, s2) = sp
+                                g = math.gcd(s1, s2)
+                                n_dist *= n1 * n2 - max(0, n1 - s2 // g) * max(0, n2 - s1 // g)
+                            elif sp:
+                                n_dist *= sp[0][0]
+                        tot[bi, t, k] += sums[t] * n_dist
+                        wt[bi, t, k] += sums[t] * n_all
+        return tot.to(self.device), wt.to(self.device)
 
     def _rank_lists(self):
         """Per tensor, its ranks as lists of (dim index, coefficient)."""
@@ -931,7 +940,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
     Returns {b: (sums, loops)} for b = 1..L: sums maps a context (per dim, the position among
     ``loops`` of the first loop of the dim that is not on its last iteration; len(loops) if
     none) to the per-tensor words child b receives there (weighted over the run); loops are the
-    loops above b, outermost first, as (level, dim, f, r, spatial). For b = L (the MACs) the
+    loops above b, outermost first, as (level, dim, f, r, spatial, stride). For b = L (the MACs) the
     words are the MAC fan-out's accesses per call: distinct points, or fewer where the elements
     take them over links from mesh neighbours that held them one call before."""
     L, D = len(ft), len(ft[0])
@@ -984,7 +993,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
     result = {}
     for b in range(1, L + 1):
         idx_above = [i for i, lp in enumerate(loops) if lp[0] < b and not (b == L and lp[0] == L - 1 and lp[4])]
-        lp = [loops[i] for i in idx_above]
+        lp = [loops[i] + (stride[i],) for i in idx_above]
         st = [stride[i] for i in idx_above]
         J = len(lp)
         F, R = [1] * D, [1] * D  # b's tile: full and residual extents of the loops at and below b
@@ -1066,7 +1075,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             if hit is not None:
                 return hit
             acc_ = {}
-            l, d, f, r, sp = lp[j]
+            l, d, f, r, sp, _ = lp[j]
             unbroken = brk[d] == J
             if sp:  # element 0 of a fan-out
                 its = [(0, 1)]
