@@ -845,8 +845,19 @@ class CostModel:
         # fills: the share of the level right above (kept or not), over its logical fan-out
         share = wt / fan_l
         deltas = torch.cat([share[:, :, :L - 1], nest.deltas[:, :, L - 1:]], 2)
-        pext = torch.floor(self.bounds.to(dt) / spc[:, :L] + 1e-9)
-        part = self._tiles(pext)
+        # Partition sizes as Timeloop chains them over all levels (bypassing ones too), in integers:
+        # DRAM's is its tile; below a fan-out, the parent's partition x the tile / the tile the
+        # fan-out's elements span together (the largest it holds), else the parent's.
+        anyr_sp = anyr[:, :L] | (rt > 1.5)  # a loop above level l's fan-out has a residual end > 1
+        Fsp = fs * Fb[:, 1:]
+        Rsp = (rs - 1) * Fb[:, 1:] + Rb[:, 1:]
+        span = self._tiles(torch.where(anyr_sp, Fsp, Rsp))  # [B, T, L]
+        has_fan = (fs > 1.5).any(-1)[:, None, :].expand(B, T, L)
+        parts = [full[:, :, 0]]
+        for c in range(1, L):
+            parts.append(torch.where(has_fan[:, :, c - 1], torch.floor(parts[-1] * full[:, :, c] / span[:, :, c - 1] + 1e-9),
+                                     parts[-1]))
+        part = torch.stack(parts, 2)
         nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
                      deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
         reads, fills, updates, tile = self._access_counts(nest, True)
