@@ -829,7 +829,7 @@ class CostModel:
         fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
         deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
         # Element 0's tile deltas in Timeloop's iteration order, exact per child keeper below DRAM
-        tot, wt = self._level_stats(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, L]
+        tot, wt, link = self._level_stats(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, L]
         fan_l = fs.prod(-1)[:, None, :].expand(B, T, L)  # logical fan-out of each level
         # A parent's content through bypassing levels (Timeloop's masking): from the child keeper
         # up, each bypassing level k passes what its child took from it, content_k, to the level
@@ -843,7 +843,10 @@ class CostModel:
                 cont[q] = torch.where(keep_t[:, :, q + 1], tot[:, :, q], tot[:, :, q] * up_)
         content = torch.stack(cont, 2)
         # fills: the share of the level right above (kept or not), over its logical fan-out
-        share = wt / fan_l
+        # (link transfers: words per child; _access_counts moves them from the share to a read
+        # and a fill spread over the child level's instances, as Timeloop does)
+        peer = link / fan_l
+        share = wt / fan_l + peer
         deltas = torch.cat([share[:, :, :L - 1], nest.deltas[:, :, L - 1:]], 2)
         # Partition sizes as Timeloop chains them over all levels (bypassing ones too), in integers:
         # DRAM's is its tile; below a fan-out, the parent's partition x the tile / the tile the
@@ -859,7 +862,7 @@ class CostModel:
                                      parts[-1]))
         part = torch.stack(parts, 2)
         nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
-                     deltas=deltas, content=content, part=part, peer=nest.peer, keep_t=keep_t)
+                     deltas=deltas, content=content, part=part, peer=peer, keep_t=keep_t)
         reads, fills, updates, tile = self._access_counts(nest, True)
         computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
         return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
@@ -867,47 +870,23 @@ class CostModel:
 
     def _level_stats(self, ft, rt, fs2, rs2, order, sorder, imperfect, hw):
         """Timeloop's access statistics at the innermost loop of each level k, for the tile of
-        level k + 1 (k = L - 1: the MACs), from element 0's trace (``_element0_deltas``):
-        tot [B, T, L], the accesses (each distinct delta among the elements of k's fan-out that
-        run counted once: dims that do not index the tensor multicast, and spread dims whose
-        offsets coincide), and wt [B, T, L], the accesses times their multicast (the words all
-        elements that run receive)."""
+        level k + 1 (k = L - 1: the MACs), from element 0's trace (``_element0_deltas``), each
+        [B, T, L]: tot, the accesses; wt, the accesses times their multicast (the words the
+        elements receive from the level); link, the words they take over links instead."""
         B, L, D = ft.shape
         T = self.T
         dt = ft.dtype
         ranks = self._rank_lists()
-        tot = torch.zeros(B, T, L, dtype=dt)
-        wt = torch.zeros(B, T, L, dtype=dt)
+        out = torch.zeros(B, L, T, 3, dtype=torch.float64)
         ii = lambda x: x.detach().round().to(torch.int64).cpu().tolist()  # noqa: E731
         FT, RT, FS, RS, OR, SO = ii(ft), ii(rt), ii(fs2), ii(rs2), ii(order.to(torch.int64)), ii(sorder.to(torch.int64))
-        mesh_x = _rows(hw.fanout, 2)[:, L - 1, 0].round().to(torch.int64).cpu().tolist()
+        mesh = _rows(hw.fanout, 2)[:, :, 0].round().to(torch.int64).cpu().tolist()
         imp = imperfect.cpu().tolist()
         for bi in range(B):
-            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh_x[bi % len(mesh_x)], ranks,
-                                   imp[bi])
-            for b, (ctxs, lp) in res.items():
-                k = b - 1
-                near = [(i, d, f, r, st) for i, (lv, d, f, r, s, st) in enumerate(lp) if s and lv == k]
-                for brk, sums in ctxs.items():
-                    run = {d: (r if brk[d] >= i else f, st) for i, d, f, r, st in near}
-                    n_all = math.prod(n for n, _ in run.values())
-                    for t in range(T):
-                        if b == L:  # the MAC trace counts the MAC fan-out's accesses itself
-                            tot[bi, t, k] += sums[t]
-                            wt[bi, t, k] += sums[t] * n_all
-                            continue
-                        n_dist = 1
-                        for rk in ranks[t]:
-                            sp = [(run[d][0], run[d][1] * c) for d, c in rk if d in run]
-                            if len(sp) == 2:  # offsets i*s1 + j*s2 that coincide are one delta
-                                (n1, s1), (n2, s2) = sp
-                                g = math.gcd(s1, s2)
-                                n_dist *= n1 * n2 - max(0, n1 - s2 // g) * max(0, n2 - s1 // g)
-                            elif sp:
-                                n_dist *= sp[0][0]
-                        tot[bi, t, k] += sums[t] * n_dist
-                        wt[bi, t, k] += sums[t] * n_all
-        return tot.to(self.device), wt.to(self.device)
+            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh[bi % len(mesh)], ranks, imp[bi])
+            out[bi] = torch.tensor(res, dtype=torch.float64)
+        out = out.to(self.device, dt).permute(0, 2, 1, 3)  # [B, T, L, 3]
+        return out[..., 0], out[..., 1], out[..., 2]
 
     def _rank_lists(self):
         """Per tensor, its ranks as lists of (dim index, coefficient)."""
@@ -942,24 +921,31 @@ class CostModel:
 
 
 def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect):
-    """Element 0's tile deltas per child keeper, in Timeloop's iteration order (one mapping).
+    """Timeloop's access statistics of one mapping at the innermost loop of each level k, for
+    the tile of level k + 1 (k = L - 1: the MACs' operand points), traced in Timeloop's order.
 
     ft, rt: [L][D] temporal ends and residual ends; fs2, rs2: [L][D][2] spatial (X, Y); order,
-    sorder: [L][D] loop positions (smaller = outer); mesh_x: the mesh X of the MAC fan-out;
-    tensors: per tensor its ranks, each a list of (dim, coef); imperfect: Timeloop's global flag.
+    sorder: [L][D] loop positions (smaller = outer); mesh_x: [L] each fan-out's mesh X; tensors:
+    per tensor its ranks, each a list of (dim, coef); imperfect: Timeloop's global flag.
 
-    Returns {b: (sums, loops)} for b = 1..L: sums maps a context (per dim, the position among
-    ``loops`` of the first loop of the dim that is not on its last iteration; len(loops) if
-    none) to the per-tensor words child b receives there (weighted over the run); loops are the
-    loops above b, outermost first, as (level, dim, f, r, spatial, stride). For b = L (the MACs) the
-    words are the MAC fan-out's accesses per call: distinct points, or fewer where the elements
-    take them over links from mesh neighbours that held them one call before."""
+    Timeloop simulates element 0 of every fan-out above the tile (the MAC fan-out's elements
+    all); every other element's delta is element 0's, translated. Returns [L][T] triples (tot,
+    wt, link): the accesses (each distinct delta among the elements that run once), the
+    accesses times their multicast, and the words taken over links from mesh neighbours."""
     L, D = len(ft), len(ft[0])
+    T = len(tensors)
     loops = []  # (level, dim, f, r, spatial), outermost first: a level's temporal, then its spatial loops
+    fans = []  # per level, its fan-out's loops outermost first: Y loops, then X loops (X: the fastest digits)
     for l in range(L):
         for d in sorted(range(D), key=lambda d: order[l][d]):
             if ft[l][d] > 1:
                 loops.append((l, d, ft[l][d], rt[l][d], False))
+        fan = []
+        for ax in (1, 0):
+            for d in sorted(range(D), key=lambda d: sorder[l][d]):
+                if fs2[l][d][ax] > 1:
+                    fan.append((d, fs2[l][d][ax], rs2[l][d][ax], ax))
+        fans.append(fan)
         for d in range(D):
             f = fs2[l][d][0] * fs2[l][d][1]
             if f > 1:
@@ -969,44 +955,101 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
     for i in range(len(loops) - 1, -1, -1):
         stride[i] = acc[loops[i][1]]
         acc[loops[i][1]] *= loops[i][2]
-    # the MAC fan-out's loops, outermost first (Y loops, then X loops: X is the fastest index digit)
-    mac = []
-    for ax in (1, 0):
-        for d in sorted(range(D), key=lambda d: sorder[L - 1][d]):
-            if fs2[L - 1][d][ax] > 1:
-                mac.append((d, fs2[L - 1][d][ax], rs2[L - 1][d][ax], ax))
-    nx_max = 1
-    for d, f, r, ax in mac:
-        if ax == 0:
-            nx_max *= f
-    H = max(mesh_x, nx_max)
     proj = [[[sum(c for dd, c in rk if dd == d) for rk in ranks] for d in range(D)] for ranks in tensors]
-    T = len(tensors)
 
-    def shifted(state, d, s, at_mac):
+    def shift_box(box, sh):
+        return None if box is None else (tuple(v + h for v, h in zip(box[0], sh)), box[1])
+
+    def shift_canon(cn, sh):
+        return None if cn is None else (shift_box(cn[0], sh), shift_box(cn[1], sh))
+
+    def shifted(state, d, s):
         """A state moved by s along dim d (each tensor's coordinates)."""
         if s == 0:
             return state
         out = []
         for ti in range(T):
             x = state[ti]
-            if x is None:
-                out.append(None)
-                continue
-            sh = [c * s for c in proj[ti][d]]
-            if not at_mac:
-                plo, pe, ptr = x
-                out.append((tuple(v + h for v, h in zip(plo, sh)), pe, ptr))
-            else:  # MAC points: ((linear index, point), ...)
-                out.append(tuple((k, tuple(v + h for v, h in zip(pt, sh))) for k, pt in x))
+            sh = tuple(c * s for c in proj[ti][d])
+            tile, link = x
+            if tile is not None:
+                tile = (tuple(v + h for v, h in zip(tile[0], sh)), tile[1], tile[2])
+            if link is not None:
+                link = (shift_canon(link[0], sh), link[1])
+            out.append((tile, link))
         return tuple(out)
 
-    result = {}
+    def canon(new, inter):
+        """The delta new minus inter (a box inside new, or None) as (its bounding box, the hole
+        in it): one form per point set, so that equal deltas compare equal."""
+        lo, e = new
+        if inter is None:
+            return ((lo, e), None)
+        ilo, ie = inter
+        if ilo == lo and ie == e:
+            return None  # empty
+        bl, be = list(lo), list(e)
+        for k in range(len(e)):
+            if all(ilo[j] == lo[j] and ie[j] == e[j] for j in range(len(e)) if j != k):
+                if ilo[k] == lo[k]:  # the overlap is a slab at the low end: the delta is a box
+                    bl[k], be[k] = lo[k] + ie[k], e[k] - ie[k]
+                    return ((tuple(bl), tuple(be)), None)
+                if ilo[k] + ie[k] == lo[k] + e[k]:
+                    be[k] = e[k] - ie[k]
+                    return ((tuple(bl), tuple(be)), None)
+        return ((lo, e), (ilo, ie))
+
+    def elements(fan, brk, J, st_of):
+        """(linear index, per-dim offset) of the elements that run at a fan-out."""
+        ends = [(r if brk[d] >= J else f) for d, f, r, ax in fan]  # r where every loop outside is last
+        out = []
+        for flat in range(math.prod(ends)):
+            x, off = flat, [0] * D
+            for (d, f, r, ax), e in zip(reversed(fan), reversed(ends)):
+                off[d] += (x % e) * st_of[d]
+                x //= e
+            out.append((flat, off))
+        return out
+
+    def spatial_stats(words, cn, pts_prev, elems, H, ti):
+        """(tot, wt, link, new link state) of one call at a fan-out: element 0's delta of size
+        words and form cn, at the elements' offsets; links from the neighbours' previous deltas."""
+        offs = {lin: tuple(sum(proj[ti][d][k] * off[d] for d in range(D)) for k in range(len(tensors[ti])))
+                for lin, off in elems}
+        if words == 0:
+            return 0.0, 0.0, 0.0, (cn, tuple(offs.items()))
+        without = len(set(offs.values()))
+        best = (words * without, words * len(offs), 0.0)
+        if pts_prev is not None and pts_prev[0] is not None:
+            pcn, poffs = pts_prev[0], dict(pts_prev[1])
+            linked = set()
+            for lin, o in offs.items():
+                h, v = lin % H, lin // H
+                for nh, nv in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
+                    if 0 <= nh < H and nv >= 0:
+                        po = poffs.get(nv * H + nh)
+                        if po is not None and shift_canon(cn, tuple(a - b_ for a, b_ in zip(o, po))) == pcn:
+                            linked.add(lin)
+                            break
+            rest = [o for lin, o in offs.items() if lin not in linked]
+            if len(set(rest)) < without:
+                best = (words * len(set(rest)), words * len(rest), words * len(linked))
+        return best + ((cn, tuple(offs.items())),)
+
+    result = [[(0.0, 0.0, 0.0)] * T for _ in range(L)]
     for b in range(1, L + 1):
-        idx_above = [i for i, lp in enumerate(loops) if lp[0] < b and not (b == L and lp[0] == L - 1 and lp[4])]
-        lp = [loops[i] + (stride[i],) for i in idx_above]
-        st = [stride[i] for i in idx_above]
+        k = b - 1  # the level whose innermost loop serves b's tile
+        above = [i for i, lp in enumerate(loops) if lp[0] < b and not (lp[0] == k and lp[4])]
+        lp = [loops[i] for i in above]
+        st = [stride[i] for i in above]
         J = len(lp)
+        fan = fans[k]
+        st_of = [0] * D
+        for i, (l, d, f, r, sp) in enumerate(loops):
+            if l == k and sp:
+                st_of[d] = stride[i]
+        nxl = math.prod(f for d, f, r, ax in fan if ax == 0)
+        H = max(mesh_x[k], nxl)
         F, R = [1] * D, [1] * D  # b's tile: full and residual extents of the loops at and below b
         for i in range(len(loops) - 1, -1, -1):
             l, d, f, r, sp = loops[i]
@@ -1015,79 +1058,58 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                 F[d] = f * F[d]
         memo = {}
 
-        def leaf(brk, state):
-            if b == L:
-                return mac_leaf(brk, state)
-            ext = [R[d] if brk[d] == J else F[d] for d in range(D)]
-            deltas, new_state = [], []
+        near_r = [1] * D
+        for d, f, r, ax in fan:
+            near_r[d] *= r
+
+        def leaf(brk, state, b=b, fan=fan, st_of=st_of, H=H, F=F, R=R, J=J, near_r=near_r):
+            """One call of level k's innermost loop: per tensor (tot, wt, link), and the state."""
+            elems = elements(fan, brk, J, st_of) if fan else None
+            out, new_state = [], []
             for ti, ranks in enumerate(tensors):
-                e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
-                lo = (0,) * len(ranks)
-                prev = state[ti]
-                size = math.prod(e)
-                if prev is None:  # first use: the whole tile, no translation yet
-                    deltas.append(size)
-                    new_state.append((lo, e, None))
-                    continue
-                plo, pe, ptr = prev
-                # translation: the centroids' difference, rounded (centroid = low + (extent - 1) / 2)
-                tr = tuple(_round(lo[k] + (e[k] - 1) / 2 - plo[k] - (pe[k] - 1) / 2) for k in range(len(e)))
-                if ptr is None or ptr == tr:  # difference with the previous tile
-                    inter = 1
-                    for k in range(len(e)):
-                        inter *= max(0, min(lo[k] + e[k], plo[k] + pe[k]) - max(lo[k], plo[k]))
-                    deltas.append(size - inter)
-                    new_state.append((lo, e, tr if ptr is None else ptr))
-                else:  # the stride changed: the previous tile is discarded, the whole tile moves
-                    deltas.append(size)
-                    new_state.append((lo, e, None))
-            return deltas, tuple(new_state)
+                tile, link = state[ti]
+                if b == L:  # a MAC operand: a point, never differenced
+                    words, cn, new_tile = 1, ((tuple(0 for _ in ranks), tuple(1 for _ in ranks)), None), None
+                else:
+                    # (element 0 of the fan-out is on its dim's last element only if that loop's r is 1)
+                    ext = [R[d] if brk[d] >= J and near_r[d] <= 1 else F[d] for d in range(D)]
+                    e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
+                    lo = (0,) * len(ranks)
+                    size = math.prod(e)
+                    if tile is None:  # first use: the whole tile, no translation yet
+                        words, cn, new_tile = size, canon((lo, e), None), (lo, e, None)
+                    else:
+                        plo, pe, ptr = tile
+                        # the translation: the centroids' difference, rounded (centroid = low + (extent - 1) / 2)
+                        tr = tuple(_round(lo[q] + (e[q] - 1) / 2 - plo[q] - (pe[q] - 1) / 2) for q in range(len(e)))
+                        if ptr is None or ptr == tr:  # difference with the previous tile
+                            ilo = tuple(max(lo[q], plo[q]) for q in range(len(e)))
+                            ihi = tuple(min(lo[q] + e[q], plo[q] + pe[q]) for q in range(len(e)))
+                            if all(h > l_ for h, l_ in zip(ihi, ilo)):
+                                inter = (ilo, tuple(h - l_ for h, l_ in zip(ihi, ilo)))
+                                words = size - math.prod(inter[1])
+                            else:
+                                inter, words = None, size
+                            cn = canon((lo, e), inter)
+                            new_tile = (lo, e, tr if ptr is None else ptr)
+                        else:  # the stride changed: the previous tile is discarded, the whole tile moves
+                            words, cn, new_tile = size, canon((lo, e), None), (lo, e, None)
+                if fan:
+                    tot, wt, lk, new_link = spatial_stats(words, cn, link, elems, H, ti)
+                else:
+                    tot = wt = float(words)
+                    lk, new_link = 0.0, None
+                out.append((tot, wt, lk))
+                new_state.append((new_tile, new_link))
+            return out, tuple(new_state)
 
-        def mac_leaf(brk, state):
-            if not mac:  # the innermost loop is temporal: every step reads every operand
-                return [1] * T, state
-            ends = [(r if brk[d] == J else f) for d, f, r, ax in mac]
-            elems = []  # (linear index, per-dim offset)
-            for flat in range(math.prod(ends)):
-                x, ix = flat, []
-                for e in reversed(ends):
-                    ix.append(x % e)
-                    x //= e
-                ix.reverse()
-                lin = 0
-                for e, i in zip(ends, ix):
-                    lin = lin * e + i
-                off = [0] * D
-                for (d, f, r, ax), i in zip(mac, ix):
-                    off[d] += i  # (the MAC loops' own strides are 1: one loop per dim)
-                elems.append((lin, off))
-            words, new_state = [], []
-            for ti in range(T):
-                pts = {lin: tuple(sum(proj[ti][d][k] * off[d] for d in range(D)) for k in range(len(tensors[ti])))
-                       for lin, off in elems}
-                prev = dict(state[ti]) if state[ti] is not None else {}
-                without = len(set(pts.values()))
-                linked = set()
-                if prev:
-                    for lin, pt in pts.items():
-                        h, v = lin % H, lin // H
-                        for nb in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
-                            if 0 <= nb[0] < H and nb[1] >= 0 and prev.get(nb[1] * H + nb[0]) == pt:
-                                linked.add(lin)
-                                break
-                with_ = len({pt for lin, pt in pts.items() if lin not in linked})
-                words.append(with_ if with_ < without else without)
-                new_state.append(tuple(sorted(pts.items())))
-            return words, tuple(new_state)
-
-        def inv(j, brk, state):
+        def inv(j, brk, state, b=b, lp=lp, st=st, J=J, memo=memo, leaf=leaf, k=k):
             key = (j, brk, state)
             hit = memo.get(key)
             if hit is not None:
                 return hit
-            acc_ = {}
-            l, d, f, r, sp, _ = lp[j]
-            unbroken = brk[d] == J
+            l, d, f, r, sp = lp[j]
+            unbroken = brk[d] >= J
             if sp:  # element 0 of a fan-out
                 its = [(0, 1)]
                 n = 1
@@ -1099,37 +1121,36 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                 else:  # #0, #1 for n - 1 epochs
                     its = [(0, 1)] + ([(1, n - 1)] if n >= 2 else [])
             at_leaf = j == J - 1
-            # right above a keeper's tile, Timeloop counts #1's delta again in place of #n-2's
-            repeat = at_leaf and not sp and imperfect and l == b - 1 and b < L and n >= 4
+            # a temporal loop right above a keeper's tile counts #1's delta again in place of #n-2's
+            repeat = at_leaf and not sp and imperfect and l == k and not fans[k] and b < L and n >= 4
+            acc_ = [[0.0, 0.0, 0.0] for _ in range(T)]
             d1 = None
-            for k, (idx, mult) in enumerate(its):
+            for kk, (idx, mult) in enumerate(its):
                 last_here = (r <= 1) if sp else (idx + 1 >= r)
                 nb = brk if (not unbroken or last_here) else brk[:d] + (j,) + brk[d + 1:]
                 s = idx * st[j]
-                cst = shifted(state, d, -s, b == L)
+                cst = shifted(state, d, -s)
                 if at_leaf:
-                    words, cst2 = leaf(nb, cst)
-                    if repeat and k == 2:
-                        words = d1
-                    if k == 1:
-                        d1 = words
-                    sub = {nb: words}
+                    sub, cst2 = leaf(nb, cst)
+                    if repeat and kk == 2:
+                        sub = d1
+                    if kk == 1:
+                        d1 = sub
                 else:
                     sub, cst2 = inv(j + 1, nb, cst)
-                for c_, v in sub.items():
-                    cur = acc_.setdefault(c_, [0] * T)
-                    for ti in range(T):
-                        cur[ti] += v[ti] * mult
-                state = shifted(cst2, d, s, b == L)
+                for ti in range(T):
+                    for q in range(3):
+                        acc_[ti][q] += sub[ti][q] * mult
+                state = shifted(cst2, d, s)
             memo[key] = (acc_, state)
             return acc_, state
 
-        init = tuple(None for _ in tensors)
+        init = tuple((None, None) for _ in tensors)
         brk0 = (J,) * D
         if J == 0:
-            result[b] = ({brk0: leaf(brk0, init)[0]}, lp)
+            result[k] = leaf(brk0, init)[0]
         else:
-            result[b] = (inv(0, brk0, init)[0], lp)
+            result[k] = inv(0, brk0, init)[0]
     return result
 
 
