@@ -39,6 +39,60 @@ class Optimizer:
         pass
 
 
+def fits_mesh(space: MappingSpace, genomes: torch.Tensor) -> torch.Tensor:
+    """[N] bool: the spatial factors on each mesh axis multiply to at most its fanout (the
+    cost model's fanout check, read off the genome without evaluating it)."""
+    lay = space.layout
+    fac, _, axis, _ = lay.split(genomes)
+    ok = torch.ones(len(genomes), dtype=torch.bool)
+    for f, li in enumerate(space.fan_levels):
+        val = fac[:, :, lay.L + f]
+        for a, cap in enumerate(space.arch.fanout(li)):
+            ok &= torch.where(axis[:, f] == a, val, torch.ones_like(val)).prod(1) <= cap
+    return ok
+
+
+def outward_sample(space: MappingSpace, n: int, generator: torch.Generator, depth: list | None = None) -> torch.Tensor:
+    """n genomes like :meth:`MappingSpace.sample`, each dim's factorization the outermost of k
+    rows drawn from its table (k = 1, 2, 4 or 8 per genome): uniform draws put most of a dim's
+    factors in the inner levels, whose buffers then overflow (random architectures with 4- to
+    32-word buffers: 0.1-0.5% of uniform draws legal). ``depth``: :func:`factor_depths`."""
+    depth = depth or factor_depths(space)
+    g = space.sample(n, generator)
+    fac, _, axis, _ = space.layout.split(g)
+    k = 2 ** torch.randint(0, 4, (n,), generator=generator)
+    drawn = torch.arange(8)[None] < k[:, None]  # [n, 8]
+    for d, table in enumerate(space.tables):
+        cand = torch.randint(len(table), (n, 8), generator=generator)
+        deep = torch.where(drawn, depth[d][cand], torch.full(cand.shape, math.inf, dtype=torch.float64))
+        fac[:, d] = table[cand.gather(1, deep.argmin(1, keepdim=True)).squeeze(1)]
+    space._repair_axes(fac, axis)
+    return g
+
+
+def factor_depths(space: MappingSpace) -> list[torch.Tensor]:
+    """Per dim, [rows of its table]: sum over slots of log(factor) x the slot's level (spatial
+    slots half a level below their fan level): low for factorizations whose factors sit outside."""
+    lay = space.layout
+    level = torch.tensor([float(li) for li in range(lay.L)] + [li + 0.5 for li in space.fan_levels], dtype=torch.float64)
+    return [(torch.log(t.double()) * level[None]).sum(1) for t in space.tables]
+
+
+def moved_neighbours(space: MappingSpace, genomes: torch.Tensor, generator: torch.Generator,
+                     tries: int = 3) -> torch.Tensor:
+    """:meth:`MappingSpace.neighbours`, with the moves that changed nothing (11-14% of them: no
+    factor to move, a swap of trivial loops) or overflow a mesh axis (5-17%) drawn again up to
+    ``tries`` times: both are known without evaluating them, and an evaluation spent on them
+    is lost (the same point, or an illegal one)."""
+    nb = space.neighbours(genomes, generator)
+    for _ in range(tries):
+        bad = ((nb == genomes).all(1) | ~fits_mesh(space, nb)).nonzero().flatten()
+        if not len(bad):
+            break
+        nb[bad] = space.neighbours(genomes[bad], generator)
+    return nb
+
+
 class _Population(Optimizer):
     """Shared start: draw random samples until ``size`` legal ones are found."""
 

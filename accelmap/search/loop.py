@@ -44,7 +44,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
              options: dict | None = None) -> SearchResult:
     """Search ``space`` for the mapping minimising ``objective``.
 
-    ``budget`` caps model evaluations, ``seconds`` wall time, ``patience`` the evaluations
+    ``budget`` caps model evaluations, ``seconds`` wall time, ``patience`` the legal evaluations
     without any improvement of the best (Timeloop's victory condition), whichever comes first.
     The same seed gives the same result: all randomness comes from one generator.
     ``options`` are keyword arguments of the optimizer's constructor (e.g. DCP's ``checkpoint``).
@@ -69,12 +69,16 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
     evals, legal = 0, 0
     best_s, best_g, best_edp = math.inf, None, math.inf
     trace = []
+    # patience counts legal evaluations since the batch that improved the best, as Timeloop's
+    # victory condition counts valid mappings: on a space where most neighbours are illegal
+    # (random architectures, 35-50%) counting every evaluation stopped the search after a few
+    # steps of real progress
     last_gain = 0
     idle = 0  # consecutive empty asks
     while evals < budget and not opt.finished:
         if seconds is not None and time.perf_counter() - t0 > seconds:
             break
-        if patience is not None and evals - last_gain >= patience and math.isfinite(best_s):
+        if patience is not None and legal - last_gain >= patience and math.isfinite(best_s):
             break
         g = opt.ask()
         if len(g) == 0:
@@ -94,7 +98,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
         i = int(torch.argmin(s))
         if float(s[i]) < best_s - 1e-12:
             best_s, best_g, best_edp = float(s[i]), g[i].clone(), float(costs.edp[i])
-            last_gain = evals  # evals already counts this batch
+            last_gain = legal  # legal already counts this batch
         trace.append((evals, best_s, best_edp))
         if progress:
             progress(evals, budget)

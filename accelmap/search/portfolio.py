@@ -7,7 +7,7 @@ import math
 import torch
 
 from accelmap.search.annealing import Annealing
-from accelmap.search.base import _Population, register
+from accelmap.search.base import _Population, factor_depths, fits_mesh, moved_neighbours, outward_sample, register
 from accelmap.search.genetic import Genetic
 
 
@@ -35,10 +35,11 @@ class Portfolio(_Population):
     # (3 layers x 3 seeds at the default budget: geometric mean EDP about 1% worse)
     restart_frac = 1 / 64
     share_annealing = False
-    # start from the first batch that holds a legal point: the seeding's draws count towards
-    # the patience, and on a space with few legal points waiting for `size` of them used it up
-    # before the search began (random architectures: stopped after 12,288 draws at 4x the best)
-    seed_enough = 1
+    # seeded with `size` legal points (not the first batch's few: on random architectures that
+    # batch held 5-10 legal points, copied over all members, and the seed's basin decided the
+    # result); the seeding draws them from `outward_sample`, where 10-90% are legal, not 0.1-0.5%
+    seed_enough = None
+    seed_batch = 2048
 
     def __init__(self, space, generator, budget, objective=None):
         super().__init__(space, generator, budget, objective)
@@ -54,6 +55,20 @@ class Portfolio(_Population):
         self.best_g: torch.Tensor | None = None
         self.best_s = math.inf
         self._parts = (0, 0, 0)
+        self._depth: list | None = None
+
+    def _seed_ask(self) -> torch.Tensor:
+        """``seed_batch`` points that fit the mesh, biased towards small inner tiles (checked
+        without evaluations, so the budget goes to points that may be legal)."""
+        self._depth = self._depth or factor_depths(self.space)
+        got, have = [], 0
+        for _ in range(16):
+            g = outward_sample(self.space, 2 * self.seed_batch, self.gen, self._depth)
+            got.append(g[fits_mesh(self.space, g)])
+            have += len(got[-1])
+            if have >= self.seed_batch:
+                break
+        return torch.cat(got)[: self.seed_batch]
 
     def ask(self) -> torch.Tensor:
         if self._seeding():
@@ -61,7 +76,7 @@ class Portfolio(_Population):
         # one neighbour call for all members (its cost is mostly per call, not per genome)
         child, mut = self.gen_opt._children()
         src = torch.cat([self.ann.pop, child[mut], self.local])
-        nb = self.space.neighbours(src, self.gen)
+        nb = moved_neighbours(self.space, src, self.gen)
         na, nm = len(self.ann.pop), int(mut.sum())
         child[mut] = nb[na:na + nm]
         self._parts = (na, len(child), len(self.local))
