@@ -105,6 +105,10 @@ def map_cmd(
     spec: list[str] = typer.Option([], "--spec", help="Timeloop v0.4 spec files (and NAME=VALUE jinja2 variables): "
                                                       "the architecture with its constraints, and the problem "
                                                       "when no NETWORK is given."),
+    imperfect: bool = typer.Option(False, "--imperfect", help="Also search imperfect factors (ends that need not "
+                                                              "divide, Timeloop's P=8,5): each layer's perfect "
+                                                              "search, then the imperfect one seeded with it; "
+                                                              "never worse, about twice the time."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
     if spec:
@@ -114,7 +118,7 @@ def map_cmd(
         network = network or spec_problem
     _run_map(network or "resnet18", arch, ert=ert, art=art, constraints=constraints, objective=objective,
              require=tuple(require), optimizer=optimizer, budget=budget, patience=patience, seed=seed, workers=workers, ray=ray,
-             device=device, out=out)
+             device=device, out=out, imperfect=imperfect)
 
 
 def _run_map(network: str, arch: str, **kwargs) -> None:

@@ -13,6 +13,18 @@ A mapping is a fixed-length integer **genome** [G]:
 
 ``decode`` turns genomes into a :class:`~accelmap.mapping.mapping.MappingBatch`; capacity and fanout
 legality are judged by the cost model's validity mask (``sample_legal``).
+
+**Imperfect factors** (``MappingSpace(..., imperfect=True)``, Timeloop's ``P=8,5`` and its ruby
+mapspace): ``factors`` then holds loop *ends*, which need not divide. The genome layout is the
+same; per dim the top slot (the 'rest' slot, else the outermost free slot in Timeloop's tiling
+order) takes ceil(bound / product of the other ends), the other free ends are clamped to what the
+bound leaves inside them, and the residual ends are the mixed-radix digits of bound - 1
+(innermost first), so every decoded mapping satisfies the bound rule
+(:func:`~accelmap.mapping.mapping.covered_bound`) and the outermost loop that iterates has its end
+equal to its residual end. ``remainders: N`` in the constraints (ruby's knob) allows residual
+ends only at the levels that carry it, up to N; without any, every level may take them. Every
+perfect factorization is a point of the imperfect space, and ``imperfect=False`` is exactly the
+perfect space (same genomes, same draws for the same seed).
 """
 
 from __future__ import annotations
@@ -86,13 +98,26 @@ class Layout:
 
 class MappingSpace:
     def __init__(self, workload: Workload, arch: Architecture, constraints: Constraints | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", imperfect: bool = False, seeds: torch.Tensor | None = None):
         """``device``: where :meth:`evaluate` runs the cost model ("cuda": the tensor model on the
-        GPU, costs brought back to the CPU); genomes and everything else stay on the CPU."""
+        GPU, costs brought back to the CPU); genomes and everything else stay on the CPU.
+
+        ``imperfect``: loops may take ends that do not divide (Timeloop's ``P=8,5``, ruby's
+        factor space; see the module docstring); False gives exactly the perfect space.
+        ``seeds`` [K, G]: genomes :meth:`sample` returns first in every batch (e.g. the perfect
+        search's best, so that an imperfect search starts from it)."""
         self.workload, self.arch = workload, arch
         self.device = device
+        self.imperfect = bool(imperfect)
         self.constraints = constraints or Constraints()
-        self.constraints.check(workload, arch)
+        if self.imperfect:
+            if not residuals_modelled():
+                raise AccelmapError("imperfect factors are not modelled yet: the cost model does not count "
+                                    "residual loops exactly (accelmap.mapping.mapping.RESIDUALS_MODELLED); "
+                                    "expected a perfect search (no --imperfect)", field="--imperfect")
+            check_constraints(self.constraints, workload, arch, imperfect=True)
+        else:
+            self.constraints.check(workload, arch)
         dims, L = list(workload.dims), len(arch.levels)
         D, T = len(dims), len(workload.tensors)
         self.fan_levels = [l for l in range(L) if arch.fanout(l) != (1, 1)]
@@ -104,6 +129,8 @@ class MappingSpace:
         # ---- factor tables per dim -------------------------------------------------------
         self.tables: list[torch.Tensor] = []
         self.free_slots = torch.zeros(D, S, dtype=torch.bool)
+        self._fixed_ends: list[dict[int, int]] = []  # per dim: slot -> end a constraint fixes
+        self._rest_slot: list[int] = []  # per dim: the slot given 'all the rest' (factor 0), or -1
         for di, (d, bound) in enumerate(zip(dims, workload.bounds)):
             fixed: dict[int, int] = {}
             rest: list[int] = []
@@ -122,7 +149,13 @@ class MappingSpace:
                                     file=self.constraints.source, field=d)
             remaining = bound // math.prod(fixed.values()) if fixed else bound
             free = [s for s in range(S) if s not in fixed and s not in rest]
-            if rest:
+            self._fixed_ends.append(dict(fixed))
+            self._rest_slot.append(rest[0] if rest else -1)
+            if self.imperfect and bound % math.prod(fixed.values() or [1]):
+                rows = []  # no perfect factorization: the imperfect space's own rows (_setup_imperfect)
+                for s in ([] if rest else free):
+                    self.free_slots[di, s] = True
+            elif rest:
                 rows = [[fixed.get(s, 1) for s in range(S)]]
                 rows[0][rest[0]] = remaining
             else:
@@ -141,10 +174,10 @@ class MappingSpace:
                     rows.append(row)
                 for s in free:
                     self.free_slots[di, s] = True
-            if not rows:
+            if not rows and not self.imperfect:
                 raise AccelmapError(f"no factorization of {d}={bound} satisfies the constraints",
                                     file=self.constraints.source, field=d)
-            self.tables.append(torch.tensor(rows, dtype=torch.int64))
+            self.tables.append(torch.tensor(rows, dtype=torch.int64).reshape(len(rows), S))
 
         # ---- loop orders: dims a permutation constraint fixes, innermost first ------------
         self.fixed_inner: list[list[int]] = []
@@ -189,6 +222,10 @@ class MappingSpace:
         for v in range(2, max_v):
             lpf[v] = v if spf[v] == v else max(spf[v], lpf[v // spf[v]])
         self._lpf = torch.tensor(lpf, dtype=torch.int64)  # largest prime factor
+        self.seeds = None if seeds is None else seeds.reshape(-1, self.layout.size).long().clone()
+        self._enum: list[torch.Tensor] | None = None
+        if self.imperfect:
+            self._setup_imperfect()
 
     # ---- size, model --------------------------------------------------------------------
     @property
@@ -200,7 +237,7 @@ class MappingSpace:
     def size(self) -> float:
         """Points in the (unpruned) space: factorizations x orders x axes x bypass choices."""
         lay = self.layout
-        n = math.prod(len(t) for t in self.tables)
+        n = self._factor_choices()
         for li in range(lay.L):
             n *= math.factorial(lay.D - len(self.fixed_inner[li]))
         n *= 2 ** int((self.axis_fixed < 0).sum()) * 2 ** int((self.keep_fixed < 0).sum())
@@ -238,7 +275,19 @@ class MappingSpace:
         return fixed_log + torch.softmax(logits, dim=2) * self.free_slots[None] * rest[:, :, None]
 
     def decode(self, genomes: torch.Tensor) -> MappingBatch:
+        """The mappings of genomes [N, G]. In an imperfect space the ends are made canonical and
+        the residual ends derived from the bound rule; the batch carries them only when some
+        loop's residual end differs from its end (None otherwise, as in a perfect space)."""
         fac, order, axis, keep = self.layout.split(genomes)
+        if self.imperfect:
+            fac = fac.clone()
+            self._canon(fac)
+            res = self._residuals(fac)
+            if not torch.equal(res, fac):
+                temporal, spatial = self.place(fac, axis, 1)
+                t_res, s_res = self.place(res, axis, 1)
+                return MappingBatch(temporal, order, spatial, keep.bool(), temporal_residual=t_res,
+                                    spatial_residual=s_res)
         temporal, spatial = self.place(fac, axis, 1)
         return MappingBatch(temporal, order, spatial, keep.bool())
 
@@ -301,16 +350,23 @@ class MappingSpace:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n genomes uniform over factorizations, orders, axes and bypass (not yet checked
-        for capacity)."""
+        for capacity). In an imperfect space about half the dims take imperfect ends instead of
+        their perfect draw. The space's ``seeds`` come first."""
         lay = self.layout
         fac = torch.stack([t[torch.randint(len(t), (n,), generator=generator)] for t in self.tables], 1)
         order = torch.argsort(torch.rand(n, lay.L, lay.D, generator=generator), dim=-1)
         order = torch.argsort(order, dim=-1)  # a random permutation's positions
         axis = torch.randint(0, 2, (n, lay.F, lay.D), generator=generator)
         keep = torch.randint(0, 2, (n, lay.L, lay.T), generator=generator)
+        if self.imperfect:  # after every draw of the perfect space, which it leaves as they are
+            self._imperfect_sample(fac, generator)
         self._apply_fixed(order, axis, keep)
         self._repair_axes(fac, axis)
-        return torch.cat([fac.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1)
+        out = torch.cat([fac.flatten(1), order.flatten(1), axis.flatten(1), keep.flatten(1)], 1)
+        if self.seeds is not None:
+            k = min(n, len(self.seeds))
+            out[:k] = self.seeds[:k]
+        return out
 
     def evaluate(self, genomes: torch.Tensor, detail: bool = False):
         if self.device == "cpu":
@@ -369,6 +425,8 @@ class MappingSpace:
             rows = m.nonzero().flatten()
             keep[rows, pick[rows, 0], pick[rows, 1]] = 1 - keep[rows, pick[rows, 0], pick[rows, 1]]
         self._repair_axes(fac, axis)
+        if self.imperfect:  # ends that need not divide: drawn after every perfect move's draws
+            self._imperfect_neighbours(genomes, out, generator)
         return out
 
     def _move_factor(self, fac: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
@@ -518,8 +576,9 @@ class MappingSpace:
                           axis.double().flatten(1), keep.double().flatten(1)], 1)
 
     def from_code(self, code: torch.Tensor) -> torch.Tensor:
-        """Nearest genomes: per dim the factorization closest in log space, orders by rank,
-        axes and keeps by rounding, then the constraints applied."""
+        """Nearest genomes: per dim the factorization closest in log space (in an imperfect
+        space: each free end rounded to the nearest integer, the rest from the bound rule), orders
+        by rank, axes and keeps by rounding, then the constraints applied."""
         lay = self.layout
         N = code.shape[0]
         a = lay.D * lay.S
@@ -532,6 +591,12 @@ class MappingSpace:
             tl = torch.log(table.double()) / logb[d]
             dist = torch.cdist(shares[:, d].double(), tl)
             fac[:, d] = table[dist.argmin(1)]
+        if self.imperfect:
+            # each end rounded to an integer, the top and the residual ends from the bound rule;
+            # a dim whose rounded ends are illegal keeps its nearest table row
+            ends = self._round_ends(shares)
+            ok = self._dims_ok(ends, self._residuals(ends))
+            fac = torch.where(ok[:, :, None], ends, fac)
         order = torch.argsort(torch.argsort(code[:, a:b].reshape(N, lay.L, lay.D), dim=-1), dim=-1)
         axis = (code[:, b:c].reshape(N, lay.F, lay.D) > 0.5).long()
         keep = (code[:, c:].reshape(N, lay.L, lay.T) > 0.5).long()
@@ -545,12 +610,13 @@ class MappingSpace:
         each level (trivial loops and constrained ones are not permuted), the axes of non-trivial
         spatial dims, and the free bypass choices."""
         lay = self.layout
-        n_f = math.prod(len(t) for t in self.tables)
-        if n_f > ENUMERATION_LIMIT:
+        tables = self._enum_tables()
+        n_f = self._factor_choices()
+        if n_f > ENUMERATION_LIMIT or tables is None:
             return n_f
-        combos = torch.cartesian_prod(*[torch.arange(len(t)) for t in self.tables]) if lay.D > 1 else \
-            torch.arange(len(self.tables[0]))[:, None]
-        fac = torch.stack([self.tables[d][combos[:, d]] for d in range(lay.D)], 1)  # [n, D, S]
+        combos = torch.cartesian_prod(*[torch.arange(len(t)) for t in tables]) if lay.D > 1 else \
+            torch.arange(len(tables[0]))[:, None]
+        fac = torch.stack([tables[d][combos[:, d]] for d in range(lay.D)], 1)  # [n, D, S]
         total = torch.ones(len(combos), dtype=torch.float64)
         for li in range(lay.L):
             nt = fac[:, :, li] > 1
@@ -572,9 +638,10 @@ class MappingSpace:
                                 f"exhaustive limit of {ENUMERATION_LIMIT:,}; use another optimizer")
         lay = self.layout
         free_keep = (self.keep_fixed < 0).nonzero().tolist()
+        tables = self._enum_tables()
         buf: list[list[int]] = []
-        for combo in itertools.product(*[range(len(t)) for t in self.tables]):
-            fac = torch.stack([self.tables[d][i] for d, i in enumerate(combo)])  # [D, S]
+        for combo in itertools.product(*[range(len(t)) for t in tables]):
+            fac = torch.stack([tables[d][i] for d, i in enumerate(combo)])  # [D, S]
             per_level = []
             for li in range(lay.L):
                 inner = self.fixed_inner[li]
@@ -607,3 +674,335 @@ class MappingSpace:
                             buf = []
         if buf:
             yield torch.tensor(buf, dtype=torch.int64)
+
+    # ---- imperfect factors (``imperfect=True``) -----------------------------------------------
+    # A genome's factors are then loop *ends*; the residual ends follow from the bound rule. Per
+    # dim, the "top" slot (the 'rest' slot, else the outermost free slot in Timeloop's order of
+    # tiling levels) takes ceil(bound / product of the other ends), and every other free slot is
+    # clamped, innermost first, to ceil(bound / product of the ends inside it): a loop never runs
+    # more iterations than its dimension has left, so the outermost loop that iterates has its
+    # end equal to its residual end (a larger end only adds cycles, imperfect_semantics.md §4).
+    # The residual ends are then the mixed-radix digits of bound - 1 (innermost first), which
+    # satisfy the bound rule exactly; a perfect factorization is left as it is (every r == f).
+
+    def _setup_imperfect(self) -> None:
+        lay = self.layout
+        D, S, L = lay.D, lay.S, lay.L
+        arch, cons = self.arch, self.constraints
+        tiling = []  # slots outermost first: each level's temporal loop, then its fan-out's spatial loop
+        for li in range(L):
+            tiling.append(li)
+            if li in self.fan_levels:
+                tiling.append(L + self.fan_levels.index(li))
+        self._tiling = tiling
+        any_rem = any(c.remainders is not None or c.spatial_remainders is not None for c in cons.levels)
+        big = max(self.workload.bounds) + 1
+        self._fixed_t = torch.zeros(D, S, dtype=torch.int64)  # a constraint's end, 0 where none
+        self._lo = torch.ones(D, S, dtype=torch.int64)
+        self._hi = torch.zeros(D, S, dtype=torch.int64)  # largest legal end (the perfect tables' caps)
+        self._draw_hi = torch.zeros(D, S, dtype=torch.int64)  # largest end worth drawing
+        self._res_cap = torch.full((D, S), big, dtype=torch.int64)  # largest residual end where r != f
+        self._top = torch.full((D,), -1, dtype=torch.int64)
+        for d, (dim, bound) in enumerate(zip(self.workload.dims, self.workload.bounds)):
+            for s in range(S):
+                li = s if s < L else self.fan_levels[s - L]
+                c = cons.at(arch.levels[li].name)
+                kind = "temporal" if s < L else "spatial"
+                hi = bound if s < L else min(bound, math.prod(arch.fanout(li)))
+                for k, dd, op, v in c.bounds:
+                    if k == kind and dd == dim:
+                        if op == "<=":
+                            hi = min(hi, v)
+                        else:
+                            self._lo[d, s] = max(int(self._lo[d, s]), v)
+                self._hi[d, s] = hi
+                self._draw_hi[d, s] = hi if s < L else min(hi, max(arch.fanout(li)))
+                if any_rem:  # ruby's rule: residual ends only at levels with 'remainders: N'
+                    self._res_cap[d, s] = (c.remainders if s < L else c.spatial_remainders) or 0
+                if s in self._fixed_ends[d]:
+                    self._fixed_t[d, s] = self._fixed_ends[d][s]
+            rest = self._rest_slot[d]
+            if rest >= 0:
+                self._top[d] = rest
+            else:
+                free = [s for s in tiling if bool(self.free_slots[d, s])]
+                self._top[d] = free[0] if free else -1
+        self._free_nt = self.free_slots.clone()  # free slots other than the top
+        for d in range(D):
+            if self._top[d] >= 0:
+                self._free_nt[d, self._top[d]] = False
+        # a dim without a perfect factorization starts from imperfect rows
+        for d, t in enumerate(self.tables):
+            if len(t):
+                continue
+            rows, _ = self._dim_rows(d, 4096)
+            if not len(rows):
+                dim, bound = self.workload.dims[d], self.workload.bounds[d]
+                raise AccelmapError(f"no factorization of {dim}={bound}, perfect or imperfect, satisfies the "
+                                    f"constraints", file=self.constraints.source, field=dim)
+            self.tables[d] = rows
+
+    def _canon(self, fac: torch.Tensor) -> None:
+        """Canonical ends in place, [N, D, S] (see the section comment)."""
+        for d, bound in enumerate(self.workload.bounds):
+            top = int(self._top[d])
+            if top < 0:
+                continue
+            P = torch.ones(fac.shape[0], dtype=torch.int64)
+            for s in reversed(self._tiling):
+                if s == top:
+                    continue
+                e = fac[:, d, s]
+                if self._free_nt[d, s]:
+                    e = torch.minimum(e.clamp(min=1), -(-bound // P))
+                    fac[:, d, s] = e
+                P = torch.minimum(P * e, torch.tensor(bound))  # only ceil(bound / P) matters
+            fac[:, d, top] = -(-bound // P)
+
+    def _residuals(self, fac: torch.Tensor) -> torch.Tensor:
+        """[N, D, S] residual ends of canonical ends [N, D, S]: the mixed-radix digits of
+        bound - 1, innermost loop first; the outermost loop's residual end is what is left + 1."""
+        res = fac.clone()
+        inner_first = list(reversed(self._tiling))
+        for d, bound in enumerate(self.workload.bounds):
+            x = torch.full((fac.shape[0],), bound - 1, dtype=torch.int64)
+            for s in inner_first[:-1]:
+                f = fac[:, d, s].clamp(min=1)
+                res[:, d, s] = x % f + 1
+                x = x // f
+            res[:, d, inner_first[-1]] = x + 1
+        return res
+
+    def _dims_ok(self, fac: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+        """[N, D] whether each dim's canonical ends and residual ends are legal: covered (the
+        outermost residual end within its end), factor bounds and caps on free slots, and
+        'remainders' (residual ends only where allowed, up to N)."""
+        s0 = self._tiling[0]
+        ok = res[:, :, s0] <= fac[:, :, s0]
+        free = self.free_slots.clone()  # bounds bind free slots and a top that is not the 'rest' slot
+        for d in range(self.layout.D):
+            if self._top[d] >= 0 and self._rest_slot[d] < 0:
+                free[d, self._top[d]] = True
+        inb = (fac >= self._lo[None]) & (fac <= self._hi[None])
+        ok &= (inb | ~free[None]).all(2)
+        ok &= ((res == fac) | (res <= self._res_cap[None])).all(2)
+        return ok
+
+    def canonical(self, genomes: torch.Tensor) -> torch.Tensor:
+        """Genomes [N, G] with canonical ends (the form decode reads); unchanged in a perfect space."""
+        out = genomes.clone()
+        if self.imperfect:
+            self._canon(self.layout.split(out)[0])
+        return out
+
+    def _loguniform(self, hi: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Integers in [1, hi] with P(k) proportional to log((k + 1) / k)."""
+        u = torch.rand(hi.shape, generator=generator, dtype=torch.float64)
+        return torch.floor(torch.exp(u * torch.log(hi.double() + 1))).long().clamp(min=1).minimum(hi.clamp(min=1))
+
+    def _imperfect_sample(self, fac: torch.Tensor, generator: torch.Generator) -> None:
+        """Replace about half the dims of ``fac`` [n, D, S] (perfect rows) by imperfect ends in
+        place: the free slots in a random order each draw an end log-uniformly up to what is left
+        of the bound (ceil(left / end) after it), the top takes the rest."""
+        n, D, S = fac.shape
+        pick = torch.rand(n, D, generator=generator) < 0.5
+        slot_order = torch.argsort(torch.rand(n, S, generator=generator), dim=1)
+        new = fac.clone()
+        for d, bound in enumerate(self.workload.bounds):
+            if not bool(self._free_nt[d].any()):
+                continue
+            fixed = int(self._fixed_t[d].clamp(min=1).prod())
+            left = torch.full((n,), -(-bound // fixed), dtype=torch.int64)
+            for j in range(S):
+                s = slot_order[:, j]
+                on = self._free_nt[d][s]
+                e = self._loguniform(torch.minimum(self._draw_hi[d][s], left), generator)
+                new[:, d] = torch.where(on[:, None] & (torch.arange(S)[None] == s[:, None]), e[:, None], new[:, d])
+                left = torch.where(on, -(-left // e), left)
+        self._canon(new)
+        ok = self._dims_ok(new, self._residuals(new)) & pick
+        fac.copy_(torch.where(ok[:, :, None], new, fac))
+
+    def _imperfect_move(self, fac: torch.Tensor, axis: torch.Tensor, mask: torch.Tensor,
+                        generator: torch.Generator) -> None:
+        """One end move per masked row, in place: nudge an end (+-1, or a log-uniform draw),
+        fill a mesh axis with one dim's end (all the room left on the axis, or part of it), or
+        reset a dim to a perfect factorization."""
+        lay = self.layout
+        rows = mask.nonzero().flatten()
+        if not len(rows):
+            return
+        n, D, S, L = len(rows), lay.D, lay.S, lay.L
+        ar = torch.arange(n)
+        kind = torch.randint(0, 3, (n,), generator=generator)
+        fr, axr = fac[rows], axis[rows]  # [n, D, S], [n, F, D]
+        # 0: nudge one free end
+        cand = self._free_nt.flatten()
+        r = torch.rand(n, D * S, generator=generator)
+        pick = torch.where(cand[None], r, torch.full_like(r, -1.0)).argmax(1)
+        d, s = pick // S, pick % S
+        cur = fr[ar, d, s]
+        step = torch.where(torch.rand(n, generator=generator) < 0.5, 1, -1)
+        draw = self._loguniform(self._draw_hi[d, s], generator)
+        val = torch.where(torch.rand(n, generator=generator) < 0.5, cur + step, draw)
+        val = val.clamp(min=1).minimum(self._draw_hi[d, s].clamp(min=1))
+        m = (kind == 0) & bool(cand.any())
+        fr[ar[m], d[m], s[m]] = val[m]
+        # 1: fill a mesh axis
+        if lay.F:
+            fan = torch.tensor([self.arch.fanout(li) for li in self.fan_levels], dtype=torch.int64)  # [F, 2]
+            f = torch.randint(0, lay.F, (n,), generator=generator)
+            sf = L + f
+            ok_d = self._free_nt.t()[sf]  # [n, D]
+            r = torch.rand(n, D, generator=generator)
+            d1 = torch.where(ok_d, r, torch.full_like(r, -1.0)).argmax(1)
+            fixed = self.axis_fixed[f, d1]
+            ax = torch.where(fixed >= 0, fixed, axr[ar, f, d1])
+            sp = fr[ar, :, sf]  # [n, D]
+            on_ax = (axr[ar, f] == ax[:, None]) & (torch.arange(D)[None] != d1[:, None])
+            used = torch.where(on_ax, sp, torch.ones_like(sp)).prod(1)
+            room = (fan[f, ax] // used).clamp(min=1)
+            part = 1 + (torch.rand(n, generator=generator) * room).long().minimum(room - 1)
+            val = torch.where(torch.rand(n, generator=generator) < 0.5, room, part)
+            m = (kind == 1) & ok_d.any(1)
+            fr[ar[m], d1[m], sf[m]] = val[m]
+            axr[ar[m], f[m], d1[m]] = ax[m]
+        # 2: one dim back to a perfect factorization (its table's rows)
+        d2 = torch.randint(0, D, (n,), generator=generator)
+        u = torch.rand(n, generator=generator)
+        for dd, t in enumerate(self.tables):
+            m = (kind == 2) & (d2 == dd)
+            if m.any() and len(t):
+                fr[ar[m], dd] = t[(u[m] * len(t)).long().clamp(max=len(t) - 1)]
+        fac[rows], axis[rows] = fr, axr
+
+    def _imperfect_neighbours(self, before: torch.Tensor, out: torch.Tensor, generator: torch.Generator) -> None:
+        """After the perfect moves: an end move on about a third of the rows, then canonical ends;
+        a row whose ends turn illegal goes back to ``before``."""
+        lay = self.layout
+        fac, _, axis, _ = lay.split(out)
+        mask = torch.rand(len(out), generator=generator) < 0.35
+        self._imperfect_move(fac, axis, mask, generator)
+        self._canon(fac)
+        bad = ~self._dims_ok(fac, self._residuals(fac)).all(1)
+        out[bad] = before[bad]
+        self._repair_axes(fac, axis)
+
+    def _round_ends(self, shares: torch.Tensor) -> torch.Tensor:
+        """[N, D, S] ends nearest to code shares (log end / log bound), canonical: each free
+        slot's end rounded to an integer, fixed slots as fixed, the top from the bound rule."""
+        logb = torch.log(torch.tensor(self.workload.bounds, dtype=torch.float64).clamp(min=2))
+        e = torch.round(torch.exp(shares.double() * logb[None, :, None])).long()
+        e = e.clamp(min=1).minimum(self._hi[None].clamp(min=1))
+        fac = torch.where(self._free_nt[None], e, self._fixed_t.clamp(min=1)[None].expand_as(e)).clone()
+        self._canon(fac)
+        return fac
+
+    def _dim_rows(self, d: int, limit: int) -> tuple[torch.Tensor, bool]:
+        """Canonical legal ends [R, S] of dim d (every choice of the free slots' ends, innermost
+        first, each within what the bound leaves); at most ``limit`` rows, and whether complete."""
+        S = self.layout.S
+        bound = self.workload.bounds[d]
+        top = int(self._top[d])
+        slots = [s for s in reversed(self._tiling) if s != top]
+        out: list[list[int]] = []
+        row = [1] * S
+        done = [True]
+
+        def rec(i: int, left: int) -> None:
+            if len(out) >= limit:
+                done[0] = False
+                return
+            if i == len(slots):
+                r = list(row)
+                if top >= 0:
+                    r[top] = left
+                out.append(r)
+                return
+            s = slots[i]
+            if self._fixed_t[d, s] > 0:
+                row[s] = int(self._fixed_t[d, s])
+                rec(i + 1, -(-left // row[s]))
+            elif not self._free_nt[d, s]:
+                row[s] = 1
+                rec(i + 1, left)
+            else:
+                for e in range(int(self._lo[d, s]), min(int(self._hi[d, s]), left) + 1):
+                    row[s] = e
+                    rec(i + 1, -(-left // e))
+            row[s] = 1
+
+        rec(0, bound)
+        fac = torch.tensor(out, dtype=torch.int64).reshape(len(out), S)
+        if not len(fac):
+            return fac, done[0]
+        full = torch.ones(len(fac), self.layout.D, S, dtype=torch.int64)
+        full[:, d] = fac
+        ok = self._dims_ok(full, self._residuals(full))[:, d]
+        return fac[ok], done[0]
+
+    def _dim_count(self, d: int) -> int:
+        """How many end choices :meth:`_dim_rows` walks for dim d (before the legality filter)."""
+        bound = self.workload.bounds[d]
+        top = int(self._top[d])
+        slots = [s for s in reversed(self._tiling) if s != top]
+        memo: dict[tuple[int, int], int] = {}
+
+        def count(i: int, left: int) -> int:
+            if i == len(slots):
+                return 1
+            key = (i, left)
+            if key not in memo:
+                s = slots[i]
+                if self._fixed_t[d, s] > 0:
+                    memo[key] = count(i + 1, -(-left // int(self._fixed_t[d, s])))
+                elif not self._free_nt[d, s]:
+                    memo[key] = count(i + 1, left)
+                else:
+                    memo[key] = sum(count(i + 1, -(-left // e))
+                                    for e in range(int(self._lo[d, s]), min(int(self._hi[d, s]), left) + 1))
+            return memo[key]
+
+        return count(0, bound)
+
+    def _enum_tables(self) -> list[torch.Tensor] | None:
+        """Per dim, the factorizations enumeration walks: the perfect tables, or in an imperfect
+        space every canonical legal choice of ends (None when their product is above the limit)."""
+        if not self.imperfect:
+            return self.tables
+        if self._enum is None:
+            counts = [self._dim_count(d) for d in range(self.layout.D)]
+            if math.prod(counts) > ENUMERATION_LIMIT:
+                return None
+            self._enum = [self._dim_rows(d, ENUMERATION_LIMIT)[0] for d in range(self.layout.D)]
+        return self._enum
+
+    def _factor_choices(self) -> int:
+        """Factorizations in the space (in an imperfect space: end choices before legality)."""
+        if not self.imperfect:
+            return math.prod(len(t) for t in self.tables)
+        tables = self._enum_tables()
+        if tables is not None:
+            return math.prod(len(t) for t in tables)
+        return math.prod(self._dim_count(d) for d in range(self.layout.D))
+
+
+def residuals_modelled() -> bool:
+    """Whether the cost model counts residual loops exactly (the mapping module's flag, read at
+    call time; a module without the flag models them)."""
+    from accelmap.mapping import mapping as mapping_mod
+
+    return bool(getattr(mapping_mod, "RESIDUALS_MODELLED", True))
+
+
+def check_constraints(constraints: Constraints, workload: Workload, arch: Architecture,
+                      imperfect: bool = False) -> None:
+    """``Constraints.check``; for an imperfect space every check but the one that fixed factors
+    divide each bound (residual ends cover any bound, so an end need not divide; whether the
+    fixed ends still leave a covering is settled when the space builds its rows)."""
+    try:
+        constraints.check(workload, arch)
+    except AccelmapError as exc:
+        # the divisibility refusal is the check's last, so every other check has passed
+        if not imperfect or "does not divide its bound" not in str(exc):
+            raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -84,6 +84,7 @@ class MapPlan:
     device: str
     run_dir: Path
     settings: dict  # what summary.json records of the request
+    imperfect: bool = False  # also search imperfect factors (ends that need not divide)
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,14 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
              constraints: str | None = None, objective: str = "edp", require: tuple[str, ...] = (),
              optimizer: str = DEFAULT_OPTIMIZER, options: dict | None = None, budget: int = DEFAULT_BUDGET,
              patience: int | None = DEFAULT_PATIENCE, seed: int = 0, workers: int = 2, ray: str | None = None,
-             device: str = "cpu", out: str | None = None,
+             device: str = "cpu", out: str | None = None, imperfect: bool = False,
              on_warning: Callable[[str], None] | None = None) -> MapPlan:
     """Load and check everything a mapping job needs (network, architecture, constraints,
     objective, optimizer, output directory) before any search starts: a bad option fails here,
     in seconds, never after the search. Arguments are as on ``accelmap map``; ``patience`` None
-    or 0 uses the whole budget."""
+    or 0 uses the whole budget. ``imperfect``: each layer is searched with perfect factors
+    first, then in the imperfect space seeded with that result, and keeps the better (see
+    :func:`map_layer_imperfect`)."""
     from accelmap.arch.load import load_architecture
     from accelmap.mapspace.load import load_constraints
     from accelmap.runs.rundir import prepare_run_dir
@@ -121,6 +124,12 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     if patience is not None and patience < 0:
         raise AccelmapError(f"patience must be 0 (off) or positive, got {patience}", field="--patience")
     get_optimizer(optimizer)
+    if imperfect:
+        from accelmap.mapspace.space import residuals_modelled
+
+        if not residuals_modelled():
+            raise AccelmapError("imperfect factors are not modelled yet: the cost model does not count residual "
+                                "loops exactly; expected a perfect search (no --imperfect)", field="--imperfect")
     dev = check_device(device)
     if dev != "cpu" and ray:
         raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
@@ -130,19 +139,25 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     net = load_network(network, on_warning=on_warning)
     layers = tuple(net.unique_layers())
     cons = load_constraints(constraints, arch)
-    for layer in layers:
-        cons.check(layer.workload, a)
+    if imperfect:
+        from accelmap.mapspace.space import check_constraints
+
+        for layer in layers:  # fixed factors need not divide a bound: residual ends cover it
+            check_constraints(cons, layer.workload, a, imperfect=True)
+    else:
+        for layer in layers:
+            cons.check(layer.workload, a)
     run = prepare_run_dir(out, default_run_dir(net.name, a.name))
     is_file = arch.endswith((".yaml", ".yml"))
     settings = {"network": net.name, "arch": a.name, "constraints": cons.source,
                 "objective": obj.name, "require": list(require), "optimizer": optimizer,
                 "options": dict(options or {}), "budget": budget, "patience": patience, "seed": seed,
-                "workers": workers, "ray": ray, "device": dev, "unique_layers": len(layers),
+                "workers": workers, "ray": ray, "device": dev, "unique_layers": len(layers), "imperfect": imperfect,
                 # the files themselves, so a run on a user's architecture can be re-evaluated later
                 "arch_file": str(Path(arch).resolve()) if is_file else None,
                 "ert": str(Path(ert).resolve()) if ert else None, "art": str(Path(art).resolve()) if art else None}
     return MapPlan(net.name, layers, a, cons, obj, optimizer, dict(options or {}), budget, patience or None, seed,
-                   workers, ray, dev, run, settings)
+                   workers, ray, dev, run, settings, imperfect)
 
 
 def in_process(plan: MapPlan) -> bool:
@@ -171,9 +186,15 @@ def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None
     t0 = time.perf_counter()
     startup = time.time() - started
     with ex:
-        outcomes = map_layers(list(plan.layers), plan.arch, plan.constraints, plan.objective, plan.optimizer,
-                              plan.budget, plan.seed, min(plan.workers, len(plan.layers)), plan.patience,
-                              on_done=on_done, executor=ex, device=plan.device, options=plan.options)
+        if plan.imperfect:
+            args = [(i, layer, plan.arch, plan.constraints, plan.objective, plan.optimizer, plan.budget, plan.seed,
+                     plan.patience, plan.device, plan.options) for i, layer in enumerate(plan.layers)]
+            done = ex.run(map_layer_imperfect, args, (lambda i, out: on_done(out)) if on_done else None)
+            outcomes = [done[i] for i in sorted(done)]
+        else:
+            outcomes = map_layers(list(plan.layers), plan.arch, plan.constraints, plan.objective, plan.optimizer,
+                                  plan.budget, plan.seed, min(plan.workers, len(plan.layers)), plan.patience,
+                                  on_done=on_done, executor=ex, device=plan.device, options=plan.options)
         wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
     complete = len(outcomes) == len(plan.layers)
     write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall, startup_seconds=startup), complete)
@@ -184,3 +205,70 @@ def map_network(network: str, arch: str = "eyeriss_like", **kwargs) -> MapResult
     """The best mapping of every unique layer of ``network`` on ``arch`` (see :func:`plan_map`
     for the arguments), with the run directory written: ``accelmap map`` in one call."""
     return run_map(plan_map(network, arch, **kwargs))
+
+
+# ---- --imperfect: the perfect search, then the imperfect one seeded with its result ---------------
+
+
+def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraints: Constraints,
+                        objective: Objective, optimizer: str, budget: int, seed: int, patience: int | None,
+                        device: str = "cpu", options: dict | None = None) -> LayerOutcome:
+    """One layer with imperfect factors, never worse than without: the perfect search exactly
+    as ``accelmap map`` runs it (same budget, same seed), then the same search in the imperfect
+    space (a superset) whose samples start with the perfect result, and the better of the two
+    by the objective. Evaluations, legal points and seconds count both searches; the trace
+    runs on from the perfect search's. A layer without a perfect mapping (or whose fixed
+    factors do not divide) is searched in the imperfect space alone."""
+    import torch
+
+    from accelmap.mapping.mapping import MappingBatch, parse_mapping
+    from accelmap.mapspace.space import MappingSpace
+    from accelmap.search.loop import optimize
+    from accelmap.search.network import map_layer
+
+    w = layer.workload
+    perfect: LayerOutcome | None = None
+    try:
+        perfect = map_layer(index, layer, arch, constraints, objective, optimizer, budget, seed, patience, device,
+                            options)
+    except AccelmapError:
+        pass  # no perfect space (fixed factors that do not divide a bound): the imperfect one alone
+    seeds = None
+    if perfect is not None and perfect.found:
+        m = parse_mapping(perfect.mapping_yaml, arch.level_names)
+        probe = MappingSpace(w, arch, constraints, imperfect=True)
+        seeds = probe.encode(MappingBatch.from_mappings([m], w, arch))
+    space = MappingSpace(w, arch, constraints, device=device, imperfect=True, seeds=seeds)
+    res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience, options=options)
+    before = perfect.evaluations if perfect else 0
+    trace = (perfect.trace if perfect else []) + [[ev + before, s, e] for ev, s, e in res.trace]
+    spent = dict(evaluations=before + res.evaluations, legal=(perfect.legal if perfect else 0) + res.legal,
+                 seconds=(perfect.seconds if perfect else 0.0) + res.seconds, trace=trace)
+    found = res.costs is not None and bool(res.costs.valid[0])
+    if perfect is not None and perfect.found:
+        s_perfect = float(objective.score(space.evaluate(seeds))[0])
+        if not (found and res.score < s_perfect):
+            return replace(perfect, **spent)  # the imperfect search found nothing better
+    if not found:
+        note = "no legal mapping found within the budget"
+        try:  # name what makes the space illegal
+            space.sample_legal(1, torch.Generator().manual_seed(seed), max_draws=200_000)
+        except AccelmapError as exc:
+            note = str(exc)
+        if perfect is not None:
+            return replace(perfect, note=note, **spent)
+    from accelmap.mapspace.bounds import lower_bound
+    from accelmap.workload.workload import problem_to_dict
+    from accelmap.yamlio import dump_yaml
+
+    b = lower_bound(w, arch, constraints)
+    c = res.costs
+    nan = float("nan")
+    names = list(arch.level_names) + [arch.compute.name]
+    return LayerOutcome(
+        index=index, name=w.name, count=layer.count, dims=dict(zip(w.dims, w.bounds)), macs=w.macs, found=found,
+        energy_pJ=float(c.energy[0]) if found else nan, cycles=float(c.cycles[0]) if found else nan,
+        edp=float(c.edp[0]) if found else nan, utilization=float(c.utilization[0]) if found else nan,
+        energy_by_level=dict(zip(names, c.energy_by_level[0].tolist())) if found else {},
+        bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, mapping_yaml=res.mapping.to_yaml() if found else "",
+        problem_yaml=dump_yaml(problem_to_dict(w)), note="" if found else note, **spent)
