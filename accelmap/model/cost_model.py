@@ -215,14 +215,6 @@ class _Nest:
     part: torch.Tensor  # [B, T, L] partition size: distinct points one instance ever holds
     peer: torch.Tensor  # [B, T, L] words per child taken over links from mesh neighbours
     keep_t: torch.Tensor  # [B, T, L] the level keeps the tensor
-    # what the residual model rescales (see _evaluate_residual): transitions into child b that
-    # take the sliding delta, that delta, and the innermost non-trivial loop above b
-    se: torch.Tensor | None = None  # [B, T, Lb]
-    delta_m: torch.Tensor | None = None  # [B, T, Lb]
-    m_b: torch.Tensor | None = None  # [B, Lb] flattened loop index (level * active dims + position), -1: none
-    same: torch.Tensor | None = None  # [B, T, Lb, J] loop j's transition takes the sliding delta
-    wmask: torch.Tensor | None = None  # [B, Lb, J] loop j is a non-trivial loop above child b
-    far: torch.Tensor | None = None  # [B, T, Lb] distinct child tiles per relevant element above b's fan-out, x links' up
 
 
 class CostModel:
@@ -507,8 +499,7 @@ class CostModel:
 
         inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
         return _Nest(f=f, fs=fs, full=full, compute_cycles=nprod[:, -1], inst=inst, deltas=deltas, content=content,
-                     part=part, peer=peer, keep_t=keep_t, se=se, delta_m=delta_m, m_b=m_b, same=same, wmask=wmask,
-                     far=distinct / dlow * up)
+                     part=part, peer=peer, keep_t=keep_t)
 
     def _access_counts(self, nest: _Nest, exact: bool) -> tuple[torch.Tensor, ...]:
         """Reads, fills, updates and tile words per level and tensor, each [B, T, L], from the
@@ -657,50 +648,6 @@ class CostModel:
             A.append(a), C.append(c), AR.append(anyr)
         return Fb, Rb, torch.stack(AR, 1), torch.stack(A, 1), torch.stack(C, 1), body0, V
 
-    def _served(self, ft, fs, rt, rs):
-        """Visits of child b's tile in the parent q's view (last / not last context), over the
-        fan-outs of levels q..b-1: at the fan-out right above b (for the MACs, the MAC fan-out)
-        the elements that run (f, or r at the global last), at a fan-out further up all f; along
-        dims that do not index the tensor (multicast) element 0's delta, counted f / r times at
-        the global last at a fan-out further up. Returns A, C [B, Q = L, L + 1, D] for the
-        dims that index the tensor and Am, Cm for those that do not."""
-        B, L, D = ft.shape
-        zero = torch.zeros(B, D, dtype=ft.dtype, device=ft.device)
-        one = torch.ones_like(zero)
-
-        def elem0(a, c, f, r, last1):
-            return torch.where(last1, a, zero), c + torch.where(last1, zero, a)
-
-        def far(a, c, f, r, last1):
-            return torch.where(last1, a * f, zero), c * f + torch.where(last1, zero, a * f)
-
-        def near(a, c, f, r, last1):
-            return torch.where(last1, a, zero), c * f + torch.where(last1, zero, a * r)
-
-        def far_mc(a, c, f, r, last1):
-            return torch.where(last1, a, zero), c + torch.where(last1, zero, a * f / r)
-
-        out = []
-        for far_step, near_step in ((far, near), (far_mc, elem0)):
-            AQ, CQ = [], []
-            for q in range(L):
-                a, c = one, zero
-                A, C = [a], [c]
-                for l in range(L):
-                    a, c = a, a * (rt[:, l] - 1) + c * ft[:, l]
-                    f, r = fs[:, l], rs[:, l]
-                    last1 = r < 1.5
-                    if l < q:
-                        a, c = elem0(a, c, f, r, last1)
-                        A.append(a), C.append(c)
-                        continue
-                    na, nc = near_step(a, c, f, r, last1)
-                    A.append(na), C.append(nc)
-                    a, c = far_step(a, c, f, r, last1)
-                AQ.append(torch.stack(A, 1)), CQ.append(torch.stack(C, 1))
-            out += [torch.stack(AQ, 1), torch.stack(CQ, 1)]
-        return tuple(out)
-
     def _tiles(self, ext: torch.Tensor) -> torch.Tensor:
         """Tile words [..., T, L'] of extents ext [..., L', D]."""
         coef = self.coef.to(ext.dtype)
@@ -708,39 +655,11 @@ class CostModel:
         live = self.rank_live[:, None, :]
         return torch.where(live, box, torch.ones_like(box)).prod(-1)
 
-    def _context_words(self, A, C, F, R):
-        """Words of a tensor's tiles over all visits: the sum over the contexts (which dims are
-        on their global last) of visits x tile. A, C [B, T, ..., L', D]: visits with the dim on
-        its global last / not; F, R: the extents then (T may be 1, broadcast). The sum factors
-        over the ranks (each dim indexes at most one rank of a tensor): per rank, the four
-        (last / not) combinations of its one or two dims. Returns [B, T, ..., L']."""
-        T = self.T
-        shape = list(torch.broadcast_shapes(A.shape, F.shape))
-        shape[1] = T
-        A, C, F, R = (x.expand(shape) for x in (A, C, F, R))
-        Rk = self.rank_d1.shape[1]
-        view = (1, T) + (1,) * (len(shape) - 3) + (Rk,)
-        idx_shape = shape[:-1] + [Rk]
-        g = lambda x, d: torch.gather(x, -1, d.view(view).expand(idx_shape))  # noqa: E731
-        c1 = self.rank_c1.to(A.dtype).view(view)
-        c2 = self.rank_c2.to(A.dtype).view(view)
-        single = c2 == 0
-        A1, C1, F1, R1 = (g(x, self.rank_d1) for x in (A, C, F, R))
-        A2, C2, F2, R2 = (g(x, self.rank_d2) for x in (A, C, F, R))
-        w2l = torch.where(single, torch.zeros_like(A2), A2)
-        w2n = torch.where(single, torch.ones_like(C2), C2)
-        e1l, e1n = c1 * (R1 - 1), c1 * (F1 - 1)
-        e2l, e2n = c2 * (R2 - 1), c2 * (F2 - 1)
-        ranks = (A1 * w2l * (e1l + e2l + 1) + A1 * w2n * (e1l + e2n + 1)
-                 + C1 * w2l * (e1n + e2l + 1) + C1 * w2n * (e1n + e2n + 1))
-        ranks = torch.where(self.rank_live.view(view), ranks, torch.ones_like(ranks)).prod(-1)
-        used = (self.coef != 0).any(1).view((1, T) + (1,) * (len(shape) - 3) + (-1,))
-        return ranks * torch.where(used, torch.ones_like(A), A + C).prod(-1)
-
     def _evaluate_residual(self, batch: MappingBatch, hw: Hardware) -> Costs:
-        """The tensor model for a batch with residual ends (Timeloop's ``P=8,5``): the perfect
-        model's loop analysis on the ends, rescaled by the residual rules of the module
-        docstring (tiles, MACs and compute cycles exact; access counts by context weights)."""
+        """The model for a batch with residual ends (Timeloop's ``P=8,5``), exact as Timeloop
+        v3.0.3 counts them (see the module docstring): tiles, MACs and compute cycles in closed
+        form, access counts from element 0's trace (``_level_stats``), then Timeloop's partition
+        sizes, parent shares and masking of bypassing levels, batched over the mappings."""
         dt, dev = self.dtype, self.device
         ft, fs2 = batch.temporal.to(dt), batch.spatial.to(dt)
         rt_, rs2_ = batch.residual_ends()
@@ -748,121 +667,39 @@ class CostModel:
         fs, rs = fs2.prod(-1), rs2.prod(-1)
         order, keep, sorder = batch.order, batch.keep, batch.spatial_order
         B, L, D = ft.shape
-        # The outermost loop of a dim always runs its residual end (every loop outside it is
-        # "last"): for the reuse analysis it is a loop of r iterations (its end only costs
-        # cycles). A loop that runs once is no loop: DRAM C=18,16 K=4 G=2,1 over a GLB G=2
-        # keeps the Outputs across C (Timeloop: 32 DRAM updates, not 512).
-        # (likewise a loop under such loops that all run once: it is always at its global last)
-        alive = torch.ones(B, D, dtype=torch.bool, device=dev)
-        eff = []
-        for l in range(L):
-            eff.append(torch.where(alive, rt[:, l], ft[:, l]))
-            alive = alive & (eff[-1] < 1.5) & (rs[:, l] < 1.5)
-        cycles_ft = ft0 = ft
-        ft = torch.stack(eff, 1)
-        nest = self._loop_analysis(ft, fs2, order, keep, sorder, hw)
         T = self.T
-        Fb, Rb, anyr, A0, C0, body0, V = self._residual_chains(ft, fs, rt, rs)
-        full = self._tiles(torch.where(anyr, Fb, Rb))  # tiles: each dim at its largest extent
-        if bool(((self.coef != 0).sum(1) > 1).any()):
-            raise AccelmapError("residual ends on a workload with a dimension in two ranks of one tensor are not "
-                                "modelled; expected each dimension to index at most one rank of each tensor")
-        lvl = torch.arange(L, device=dev)
-        keep_t = nest.keep_t
-        # the perfect model's words per child b = 1..L as whole tiles: visits x full tile
-        spc = torch.cat([torch.ones(B, 1, D, dtype=dt, device=dev), torch.cumprod(fs, 1)], 1)  # prod of fs above
-        nb_perf = nest.full[:, :, 1:] * torch.cumprod(ft.prod(-1), 1)[:, None, :]  # [B, T, Lb]
-        # Transitions into child b that take the sliding delta (of the innermost non-trivial loop
-        # above b) are all visits but the whole-tile ones, counted below.
-        act = self.loop_dims
-        DA = act.shape[0]
-        VA = A0 + C0  # [B, L + 1, D] element 0's visits
-        Nv = VA[:, 1:].prod(-1)  # [B, Lb]
-        has_m = nest.m_b >= 0
-        pos = act[torch.argsort(order[:, :, act].to(torch.int64), dim=-1)]  # [B, L, DA]
-        # Transitions of each flattened loop j: visits of the loops at and outside j minus those
-        # outside j (per dim, element 0's visits up to j); the whole-tile ones are the first
-        # visit and the transitions of the loops the perfect model does not slide over.
-        J = L * DA
-        lj = torch.arange(J, device=dev) // DA  # level of loop j
-        dj = pos.reshape(B, J)  # dim of loop j
-        ord64 = order.to(torch.int64)
-        ordj = ord64[:, lj]  # [B, J, D] positions at loop j's level
-        oj = torch.gather(ordj, 2, dj[..., None])  # [B, J, 1]
-        VAj = VA[:, lj]  # [B, J, D] visits before loop j's level
-        VAn = VA[:, lj + 1]  # ... after it
-        v_le = torch.where(ordj <= oj, VAn, VAj).prod(-1)  # [B, J]
-        v_lt = torch.where(ordj < oj, VAn, VAj).prod(-1)
-        trans = v_le - v_lt
-        reset = nest.wmask[:, None] & ~nest.same  # [B, T, Lb, J]
-        whole = 1 + (reset.to(dt) * trans[:, None, None, :]).sum(-1)  # [B, T, Lb]
-        diff_ok = has_m & (torch.arange(L, device=dev) < L - 1)  # MAC operands are never differenced
-        se_res = torch.where(diff_ok[:, None], (Nv[:, None] - whole).clamp(min=0), torch.zeros_like(nest.se))
-        full_p = nest.full[:, :, 1:]
-        slide = 1 - se_res / Nv[:, None] * (1 - nest.delta_m / full_p)  # delta per whole tile  [B, T, Lb]
-        rel = (self.coef != 0).any(1)  # [T, D]
-        # content: level l serves its child keeper c(l) through the fan-outs of levels l..c-1
-        kept_in = torch.where(keep_t, lvl, torch.full_like(lvl, L).expand(B, T, L))
-        first_at_or_below = torch.flip(torch.cummin(torch.flip(kept_in, [2]), 2).values, [2])
-        child = torch.cat([first_at_or_below[:, :, 1:], torch.full((B, T, 1), L, dtype=torch.int64, device=dev)], 2)
-        # who the parent serves (see _served): dims indexing the tensor count the elements, the
-        # others are multicast
-        As, Cs, Am, Cm = self._served(ft, fs, rt, rs)  # [B, Q, L + 1, D]
-        Arel = torch.where(rel[None, :, None, None, :], As[:, None], Am[:, None])  # [B, T, Q, L+1, D]
-        Crel = torch.where(rel[None, :, None, None, :], Cs[:, None], Cm[:, None])
-        Wrel = self._context_words(Arel, Crel, Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
-        Wl = torch.gather(Wrel, 3, child[..., None]).squeeze(-1)  # [B, T, L] at q = l, b = child(l)
-        relf = torch.where(rel[None, :, None, :], fs[:, None], torch.ones_like(fs[:, None]))  # [B, T, L, D]
-        lspc = torch.cat([torch.zeros(B, T, 1, D, dtype=dt, device=dev), torch.cumsum(torch.log(relf), 2)], 2)
-        span_rel = torch.exp(torch.gather(lspc, 2, child[..., None].expand(B, T, L, D))
-                             - lspc[:, :, :L]).prod(-1)  # prod of relevant fs over levels l..child-1
-        dpc = torch.gather(nest.deltas, 2, child - 1)
-        content = torch.where(dpc > 0, nest.content * Wl * torch.gather(slide, 2, child - 1) / (dpc * span_rel),
-                              torch.zeros_like(dpc))
-        # fills of level l: the parent's share, over every element that runs, per element of the fan-outs
-        Wall = self._context_words(As[:, None], Cs[:, None], Fb[:, None, None], Rb[:, None, None])  # [B, T, Q, L+1]
-        parent = torch.cummax(torch.where(keep_t, lvl, torch.full_like(lvl, -1).expand(B, T, L)), 2).values
-        par_above = torch.cat([torch.zeros(B, T, 1, dtype=torch.int64, device=dev), parent[:, :, :-1]], 2).clamp(min=0)
-        Wf = torch.gather(Wall, 2, par_above[:, :, None, :].expand(B, T, 1, L)).squeeze(2)
-        lsp = torch.cat([torch.zeros(B, 1, dtype=dt, device=dev), torch.cumsum(torch.log(fs.prod(-1)), 1)], 1)
-        fan = torch.exp(lsp[:, None, :L] - torch.gather(lsp[:, None].expand(B, T, L + 1), 2, par_above))  # [B, T, L]
-        fills_in = Wf / fan * torch.cat([torch.ones(B, T, 1, dtype=dt, device=dev), slide[:, :, :L - 1]], 2)
-        deltas = torch.cat([fills_in[:, :, 1:], nest.deltas[:, :, L - 1:]], 2)
-        # Element 0's tile deltas in Timeloop's iteration order, exact per child keeper below DRAM
-        tot, wt, link = self._level_stats(ft0, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, L]
+        Fb, Rb, anyr, _, _, body0, V = self._residual_chains(ft, fs, rt, rs)
+        full = self._tiles(torch.where(anyr, Fb, Rb))  # [B, T, L + 1] tiles: each dim at its largest extent
+        keep_t = keep.permute(0, 2, 1)  # [B, T, L]
+        tot, wt, link = self._level_stats(ft, rt, fs2, rs2, order, sorder, batch.imperfect, hw)  # [B, T, L]
         fan_l = fs.prod(-1)[:, None, :].expand(B, T, L)  # logical fan-out of each level
         # A parent's content through bypassing levels (Timeloop's masking): from the child keeper
         # up, each bypassing level k passes what its child took from it, content_k, to the level
         # above, which scales its own statistics to content_k x fan-out / its weighted accesses.
-        cont = [None] * L
-        for q in range(L - 1, -1, -1):
-            if q == L - 1:
-                cont[q] = tot[:, :, q]
-            else:
-                up_ = torch.where(wt[:, :, q] > 0, cont[q + 1] * fan_l[:, :, q] / wt[:, :, q], torch.zeros_like(tot[:, :, q]))
-                cont[q] = torch.where(keep_t[:, :, q + 1], tot[:, :, q], tot[:, :, q] * up_)
+        cont = [tot[:, :, L - 1]]
+        for q in range(L - 2, -1, -1):
+            scale = torch.where(wt[:, :, q] > 0, cont[0] * fan_l[:, :, q] / wt[:, :, q], torch.zeros_like(cont[0]))
+            cont.insert(0, torch.where(keep_t[:, :, q + 1], tot[:, :, q], tot[:, :, q] * scale))
         content = torch.stack(cont, 2)
-        # fills: the share of the level right above (kept or not), over its logical fan-out
-        # (link transfers: words per child; _access_counts moves them from the share to a read
-        # and a fill spread over the child level's instances, as Timeloop does)
+        # Fills: the share of the level right above (kept or not) over its logical fan-out. Link
+        # transfers are words per child; _access_counts moves them from the share to a read and a
+        # fill spread over the child level's instances, as Timeloop does.
         peer = link / fan_l
-        share = wt / fan_l + peer
-        deltas = torch.cat([share[:, :, :L - 1], nest.deltas[:, :, L - 1:]], 2)
+        deltas = wt / fan_l + peer  # [B, T, L]: what level k's child k + 1 receives per instance
         # Partition sizes as Timeloop chains them over all levels (bypassing ones too), in integers:
         # DRAM's is its tile; below a fan-out, the parent's partition x the tile / the tile the
         # fan-out's elements span together (the largest it holds), else the parent's.
         anyr_sp = anyr[:, :L] | (rt > 1.5)  # a loop above level l's fan-out has a residual end > 1
-        Fsp = fs * Fb[:, 1:]
-        Rsp = (rs - 1) * Fb[:, 1:] + Rb[:, 1:]
-        span = self._tiles(torch.where(anyr_sp, Fsp, Rsp))  # [B, T, L]
+        span = self._tiles(torch.where(anyr_sp, fs * Fb[:, 1:], (rs - 1) * Fb[:, 1:] + Rb[:, 1:]))  # [B, T, L]
         has_fan = (fs > 1.5).any(-1)[:, None, :].expand(B, T, L)
         parts = [full[:, :, 0]]
         for c in range(1, L):
             parts.append(torch.where(has_fan[:, :, c - 1], torch.floor(parts[-1] * full[:, :, c] / span[:, :, c - 1] + 1e-9),
                                      parts[-1]))
         part = torch.stack(parts, 2)
-        nest = _Nest(f=nest.f, fs=nest.fs, full=full, compute_cycles=cycles_ft.prod(-1).prod(-1), inst=nest.inst,
-                     deltas=deltas, content=content, part=part, peer=peer, keep_t=keep_t)
+        inst = torch.cat([torch.ones(B, 1, dtype=dt, device=dev), torch.cumprod(fs.prod(-1), 1)[:, :-1]], 1)  # [B, L]
+        nest = _Nest(f=ft * fs, fs=fs, full=full, compute_cycles=ft.prod(-1).prod(-1), inst=inst, deltas=deltas,
+                     content=content, part=part, peer=peer, keep_t=keep_t)
         reads, fills, updates, tile = self._access_counts(nest, True)
         computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9)
         return self._energy_and_cycles(nest, reads, fills, updates, tile, fs2, keep, hw, True, computes=computes,
@@ -963,18 +800,23 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
     def shift_canon(cn, sh):
         return None if cn is None else (shift_box(cn[0], sh), shift_box(cn[1], sh))
 
+    unit = [[tuple(proj[ti][d]) for d in range(D)] for ti in range(T)]
+
     def shifted(state, d, s):
         """A state moved by s along dim d (each tensor's coordinates)."""
         if s == 0:
             return state
         out = []
         for ti in range(T):
-            x = state[ti]
-            sh = tuple(c * s for c in proj[ti][d])
-            tile, link = x
+            tile, link = state[ti]
+            u = unit[ti][d]
+            if not any(u):
+                out.append(state[ti])
+                continue
+            sh = tuple(c * s for c in u)
             if tile is not None:
                 tile = (tuple(v + h for v, h in zip(tile[0], sh)), tile[1], tile[2])
-            if link is not None:
+            if link is not None and link[0] is not None:
                 link = (shift_canon(link[0], sh), link[1])
             out.append((tile, link))
         return tuple(out)
@@ -999,42 +841,60 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                     return ((tuple(bl), tuple(be)), None)
         return ((lo, e), (ilo, ie))
 
-    def elements(fan, brk, J, st_of):
-        """(linear index, per-dim offset) of the elements that run at a fan-out."""
-        ends = [(r if brk[d] >= J else f) for d, f, r, ax in fan]  # r where every loop outside is last
-        out = []
-        for flat in range(math.prod(ends)):
-            x, off = flat, [0] * D
-            for (d, f, r, ax), e in zip(reversed(fan), reversed(ends)):
-                off[d] += (x % e) * st_of[d]
-                x //= e
-            out.append((flat, off))
-        return out
+    layouts, pairs = {}, {}
 
-    def spatial_stats(words, cn, pts_prev, elems, H, ti):
-        """(tot, wt, link, new link state) of one call at a fan-out: element 0's delta of size
-        words and form cn, at the elements' offsets; links from the neighbours' previous deltas."""
-        offs = {lin: tuple(sum(proj[ti][d][k] * off[d] for d in range(D)) for k in range(len(tensors[ti])))
-                for lin, off in elems}
-        if words == 0:
-            return 0.0, 0.0, 0.0, (cn, tuple(offs.items()))
-        without = len(set(offs.values()))
-        best = (words * without, words * len(offs), 0.0)
-        if pts_prev is not None and pts_prev[0] is not None:
-            pcn, poffs = pts_prev[0], dict(pts_prev[1])
-            linked = set()
+    def layout(fan, ends, st_of, ti):
+        """The elements that run at a fan-out (ends: each loop's end now): their offsets in the
+        tensor's coordinates by linear index, and how many distinct ones there are."""
+        key = (id(fan), ends, ti)
+        got = layouts.get(key)
+        if got is None:
+            offs = {}
+            for flat in range(math.prod(ends)):
+                x, off = flat, [0] * D
+                for (d, f, r, ax), e in zip(reversed(fan), reversed(ends)):
+                    off[d] += (x % e) * st_of[d]
+                    x //= e
+                offs[flat] = tuple(sum(proj[ti][d][q] * off[d] for d in range(D)) for q in range(len(tensors[ti])))
+            got = layouts[key] = (offs, len(set(offs.values())))
+        return got
+
+    def neighbours(fan, ends, prev_ends, st_of, H, ti):
+        """For each offset step u between an element and a mesh neighbour's element one call
+        before, the elements it would link (Timeloop's up, down, left and right links)."""
+        key = (id(fan), ends, prev_ends, ti)
+        got = pairs.get(key)
+        if got is None:
+            offs, _ = layout(fan, ends, st_of, ti)
+            poffs, _ = layout(fan, prev_ends, st_of, ti)
+            got = {}
             for lin, o in offs.items():
                 h, v = lin % H, lin // H
                 for nh, nv in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
                     if 0 <= nh < H and nv >= 0:
                         po = poffs.get(nv * H + nh)
-                        if po is not None and shift_canon(cn, tuple(a - b_ for a, b_ in zip(o, po))) == pcn:
-                            linked.add(lin)
-                            break
-            rest = [o for lin, o in offs.items() if lin not in linked]
-            if len(set(rest)) < without:
-                best = (words * len(set(rest)), words * len(rest), words * len(linked))
-        return best + ((cn, tuple(offs.items())),)
+                        if po is not None:
+                            got.setdefault(tuple(a - b_ for a, b_ in zip(o, po)), set()).add(lin)
+            pairs[key] = got
+        return got
+
+    def spatial_stats(words, cn, prev, fan, ends, st_of, H, ti):
+        """(tot, wt, link, new link state) of one call at a fan-out: element 0's delta of size
+        words and form cn at every element that runs; links from the neighbours' previous deltas."""
+        offs, without = layout(fan, ends, st_of, ti)
+        if words == 0:
+            return 0.0, 0.0, 0.0, (cn, ends)
+        best = (words * without, words * len(offs), 0.0)
+        if prev is not None and prev[0] is not None:
+            linked = set()
+            for u, lins in neighbours(fan, ends, prev[1], st_of, H, ti).items():
+                if shift_canon(cn, u) == prev[0]:
+                    linked |= lins
+            if linked:
+                rest = {o for lin, o in offs.items() if lin not in linked}
+                if len(rest) < without:
+                    best = (words * len(rest), words * (len(offs) - len(linked)), words * len(linked))
+        return best + ((cn, ends),)
 
     result = [[(0.0, 0.0, 0.0)] * T for _ in range(L)]
     for b in range(1, L + 1):
@@ -1056,32 +916,36 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             if l >= b:
                 R[d] = (r - 1) * F[d] + R[d]
                 F[d] = f * F[d]
-        memo = {}
+        memo, extents = {}, {}
 
         near_r = [1] * D
         for d, f, r, ax in fan:
             near_r[d] *= r
 
-        def leaf(brk, state, b=b, fan=fan, st_of=st_of, H=H, F=F, R=R, J=J, near_r=near_r):
+        def leaf(brk, state, b=b, fan=fan, st_of=st_of, H=H, F=F, R=R, J=J, near_r=near_r, extents=extents):
             """One call of level k's innermost loop: per tensor (tot, wt, link), and the state."""
-            elems = elements(fan, brk, J, st_of) if fan else None
+            ends = tuple((r if brk[d] >= J else f) for d, f, r, ax in fan)  # r where every loop outside is last
             out, new_state = [], []
             for ti, ranks in enumerate(tensors):
                 tile, link = state[ti]
                 if b == L:  # a MAC operand: a point, never differenced
                     words, cn, new_tile = 1, ((tuple(0 for _ in ranks), tuple(1 for _ in ranks)), None), None
                 else:
-                    # (element 0 of the fan-out is on its dim's last element only if that loop's r is 1)
-                    ext = [R[d] if brk[d] >= J and near_r[d] <= 1 else F[d] for d in range(D)]
-                    e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
-                    lo = (0,) * len(ranks)
-                    size = math.prod(e)
+                    got = extents.get((brk, ti))
+                    if got is None:
+                        # (element 0 of the fan-out is on its dim's last element only if that loop's r is 1)
+                        ext = [R[d] if brk[d] >= J and near_r[d] <= 1 else F[d] for d in range(D)]
+                        e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
+                        got = extents[(brk, ti)] = (e, math.prod(e), (0,) * len(ranks))
+                    e, size, lo = got
                     if tile is None:  # first use: the whole tile, no translation yet
-                        words, cn, new_tile = size, canon((lo, e), None), (lo, e, None)
+                        words, cn, new_tile = size, ((lo, e), None), (lo, e, None)
                     else:
                         plo, pe, ptr = tile
-                        # the translation: the centroids' difference, rounded (centroid = low + (extent - 1) / 2)
-                        tr = tuple(_round(lo[q] + (e[q] - 1) / 2 - plo[q] - (pe[q] - 1) / 2) for q in range(len(e)))
+                        # the translation: the centroids' difference (centroid = low + (extent - 1) / 2),
+                        # rounded half away from zero; x = twice the difference
+                        tr = tuple((x + 1) // 2 if x >= 0 else -((1 - x) // 2)
+                                   for x in (e[q] - pe[q] - 2 * plo[q] for q in range(len(e))))
                         if ptr is None or ptr == tr:  # difference with the previous tile
                             ilo = tuple(max(lo[q], plo[q]) for q in range(len(e)))
                             ihi = tuple(min(lo[q] + e[q], plo[q] + pe[q]) for q in range(len(e)))
@@ -1093,9 +957,9 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                             cn = canon((lo, e), inter)
                             new_tile = (lo, e, tr if ptr is None else ptr)
                         else:  # the stride changed: the previous tile is discarded, the whole tile moves
-                            words, cn, new_tile = size, canon((lo, e), None), (lo, e, None)
+                            words, cn, new_tile = size, ((lo, e), None), (lo, e, None)
                 if fan:
-                    tot, wt, lk, new_link = spatial_stats(words, cn, link, elems, H, ti)
+                    tot, wt, lk, new_link = spatial_stats(words, cn, link, fan, ends, st_of, H, ti)
                 else:
                     tot = wt = float(words)
                     lk, new_link = 0.0, None
