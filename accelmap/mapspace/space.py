@@ -429,6 +429,18 @@ class MappingSpace:
             self._imperfect_neighbours(genomes, out, generator)
         return out
 
+    def refill_meshes(self, genomes: torch.Tensor, generator: torch.Generator, moves: int = 2) -> torch.Tensor:
+        """Copies of genomes [N, G] after ``moves`` mesh refills each (the neighbourhood's refill
+        move: one dim's spatial factor back to a temporal slot, an axis filled with the largest
+        fitting divisor of another dim): random factorizations seldom use the whole PE array, and
+        a pool screened by a predictor needs such mappings to offer them."""
+        out = genomes.clone()
+        fac, _, axis, _ = self.layout.split(out)
+        for _ in range(moves):
+            self._fill_mesh(fac, axis, torch.ones(len(out), dtype=torch.bool), generator)
+            self._repair_axes(fac, axis)
+        return out
+
     def _move_factor(self, fac: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
         lay = self.layout
         rows = mask.nonzero().flatten()
