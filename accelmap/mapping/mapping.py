@@ -297,22 +297,11 @@ def parse_mapping(text: str, level_order: Sequence[str] | None = None) -> Mappin
 
 # ---- the batch ------------------------------------------------------------------------------
 
-# Whether the cost model (cost_model.py and kernel.py) counts residual loops. Until it does
-# (issue 16, phase 2), a mapping with a residual end is refused before it reaches the model
-# instead of being evaluated as if its residuals were its factors; tests/test_imperfect.py
-# checks the committed Timeloop records of residual mappings once this is True.
-RESIDUALS_MODELLED = False
+# The cost model counts residual loops exactly as Timeloop v3.0.3 does (issue 16; cost_model.py's
+# residual path), so residual mappings are evaluated like any other. The name stays only because
+# accelmap.mapspace still reads it (its owner drops that check); nothing here refuses anything.
+RESIDUALS_MODELLED = True
 
-
-def imperfect_not_modelled(mapping: Mapping, file: str | None = None, field: str | None = None) -> AccelmapError:
-    """The error for evaluating a mapping with residual ends, naming its first residual loop."""
-    first = next((f"{lv.name} {kind} {d}={f},{r}" for lv in mapping.levels
-                  for kind, fac, res in (("temporal", lv.temporal_factor, lv.temporal_residual),
-                                         ("spatial", lv.spatial_factor, lv.spatial_residual))
-                  for d, r in res for f in (fac(d),) if r != f), "?")
-    return AccelmapError(f"imperfect factors are not modelled yet ({first}); expected factors without a residual "
-                         f"end (NAME=INTEGER) until the cost model counts residual loops", file=file,
-                         field=field or "factors")
 
 @dataclass(frozen=True)
 class MappingBatch:
@@ -330,8 +319,7 @@ class MappingBatch:
               (1 on the other); None: == spatial
 
     A batch without residuals (both None) is exactly today's batch: search spaces make those,
-    and they cost no extra memory. The cost model does not read the residuals yet
-    (:data:`RESIDUALS_MODELLED`), so :meth:`from_mappings` refuses a mapping that has one.
+    and they cost no extra memory. A batch with residuals goes to the cost model's residual path.
     """
 
     temporal: torch.Tensor
@@ -417,17 +405,8 @@ class MappingBatch:
                             torch.cat([b.spatial_order for b in bs]), tres, sres)
 
     @staticmethod
-    def from_mappings(mappings: Sequence[Mapping], workload: Workload, arch: Architecture, *,
-                      residuals: bool | None = None) -> "MappingBatch":
-        """The batch of ``mappings``. A mapping with a residual end raises
-        ``imperfect factors are not modelled yet`` unless ``residuals`` (default: whether the
-        cost model models them, :data:`RESIDUALS_MODELLED`): every mapping a user gives reaches
-        the cost model through here, and it would ignore the residuals and give wrong numbers.
-        Pass ``residuals=True`` only to carry residual mappings somewhere else than the cost model."""
-        if not (RESIDUALS_MODELLED if residuals is None else residuals):
-            for i, m in enumerate(mappings):
-                if m.is_imperfect:
-                    raise imperfect_not_modelled(m, field=f"mapping {i}" if len(mappings) > 1 else None)
+    def from_mappings(mappings: Sequence[Mapping], workload: Workload, arch: Architecture) -> "MappingBatch":
+        """The batch of ``mappings`` (residual ends carried when any mapping has one)."""
         dims = list(workload.dims)
         D = len(dims)
         L = len(arch.levels)

@@ -81,53 +81,49 @@ random architectures, layers and mappings; each rule with the case that showed i
   exceeds it; cycles = ceil(compute cycles / slowdown). Case: 14 compute cycles, 116 DRAM reads
   at 4 words/cycle: 14 / (4 / (116/14)) = 29.000000000000004, so 30 cycles, not 29.
 
-Residual loops (Timeloop v3's imperfect factors ``P=8,5``, issue 16; the rules are in
-/work/notes/imperfect_semantics.md, checked on ``tests/data/timeloop_diff_imperfect/records.jsonl.gz``,
-2,133 mappings Timeloop accepted). A batch with residual ends (``MappingBatch.has_residuals``)
-goes to :meth:`CostModel._evaluate_residual`, with either backend (the compiled kernel models
-perfect nests only); a batch without keeps the code path above, unchanged. What it models:
+Residual loops (Timeloop v3's imperfect factors ``P=8,5``, issue 16; the rules, each checked
+with timeloop-model, are in /work/notes/imperfect_semantics.md). A batch with residual ends
+(``MappingBatch.has_residuals``) goes to :meth:`CostModel._evaluate_residual` whatever the
+backend (``__call__`` decides, in one place: the kernel and the perfect path model perfect
+nests only); a batch without keeps the code path above, unchanged. It is exact on every
+compared record: 2,099 of ``tests/data/timeloop_diff_imperfect/records.jsonl.gz`` (50
+architectures) and 1,694 of ``records_seed17.jsonl.gz`` (40 more), every count, energy and cycle
+equal. What it models:
 
-* Exact on every record: compute cycles are the product of every temporal *end* (residual
-  ends never shorten them; the outermost end counts though it does not enter the bound), then
-  bandwidth throttling as above (48/48 records without a finite bandwidth: cycles equal).
-  Case: ``DRAM P=4`` over ``PE P=4,1`` on P=13: 16 cycles.
-* Exact: the MACs Timeloop counts and charges, floor(body0 / V x product of all spatial ends),
-  body0 the body executions element 0 of every non-MAC fan-out sees (a loop runs its residual
-  end when every loop of its dim outside it is on its last iteration), V the MAC-fan-out
-  elements that ever run (2,133/2,133). Case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: 8 MACs.
-* Exact: tiles (utilized capacity, and the capacity check): per dim the full extent (product of
-  the ends at and below the level) when a loop of the dim above has a residual end > 1, else
-  the residual chain's extent (14,064/14,064 tiles). Case: ``DRAM P=1`` over ``PE P=8,5``, P=5:
-  the PE holds 1 + 5 + 5 = 11 words, not 17.
-* The bound rule replaces the product check (``factor_error`` is log covered / bound).
-* Access counts, approximate (see what is left in issue 16): the perfect model's loop analysis
-  on the ends, with the outermost loop of each dim (and loops under outer loops that all run
-  once) at its residual end, since it always runs r. Case: ``DRAM C=18,16 K=4 G=2,1`` over
-  ``GLB G=2``: the DRAM G loop runs once, the Outputs stay in the GLB across C (DRAM updates
-  32, not 512). Then per child level each context (which dims are on their global last) is
-  weighted by its visits and its tile; the transitions that take the sliding delta are the
-  visits but the whole-tile ones: the first, and each transition of a loop whose step the
-  perfect model does not slide over, counted in the residual nest (visits of the loops at and
-  outside the loop minus those outside it). Case: ``DRAM Q=2 C=6 K=2`` over ``GLB K=2,1`` over
-  ``P=7 Q=6,1`` over a PE with ``K=3,2``: PE Weights fills 96 = 2 x 6 x (3 + 3 + 2).
-  A parent serves the elements of the fan-outs between it and the child, each element 0's
-  delta translated: at the fan-out right above the child (for the MACs, the MAC fan-out, whose
-  elements Timeloop all simulates) the elements that run, f or r at the global last (case:
-  P=9 as ``DRAM P=2`` over ``spatial P=3,2`` over ``PE P=2,1``: GLB Input reads 10 = 6 + 2 x 2);
-  at a fan-out further up, with bypassing levels between, all f elements, at the global last
-  too (case: C=8 as ``DRAM C=6,3`` over ``GLB spatial C=3,2`` over two levels that bypass
-  the Inputs: DRAM Input reads 9 = 3 x 3, not 8). Along dims that do not index the tensor
-  the delta is multicast: element 0's, counted f / r times at the global last of a fan-out
-  further up (case: C=8 as ``GLB spatial C=3,2`` over ``C=5,3``, K=2, Outputs from DRAM to
-  the MACs: DRAM Output updates 15 = 10 x 3/2).
-  Fills are the parent's share over the logical fan-out (truncated for read-only tensors,
-  rounded for outputs), and an output's partition size takes each dim's bound divided by the
-  spatial ends above in integers (case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: PE Output
-  fills round(7/4 - 1) = 1). Link transfers come from the
-  kernel's routine on the ends (perfect-factor extents), unverified under spatial residuals.
-  Not modelled: the run-last iteration order of imperfect nests and its translation resets
-  (notes, section 8). Timeloop wraps a negative output fill round(share - partition) to
-  2^64 - k (34 records); those records are left out of the comparison.
+* Closed forms. Compute cycles are the product of every temporal *end* (residual ends never
+  shorten them; the outermost end counts though it does not enter the bound), then bandwidth
+  throttling as above. Case: ``DRAM P=4`` over ``PE P=4,1`` on P=13: 16 cycles. The MACs
+  Timeloop counts and charges are floor(body0 / V x product of all spatial ends), body0 the body
+  executions element 0 of every non-MAC fan-out sees, V the MAC fan-out's elements that ever
+  run. Case: P=7 as ``DRAM P=2`` over ``spatial P=4,3``: 8 MACs. Tiles (and the capacity check):
+  per dim the full extent when a loop of the dim above has a residual end > 1, else the
+  residual chain's. Case: ``DRAM P=1`` over ``PE P=8,5``, P=5: the PE holds 1 + 5 + 5 = 11 words.
+  The bound rule replaces the product check (``factor_error`` is log covered / bound).
+* Access counts come from a trace of element 0 (``_element0_deltas``), per level k and the tile
+  of level k + 1, in Timeloop's order. A loop runs its residual end when every loop of its dim
+  outside it is on its last iteration. An imperfect nest (any loop with r != f) runs each loop's
+  iterations #0, #1 (standing for n - 3), #n-2 and #last; a perfect one #0 and #1 (for n - 1).
+  Right above a keeper's tile, with no fan-out between, Timeloop counts #1's delta again in
+  place of #n-2's. A tile is differenced with the previous one while the translation (the
+  centroids' difference, rounded) stays the same, else it moves whole. Cases: P=12, R=3 as
+  ``DRAM P=3,2`` over ``GLB P=3`` over ``PE P=2 R=3``: 14 PE Input fills (16 with ``DRAM P=2``);
+  ``PE P=3,1 R=3`` under ``DRAM P=3``: 11 fills (5 + 3 + the whole last tile).
+* Fan-outs: only element 0 is simulated; every element that runs (f, or r when the dim is on its
+  last iteration outside the fan-out) takes element 0's delta, translated. A level's accesses
+  count each distinct delta once (multicast), its weighted accesses every element's; links: an
+  element whose delta equals a mesh neighbour's delta one call before takes it from there, and
+  Timeloop keeps the links only where they cut the accesses. The MAC fan-out's elements are all
+  simulated, their operand points never differenced. Case: P=9 as ``DRAM P=2`` over ``spatial
+  P=3,2`` over ``PE P=2,1``: GLB Input reads 10 = 6 + 2 x 2.
+* Then Timeloop's tiling rules on these statistics: a child's fills are the share of the level
+  right above it (weighted accesses / logical fan-out; truncated for read-only tensors, rounded
+  for outputs), link transfers a read and a fill spread over the child level's instances; a
+  bypassing level passes its content up by scaling the level above to content x fan-out /
+  weighted accesses (case: Outputs through a bypassing level under ``spatial R=2,1``, DRAM
+  updates 160 = 2 x 120 x 2/3); partition sizes chain from DRAM's tile as parent x tile / the
+  tile a fan-out's elements span, in integers, over bypassing levels too.
+* Timeloop stores a negative output fill, round(share - partition), in an unsigned integer
+  (it prints about 1.8e19; 34 records); accelmap clamps it at 0 and those records are left out.
 
 Shapes: B batch, L storage levels (0 = outermost), D loop dims, T tensors, R ranks.
 """
@@ -280,7 +276,10 @@ class CostModel:
         """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
         breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search."""
         hw = hw or self.hw
-        if batch.has_residuals:  # the kernel models perfect nests only (see _evaluate_residual)
+        # The one place that routes a batch: one with residual ends (Timeloop's P=8,5) always goes
+        # to the exact residual path, whichever backend was asked for; the compiled kernel and the
+        # perfect tensor path count perfect nests only, and a perfect batch never pays for residuals.
+        if batch.has_residuals:
             b = batch.to(self.device)
             return self._evaluate_residual(b, hw)
         if self._use_kernel(hw):

@@ -11,7 +11,7 @@ import torch
 from accelmap.arch.architecture import Architecture
 from accelmap.arch.load import load_architecture
 from accelmap.mapping.loop_nest import looks_like_map_txt, read_map_txt
-from accelmap.mapping.mapping import RESIDUALS_MODELLED, Mapping, MappingBatch, imperfect_not_modelled, read_mapping
+from accelmap.mapping.mapping import Mapping, MappingBatch, read_mapping
 from accelmap.model.cost_model import CostModel, Costs
 from accelmap.model.status import REASONS
 from accelmap.workload.load import read_problem_yaml
@@ -79,9 +79,6 @@ class Evaluation:
 def evaluate_mapping(workload: Workload, arch: Architecture, mapping: Mapping, device: str = "cpu",
                      source: str = "<mapping>") -> Evaluation:
     mapping.check(workload, arch, source)
-    if mapping.is_imperfect and not RESIDUALS_MODELLED:
-        # the same refusal MappingBatch.from_mappings makes, here naming the file
-        raise imperfect_not_modelled(mapping, file=source)
     # one mapping: the tensor model, which needs no compiled kernel (numba is not even imported)
     model = CostModel(workload, arch, torch.float64, device, backend="torch")
     costs = model(MappingBatch.from_mappings([mapping], workload, arch))
