@@ -403,6 +403,8 @@ class MappingSpace:
         toggle a free bypass."""
         lay = self.layout
         N = genomes.shape[0]
+        if self.imperfect:  # the moves below read ends up to the bound (canonical ends)
+            genomes = self.canonical(genomes)
         out = genomes.clone()
         fac, order, axis, keep = lay.split(out)
         kind = torch.randint(0, 11, (N,), generator=generator)
@@ -439,6 +441,10 @@ class MappingSpace:
         for _ in range(moves):
             self._fill_mesh(fac, axis, torch.ones(len(out), dtype=torch.bool), generator)
             self._repair_axes(fac, axis)
+        if self.imperfect:  # ends made canonical; a row whose ends turn illegal stays as it was
+            self._canon(fac)
+            bad = ~self._dims_ok(fac, self._residuals(fac)).all(1)
+            out[bad] = genomes[bad]
         return out
 
     def _move_factor(self, fac: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
@@ -530,9 +536,14 @@ class MappingSpace:
         axis[rows, f] = ax_r
 
     def _divisor_table(self, cap: int) -> torch.Tensor:
-        """[V, cap + 1]: the largest divisor of v that is at most c (V: the largest bound + 1)."""
+        """[V, cap + 1]: the largest divisor of v that is at most c (V: the largest bound + 1,
+        times the widest mesh axis in an imperfect space)."""
         if getattr(self, "_divisors", None) is None or self._divisors.shape[1] < cap + 1:
-            v = torch.arange(len(self._spf))[:, None]
+            # imperfect ends are at most the bound, but a mesh refill called on its own (not through
+            # neighbours, which makes ends canonical) may first drop a spatial end onto a temporal one
+            most = len(self._spf) if not self.imperfect else len(self._spf) * max(
+                [max(self.arch.fanout(li)) for li in self.fan_levels] or [1])
+            v = torch.arange(most)[:, None]
             k = torch.arange(cap + 1)[None]
             fits = (k >= 1) & (v % k.clamp(min=1) == 0)
             self._divisors = torch.cummax(torch.where(fits, k, torch.ones_like(k)), dim=1).values
