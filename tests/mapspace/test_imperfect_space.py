@@ -208,7 +208,8 @@ def test_every_optimizer_runs_on_an_imperfect_space(name, monkeypatch):
     # small populations and seeding draws: the residual cost model costs milliseconds per mapping
     monkeypatch.setattr(_Population, "_seed_ask", lambda self: self.space.sample(4 * self.size, self.gen))
     for attr, v in (("size", 8), ("n_genetic", 8), ("n_local", 8), ("steps", 10), ("pool", 128), ("starts", 8),
-                    ("first", 16), ("rounds", 8), ("refine_pool", 64), ("batch", 32)):
+                    ("first", 16), ("rounds", 8), ("refine_pool", 64), ("batch", 32),
+                    ("walk_keep", 8), ("walk_rounds", 1), ("walk_width", 2)):
         if hasattr(cls, attr):
             monkeypatch.setattr(cls, attr, v)
     if name == "dcp":  # the packaged predictor knows eyeriss_like's levels
