@@ -800,12 +800,15 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
         return None if cn is None else (shift_box(cn[0], sh), shift_box(cn[1], sh))
 
     unit = [[tuple(proj[ti][d]) for d in range(D)] for ti in range(T)]
+    moves = [any(any(unit[ti][d]) for ti in range(T)) for d in range(D)]  # dim d indexes some tensor
 
     def shifted(state, d, s):
         """A state moved by s along dim d (each tensor's coordinates)."""
         if s == 0:
             return state
         out = []
+        if not moves[d]:
+            return state
         for ti in range(T):
             tile, link = state[ti]
             u = unit[ti][d]
@@ -915,15 +918,18 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             if l >= b:
                 R[d] = (r - 1) * F[d] + R[d]
                 F[d] = f * F[d]
-        memo, extents = {}, {}
+        memo, extents, leaves = {}, {}, {}
 
         near_r = [1] * D
         for d, f, r, ax in fan:
             near_r[d] *= r
 
-        def leaf(brk, state, b=b, fan=fan, st_of=st_of, H=H, F=F, R=R, J=J, near_r=near_r, extents=extents):
+        def leaf(brk, state, b=b, fan=fan, st_of=st_of, H=H, F=F, R=R, J=J, near_r=near_r, extents=extents, leaves=leaves):
             """One call of level k's innermost loop: per tensor (tot, wt, link), and the state."""
-            ends = tuple((r if brk[d] >= J else f) for d, f, r, ax in fan)  # r where every loop outside is last
+            got = leaves.get((brk, state))
+            if got is not None:
+                return got
+            ends = tuple((f if brk >> d & 1 else r) for d, f, r, ax in fan)  # r where every loop outside is last
             out, new_state = [], []
             for ti, ranks in enumerate(tensors):
                 tile, link = state[ti]
@@ -933,7 +939,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                     got = extents.get((brk, ti))
                     if got is None:
                         # (element 0 of the fan-out is on its dim's last element only if that loop's r is 1)
-                        ext = [R[d] if brk[d] >= J and near_r[d] <= 1 else F[d] for d in range(D)]
+                        ext = [F[d] if brk >> d & 1 or near_r[d] > 1 else R[d] for d in range(D)]
                         e = tuple(sum(c * (ext[d] - 1) for d, c in rk) + 1 for rk in ranks)
                         got = extents[(brk, ti)] = (e, math.prod(e), (0,) * len(ranks))
                     e, size, lo = got
@@ -964,7 +970,8 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                     lk, new_link = 0.0, None
                 out.append((tot, wt, lk))
                 new_state.append((new_tile, new_link))
-            return out, tuple(new_state)
+            got = leaves[(brk, state)] = (out, tuple(new_state))
+            return got
 
         def inv(j, brk, state, b=b, lp=lp, st=st, J=J, memo=memo, leaf=leaf, k=k):
             key = (j, brk, state)
@@ -972,7 +979,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             if hit is not None:
                 return hit
             l, d, f, r, sp = lp[j]
-            unbroken = brk[d] >= J
+            unbroken = not brk >> d & 1
             if sp:  # element 0 of a fan-out
                 its = [(0, 1)]
                 n = 1
@@ -988,32 +995,36 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             repeat = at_leaf and not sp and imperfect and l == k and not fans[k] and b < L and n >= 4
             acc_ = [[0.0, 0.0, 0.0] for _ in range(T)]
             d1 = None
+            at = 0  # the state is relative to the base of iteration #at (#0's base is this loop's)
             for kk, (idx, mult) in enumerate(its):
                 last_here = (r <= 1) if sp else (idx + 1 >= r)
-                nb = brk if (not unbroken or last_here) else brk[:d] + (j,) + brk[d + 1:]
-                s = idx * st[j]
-                cst = shifted(state, d, -s)
+                nb = brk if (not unbroken or last_here) else brk | 1 << d
+                if idx != at:
+                    state = shifted(state, d, (at - idx) * st[j])
+                    at = idx
                 if at_leaf:
-                    sub, cst2 = leaf(nb, cst)
+                    sub, state = leaf(nb, state)
                     if repeat and kk == 2:
                         sub = d1
                     if kk == 1:
                         d1 = sub
                 else:
-                    sub, cst2 = inv(j + 1, nb, cst)
+                    sub, state = inv(j + 1, nb, state)
                 for ti in range(T):
-                    for q in range(3):
-                        acc_[ti][q] += sub[ti][q] * mult
-                state = shifted(cst2, d, s)
+                    a_, s_ = acc_[ti], sub[ti]
+                    a_[0] += s_[0] * mult
+                    a_[1] += s_[1] * mult
+                    a_[2] += s_[2] * mult
+            if at:
+                state = shifted(state, d, at * st[j])
             memo[key] = (acc_, state)
             return acc_, state
 
         init = tuple((None, None) for _ in tensors)
-        brk0 = (J,) * D
         if J == 0:
-            result[k] = leaf(brk0, init)[0]
+            result[k] = leaf(0, init)[0]
         else:
-            result[k] = inv(0, brk0, init)[0]
+            result[k] = inv(0, 0, init)[0]
     return result
 
 
