@@ -250,13 +250,17 @@ def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraint
         if not (found and res.score < s_perfect):
             return replace(perfect, **spent)  # the imperfect search found nothing better
     if not found:
+        if perfect is not None:
+            # the perfect space's reason: residual mappings cost the model far more per mapping, so
+            # the imperfect space's own draws are limited to what its search already spent
+            note = (f"no legal mapping with imperfect factors in {res.evaluations:,} evaluations, and with "
+                    f"perfect factors: {perfect.note}")
+            return replace(perfect, note=note, **spent)
         note = "no legal mapping found within the budget"
         try:  # name what makes the space illegal
-            space.sample_legal(1, torch.Generator().manual_seed(seed), max_draws=200_000)
+            space.sample_legal(1, torch.Generator().manual_seed(seed), max_draws=max(1024, budget))
         except AccelmapError as exc:
             note = str(exc)
-        if perfect is not None:
-            return replace(perfect, note=note, **spent)
     from accelmap.mapspace.bounds import lower_bound
     from accelmap.workload.workload import problem_to_dict
     from accelmap.yamlio import dump_yaml
