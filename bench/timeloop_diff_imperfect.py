@@ -9,10 +9,14 @@
 writes the records (the same schema as ``tests/data/timeloop_diff/records.jsonl.gz``: one
 group per (architecture, layer) with the input files' text, the mapping YAMLs and Timeloop's
 parsed stats or its error, so ``bench/timeloop_diff.py --check FILE`` and
-``tests/test_imperfect.py`` read them) and prints how many mappings Timeloop accepted,
-rejected (with the reasons, counted) and how many loops had a residual. It does not evaluate
-accelmap: the cost model does not model residual loops yet (``accelmap.mapping.mapping.RESIDUALS_MODELLED``);
-``--check FILE`` runs the shared checker on the records once it does.
+``tests/mapping/test_imperfect.py`` read them) and prints how many mappings Timeloop accepted,
+rejected (with the reasons, counted) and how many loops had a residual.
+
+    python bench/timeloop_diff_imperfect.py --measure tests/data/timeloop_diff_imperfect/records.jsonl.gz
+
+measures accelmap's cost model (its residual path) on committed records: energy and cycles
+errors, the counts that differ by class, written to bench/results/timeloop_diff_imperfect_measure.json;
+``--check FILE`` runs the shared checker of ``bench/timeloop_diff.py`` (both backends).
 
 How a mapping is drawn: a legal perfect mapping from accelmap's mapping space gives the loop
 orders, bypasses and which mesh axis each spatial dim uses. Then, per dimension (most of them),
@@ -219,23 +223,17 @@ UNDERFLOW = 2.0 ** 62  # Timeloop stores a negative output fill, round(share - p
 
 
 def measure(path: Path) -> int:
-    """Energy, cycles and count agreement of the tensor model on the records, with the
-    refusal lifted for this run only (the model is reached as the records test reaches it).
-    Records where Timeloop printed a wrapped count (>= 2^62) are reported and left out."""
+    """Energy, cycles and count agreement of the cost model on the records (the tensor
+    backend; the kernel backend routes residual batches to the same path). Records where
+    Timeloop printed a wrapped count (>= 2^62, a negative fill stored unsigned) are reported
+    and left out."""
     import json
     import statistics
 
-    import accelmap.mapping.mapping as mapping_mod
-
     _, groups = td.read_records(path)
-    saved = mapping_mod.RESIDUALS_MODELLED
-    mapping_mod.RESIDUALS_MODELLED = True  # measuring is why the refusal exists; restored below
-    try:
-        t0 = time.time()
-        rows = td.check_groups(groups, backends=("torch",))
-        took = time.time() - t0
-    finally:
-        mapping_mod.RESIDUALS_MODELLED = saved
+    t0 = time.time()
+    rows = td.check_groups(groups, backends=("torch",))
+    took = time.time() - t0
     done = [r for r in rows if "torch" in r]
     wrapped = [r for r in done if any(m[3] >= UNDERFLOW for m in r["torch"]["mismatches"])]
     kept = [r for r in done if r not in wrapped]
@@ -244,7 +242,8 @@ def measure(path: Path) -> int:
     counts = sum(r["torch"]["counts"] for r in kept)
     mism = sum(len(r["torch"]["mismatches"]) for r in kept)
     classes = collections.Counter(f"{m[2]}:{m[1]}" for r in kept for m in r["torch"]["mismatches"])
-    out = {"records": str(path), "accepted": len(done), "crashes": sum("crash" in r for r in rows),
+    out = {"records": str(path), "archs": len({g["arch_name"] for g in groups}), "accepted": len(done),
+           "crashes": sum("crash" in r for r in rows),
            "timeloop_wrapped_counts": len(wrapped), "compared": len(kept),
            "energy_mean_err": statistics.fmean(ee), "energy_median_err": statistics.median(ee),
            "energy_worst_err": max(ee), "cycles_mean_err": statistics.fmean(ce), "cycles_worst_err": max(ce),
@@ -255,9 +254,13 @@ def measure(path: Path) -> int:
            "mismatch_classes": dict(classes.most_common()), "seconds": took}
     res = REPO / "bench" / "results" / "timeloop_diff_imperfect_measure.json"
     res.parent.mkdir(parents=True, exist_ok=True)
-    res.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"{out['compared']} of {out['accepted']} accepted mappings compared ({len(wrapped)} with Timeloop's wrapped "
-          f"uint64 fills left out), {out['crashes']} crashes, {took:.0f} s")
+    prev = json.loads(res.read_text()) if res.is_file() else {}
+    runs = prev.get("runs", {}) if isinstance(prev.get("runs"), dict) else {}
+    runs[path.name] = out  # one entry per records file measured
+    res.write_text(json.dumps({"command": "python bench/timeloop_diff_imperfect.py --measure FILE", "runs": runs},
+                              indent=1) + "\n")
+    print(f"{out['compared']} of {out['accepted']} accepted mappings over {out['archs']} architectures compared "
+          f"({len(wrapped)} with Timeloop's wrapped uint64 fills left out), {out['crashes']} crashes, {took:.0f} s")
     print(f"energy error mean {out['energy_mean_err']:.3%} median {out['energy_median_err']:.3%} worst "
           f"{out['energy_worst_err']:.1%}; cycles error mean {out['cycles_mean_err']:.3%} worst "
           f"{out['cycles_worst_err']:.1%}; cycles exact {out['cycles_exact']}")
@@ -279,9 +282,8 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=Path, help="write the generated cases here (.jsonl.gz)")
     ap.add_argument("--check", type=Path, help="evaluate committed records with accelmap (bench/timeloop_diff.py's "
                                                "checker; needs a cost model that models residuals)")
-    ap.add_argument("--measure", type=Path, help="measure the cost model on committed records before it is declared "
-                                                 "exact (RESIDUALS_MODELLED); writes bench/results/"
-                                                 "timeloop_diff_imperfect_measure.json")
+    ap.add_argument("--measure", type=Path, help="measure the cost model on committed records (errors, mismatch "
+                                                 "classes); writes bench/results/timeloop_diff_imperfect_measure.json")
     ap.add_argument("--timeloop", type=Path, default=td.TIMELOOP)
     args = ap.parse_args(argv)
     if args.measure:
