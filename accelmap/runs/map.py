@@ -212,13 +212,15 @@ def map_network(network: str, arch: str = "eyeriss_like", **kwargs) -> MapResult
 
 def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraints: Constraints,
                         objective: Objective, optimizer: str, budget: int, seed: int, patience: int | None,
-                        device: str = "cpu", options: dict | None = None) -> LayerOutcome:
+                        device: str = "cpu", options: dict | None = None,
+                        perfect: LayerOutcome | None = None) -> LayerOutcome:
     """One layer with imperfect factors, never worse than without: the perfect search exactly
     as ``accelmap map`` runs it (same budget, same seed), then the same search in the imperfect
     space (a superset) whose samples start with the perfect result, and the better of the two
     by the objective. Evaluations, legal points and seconds count both searches; the trace
     runs on from the perfect search's. A layer without a perfect mapping (or whose fixed
-    factors do not divide) is searched in the imperfect space alone."""
+    factors do not divide) is searched in the imperfect space alone. ``perfect``: that layer's
+    perfect outcome when the caller has it (same arguments), instead of searching it again."""
     import torch
 
     from accelmap.mapping.mapping import MappingBatch, parse_mapping
@@ -227,9 +229,8 @@ def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraint
     from accelmap.search.network import map_layer
 
     w = layer.workload
-    perfect: LayerOutcome | None = None
     try:
-        perfect = map_layer(index, layer, arch, constraints, objective, optimizer, budget, seed, patience, device,
+        perfect = perfect or map_layer(index, layer, arch, constraints, objective, optimizer, budget, seed, patience, device,
                             options)
     except AccelmapError:
         pass  # no perfect space (fixed factors that do not divide a bound): the imperfect one alone
