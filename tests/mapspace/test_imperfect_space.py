@@ -1,9 +1,9 @@
 """MappingSpace(imperfect=True): ends that need not divide, residual ends from Timeloop's bound
 rule, a superset of the perfect space, and every optimizer on it.
 
-The cost model refuses residual mappings until it counts them exactly
-(``accelmap.mapping.mapping.RESIDUALS_MODELLED``); these tests set the flag with monkeypatch, as
-bench/timeloop_diff_imperfect.py does, because they check the space, not the model's numbers.
+``accelmap.mapping.mapping.RESIDUALS_MODELLED`` says whether the cost model counts residual loops
+exactly (an imperfect space and --imperfect are refused without it); the tests set it with
+monkeypatch, so that they check the space and the option wherever the flag stands.
 """
 
 import math

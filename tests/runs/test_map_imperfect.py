@@ -1,9 +1,9 @@
 """accelmap map --imperfect: never worse than the perfect search, strictly better on a 197-token
 layer, Timeloop's P=8,5 in the written mappings, the option checked before any search.
 
-The cost model refuses residual mappings until it counts them exactly
-(``accelmap.mapping.mapping.RESIDUALS_MODELLED``): these tests set the flag with monkeypatch (the
-subprocess one in the child's own code), as bench/timeloop_diff_imperfect.py does.
+``accelmap.mapping.mapping.RESIDUALS_MODELLED`` says whether the cost model counts residual loops
+exactly (an imperfect space and --imperfect are refused without it); the tests set it with
+monkeypatch, so that they check the space and the option wherever the flag stands.
 """
 
 import json
@@ -42,7 +42,7 @@ def test_cli_imperfect_is_never_worse_and_evaluates_back(cli, tmp_path, modelled
     runs = {}
     for flag in ([], ["--imperfect"]):
         out = tmp_path / ("imp" if flag else "per")
-        code, text, err = cli("map", str(net), "--arch", "simple_pe16x16", "--budget", "300", "--workers", "1",
+        code, _, err = cli("map", str(net), "--arch", "simple_pe16x16", "--budget", "300", "--workers", "1",
                               "--seed", "3", "--out", str(out), *flag)
         assert code == 0, err
         runs[bool(flag)] = json.loads((out / "summary.json").read_text())
@@ -122,14 +122,43 @@ def test_patch_embedding_prints_the_reason(cli, tmp_path, modelled):
     assert code == 2 and "no legal mapping" in last and "capacity" in last and "Traceback" not in err
 
 
+def _accelmap(*args) -> subprocess.CompletedProcess:
+    """The accelmap command in a fresh process (the module flag as committed)."""
+    return subprocess.run([sys.executable, "-c", "from accelmap.cli import main; main()", *args], check=False,
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
 @pytest.mark.skipif(mapping_mod.RESIDUALS_MODELLED, reason="the cost model models residual loops")
 def test_cli_refuses_imperfect_while_residuals_are_not_modelled(tmp_path):
-    """From a fresh process (the module flag as committed): one line, exit 2, before any search."""
+    """One line, exit 2, before any search."""
     from accelmap.workload.workload import linear
 
     p = _problem(tmp_path / "p.yaml", linear("p", in_features=2, out_features=2, tokens=13))
-    r = subprocess.run([sys.executable, "-m", "accelmap", "map", str(p), "--imperfect", "--budget", "64",
-                        "--workers", "1", "--out", str(tmp_path / "r")], capture_output=True, text=True, cwd=REPO,
-                       timeout=300)
+    r = _accelmap("map", str(p), "--imperfect", "--budget", "64", "--workers", "1", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "not modelled yet" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(not mapping_mod.RESIDUALS_MODELLED, reason="the cost model does not model residual loops yet")
+def test_cli_subprocess_imperfect_is_not_worse(tmp_path):
+    """`accelmap map NET --imperfect` from a fresh process on a two-layer network: every layer at
+    least as good as `accelmap map NET` with the same seed and budget; a bad option still exits 2."""
+    from accelmap.workload.workload import linear
+
+    net = tmp_path / "net"
+    net.mkdir()
+    _problem(net / "a.yaml", linear("a", in_features=6, out_features=10, tokens=13))
+    _problem(net / "b.yaml", linear("b", in_features=4, out_features=12, tokens=7))
+    layers = {}
+    for flag in ((), ("--imperfect",)):
+        out = tmp_path / ("imp" if flag else "per")
+        r = _accelmap("map", str(net), "--arch", "simple_pe16x16", "--budget", "200", "--workers", "1", "--seed",
+                      "5", "--out", str(out), *flag)
+        assert r.returncode == 0, r.stderr
+        s = json.loads((out / "summary.json").read_text())
+        assert s["settings"]["imperfect"] is bool(flag)
+        layers[bool(flag)] = {x["name"]: x["edp"] for x in s["layers"]}
+    assert layers[True].keys() == layers[False].keys() and len(layers[True]) == 2
+    assert all(layers[True][k] <= layers[False][k] * (1 + 1e-12) for k in layers[True])
+    r = _accelmap("map", str(net), "--imperfect", "--budget", "0")
+    assert r.returncode == 2 and "budget must be a positive" in r.stderr and len(r.stderr.strip().splitlines()) == 1
