@@ -635,7 +635,7 @@ class CostModel:
         A, C, AR = [a], [c], [anyr]
         for l in range(L):
             f, r = ft[:, l], rt[:, l]
-            a, c = a, a * (r - 1) + c * f
+            c = a * (r - 1) + c * f  # a temporal loop keeps the last context's visits, adds r - 1 others
             anyr = anyr | (r > 1.5)
             f, r = fs[:, l], rs[:, l]
             if l == L - 1:
@@ -665,7 +665,7 @@ class CostModel:
         rt, rs2 = rt_.to(dt), rs2_.to(dt)
         fs, rs = fs2.prod(-1), rs2.prod(-1)
         order, keep, sorder = batch.order, batch.keep, batch.spatial_order
-        B, L, D = ft.shape
+        B, L, _ = ft.shape
         T = self.T
         Fb, Rb, anyr, _, _, body0, V = self._residual_chains(ft, fs, rt, rs)
         full = self._tiles(torch.where(anyr, Fb, Rb))  # [B, T, L + 1] tiles: each dim at its largest extent
@@ -709,7 +709,7 @@ class CostModel:
         level k + 1 (k = L - 1: the MACs), from element 0's trace (``_element0_deltas``), each
         [B, T, L]: tot, the accesses; wt, the accesses times their multicast (the words the
         elements receive from the level); link, the words they take over links instead."""
-        B, L, D = ft.shape
+        B, L, _ = ft.shape
         T = self.T
         dt = ft.dtype
         ranks = self._rank_lists()
@@ -973,32 +973,46 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             got = leaves[(brk, state)] = (out, tuple(new_state))
             return got
 
-        def inv(j, brk, state, b=b, lp=lp, st=st, J=J, memo=memo, leaf=leaf, k=k):
+        # Element 0 of a fan-out above runs index 0 only: such a loop moves nothing and breaks its
+        # dim's last-iteration chain when its r > 1. Folded into the temporal loop inside it (or
+        # the leaf), as a mask of dims it breaks.
+        lt, st_t, pre = [], [], []
+        mask = 0
+        for (l, d, f, r, sp), s_ in zip(lp, st):
+            if sp:
+                mask |= (1 << d) if r > 1 else 0
+            else:
+                lt.append((l, d, f, r))
+                st_t.append(s_)
+                pre.append(mask)
+                mask = 0
+        post = mask
+        JT = len(lt)
+
+        def inv(j, brk, state, lt=lt, st=st_t, pre=pre, post=post, JT=JT, memo=memo, leaf=leaf, k=k, b=b):
             key = (j, brk, state)
             hit = memo.get(key)
             if hit is not None:
                 return hit
-            l, d, f, r, sp = lp[j]
+            brk |= pre[j]
+            l, d, f, r = lt[j]
             unbroken = not brk >> d & 1
-            if sp:  # element 0 of a fan-out
-                its = [(0, 1)]
-                n = 1
-            else:
-                n = r if unbroken else f
-                if imperfect:  # #0, #1 for n - 3 epochs, #n-2, #last
-                    its = ([(0, 1)] + ([(1, n - 3)] if n >= 4 else []) + ([(n - 2, 1)] if n >= 3 else [])
-                           + ([(n - 1, 1)] if n >= 2 else []))
-                else:  # #0, #1 for n - 1 epochs
-                    its = [(0, 1)] + ([(1, n - 1)] if n >= 2 else [])
-            at_leaf = j == J - 1
+            n = r if unbroken else f
+            if imperfect:  # #0, #1 for n - 3 epochs, #n-2, #last
+                its = ([(0, 1)] + ([(1, n - 3)] if n >= 4 else []) + ([(n - 2, 1)] if n >= 3 else [])
+                       + ([(n - 1, 1)] if n >= 2 else []))
+            else:  # #0, #1 for n - 1 epochs
+                its = [(0, 1)] + ([(1, n - 1)] if n >= 2 else [])
+            at_leaf = j == JT - 1
             # a temporal loop right above a keeper's tile counts #1's delta again in place of #n-2's
-            repeat = at_leaf and not sp and imperfect and l == k and not fans[k] and b < L and n >= 4
+            repeat = at_leaf and imperfect and l == k and not fans[k] and b < L and n >= 4
             acc_ = [[0.0, 0.0, 0.0] for _ in range(T)]
             d1 = None
             at = 0  # the state is relative to the base of iteration #at (#0's base is this loop's)
             for kk, (idx, mult) in enumerate(its):
-                last_here = (r <= 1) if sp else (idx + 1 >= r)
-                nb = brk if (not unbroken or last_here) else brk | 1 << d
+                nb = brk if (not unbroken or idx + 1 >= r) else brk | 1 << d
+                if at_leaf:
+                    nb |= post
                 if idx != at:
                     state = shifted(state, d, (at - idx) * st[j])
                     at = idx
@@ -1021,15 +1035,11 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
             return acc_, state
 
         init = tuple((None, None) for _ in tensors)
-        if J == 0:
-            result[k] = leaf(0, init)[0]
+        if JT == 0:
+            result[k] = leaf(post, init)[0]
         else:
             result[k] = inv(0, 0, init)[0]
     return result
-
-
-def _round(x):
-    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
 def kernel_needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
