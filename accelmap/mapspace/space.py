@@ -24,7 +24,8 @@ bound leaves inside them, and the residual ends are the mixed-radix digits of bo
 equal to its residual end. ``remainders: N`` in the constraints (ruby's knob) allows residual
 ends only at the levels that carry it, up to N; without any, every level may take them. Every
 perfect factorization is a point of the imperfect space, and ``imperfect=False`` is exactly the
-perfect space (same genomes, same draws for the same seed).
+perfect space (same genomes, same draws for the same seed). An imperfect space's ``tables`` hold
+its perfect factorizations first, then a fixed draw of canonical imperfect ones.
 """
 
 from __future__ import annotations
@@ -353,7 +354,8 @@ class MappingSpace:
         for capacity). In an imperfect space about half the dims take imperfect ends instead of
         their perfect draw. The space's ``seeds`` come first."""
         lay = self.layout
-        fac = torch.stack([t[torch.randint(len(t), (n,), generator=generator)] for t in self.tables], 1)
+        tables = self._perfect_tables if self.imperfect else self.tables
+        fac = torch.stack([t[torch.randint(len(t), (n,), generator=generator)] for t in tables], 1)
         order = torch.argsort(torch.rand(n, lay.L, lay.D, generator=generator), dim=-1)
         order = torch.argsort(order, dim=-1)  # a random permutation's positions
         axis = torch.randint(0, 2, (n, lay.F, lay.D), generator=generator)
@@ -764,6 +766,25 @@ class MappingSpace:
                 raise AccelmapError(f"no factorization of {dim}={bound}, perfect or imperfect, satisfies the "
                                     f"constraints", file=self.constraints.source, field=dim)
             self.tables[d] = rows
+        # The perfect rows (sampling's first draw, the move back to a perfect factorization), and
+        # the tables extended by canonical imperfect rows: optimizers that draw factorizations
+        # from the tables themselves (the portfolio's outward seeding) then draw imperfect ends too.
+        # The extra rows come from a fixed generator, so a space is the same every time it is built.
+        self._perfect_tables = list(self.tables)
+        n = 1024
+        gen = torch.Generator().manual_seed(16)
+        base = torch.stack([t[torch.randint(len(t), (n,), generator=gen)] for t in self.tables], 1)
+        extra = base.clone()
+        self._imperfect_sample(extra, gen, share=1.0)
+        for d, t in enumerate(self.tables):
+            new = extra[:, d][(extra[:, d] != base[:, d]).any(1)]
+            if len(new):
+                keys = {tuple(r) for r in t.tolist()}
+                # about as many imperfect rows as perfect ones (at least 64): a draw from the
+                # table lands on either kind about equally often
+                rows = [r for r in dict.fromkeys(map(tuple, new.tolist())) if r not in keys][: max(len(t), 64)]
+                if rows:
+                    self.tables[d] = torch.cat([t, torch.tensor(rows, dtype=torch.int64)])
 
     def _canon(self, fac: torch.Tensor) -> None:
         """Canonical ends in place, [N, D, S] (see the section comment)."""
@@ -823,12 +844,13 @@ class MappingSpace:
         u = torch.rand(hi.shape, generator=generator, dtype=torch.float64)
         return torch.floor(torch.exp(u * torch.log(hi.double() + 1))).long().clamp(min=1).minimum(hi.clamp(min=1))
 
-    def _imperfect_sample(self, fac: torch.Tensor, generator: torch.Generator) -> None:
-        """Replace about half the dims of ``fac`` [n, D, S] (perfect rows) by imperfect ends in
-        place: the free slots in a random order each draw an end log-uniformly up to what is left
-        of the bound (ceil(left / end) after it), the top takes the rest."""
+    def _imperfect_sample(self, fac: torch.Tensor, generator: torch.Generator, share: float = 0.5) -> None:
+        """Replace a ``share`` of the dims of ``fac`` [n, D, S] (perfect rows) by imperfect ends
+        in place: the free slots in a random order each draw an end log-uniformly up to what is
+        left of the bound (ceil(left / end) after it), the top takes the rest; a dim whose draw is
+        illegal keeps its row."""
         n, D, S = fac.shape
-        pick = torch.rand(n, D, generator=generator) < 0.5
+        pick = torch.rand(n, D, generator=generator) < share
         slot_order = torch.argsort(torch.rand(n, S, generator=generator), dim=1)
         new = fac.clone()
         for d, bound in enumerate(self.workload.bounds):
@@ -890,10 +912,10 @@ class MappingSpace:
             m = (kind == 1) & ok_d.any(1)
             fr[ar[m], d1[m], sf[m]] = val[m]
             axr[ar[m], f[m], d1[m]] = ax[m]
-        # 2: one dim back to a perfect factorization (its table's rows)
+        # 2: one dim back to a perfect factorization
         d2 = torch.randint(0, D, (n,), generator=generator)
         u = torch.rand(n, generator=generator)
-        for dd, t in enumerate(self.tables):
+        for dd, t in enumerate(self._perfect_tables):
             m = (kind == 2) & (d2 == dd)
             if m.any() and len(t):
                 fr[ar[m], dd] = t[(u[m] * len(t)).long().clamp(max=len(t) - 1)]

@@ -93,6 +93,9 @@ class DCP(Optimizer):
     rounds = 40  # verified per refinement round
     refine_pool = 4096
     refine_from = 8  # verified mappings whose neighbours a refinement round screens
+    walk_keep = 256  # predictor-only local search before propagation: the points it keeps,
+    walk_rounds = 4  # its rounds,
+    walk_width = 8  # neighbours per kept point per round (plus as many two-move ones / 2)
     per_group = 2  # first verification: at most this many per spatial unrolling before the rest
     polish_batch = 256  # true evaluations per polishing round
 
@@ -241,12 +244,15 @@ class DCP(Optimizer):
     def _propagate(self, k: int) -> torch.Tensor:
         sp = self.space
         g = sp.sample(self.pool, self.gen)
+        # half the pool with its meshes refilled (twice): random factorizations seldom use the
+        # whole PE array, and a pool without such mappings cannot offer them to the predictor
+        g[len(g) // 2:] = sp.refill_meshes(g[len(g) // 2:], self.gen)
         g = g[self._legal(g)]
         if not len(g):
             g, keys = self._unseen(sp.sample(self.pool, self.gen)[:k])  # nothing legal: let the true model say why
             self.seen.update(keys)
             return g
-        seeds = g[torch.argsort(self._predict(g))[: self.starts]]
+        seeds = self._walk(g, self._predict(g))[: self.starts]
         lay = sp.layout
         fac, order, axis, keep = lay.split(seeds)
         fixed_log, rest, logits = sp.log_split(seeds)
@@ -287,6 +293,33 @@ class DCP(Optimizer):
         ok = self._legal(c)
         c, keys = c[ok], [kk for kk, o in zip(keys, ok.tolist()) if o]
         return self._take(c, keys, self._predict(c), k, self.per_group)
+
+    def _walk(self, g: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Local search on the predictor alone (free): the ``walk_keep`` best of legal ``g``
+        [N, G] by predicted ``scores`` [N], improved for ``walk_rounds`` rounds by their legal
+        neighbours; returns them best first."""
+        top, s = self._distinct(g, scores, self.walk_keep)
+        for _ in range(self.walk_rounds):
+            nb = self.space.neighbours(top.repeat(self.walk_width, 1), self.gen)
+            nb = torch.cat([nb, self.space.neighbours(nb[: len(nb) // 2], self.gen)])
+            nb = nb[self._legal(nb)]
+            top, s = self._distinct(torch.cat([top, nb]), torch.cat([s, self._predict(nb)]), self.walk_keep)
+        return top
+
+    @staticmethod
+    def _distinct(g: torch.Tensor, scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k best-scored distinct rows of g [N, G] and their scores, best first."""
+        order = torch.argsort(scores).tolist()
+        keys = row_keys(g)
+        seen: set[bytes] = set()
+        pick = []
+        for i in order:
+            if keys[i] not in seen:
+                seen.add(keys[i])
+                pick.append(i)
+                if len(pick) == k:
+                    break
+        return g[pick], scores[pick]
 
     def _best_verified(self, n: int) -> torch.Tensor | None:
         g = torch.cat([x for x, _ in self.verified])
