@@ -718,8 +718,10 @@ class CostModel:
         FT, RT, FS, RS, OR, SO = ii(ft), ii(rt), ii(fs2), ii(rs2), ii(order.to(torch.int64)), ii(sorder.to(torch.int64))
         mesh = _rows(hw.fanout, 2)[:, :, 0].round().to(torch.int64).cpu().tolist()
         imp = imperfect.cpu().tolist()
+        cache: dict = {}  # fan-out layouts and mesh neighbours, shared by the batch's mappings
         for bi in range(B):
-            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh[bi % len(mesh)], ranks, imp[bi])
+            res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh[bi % len(mesh)], ranks, imp[bi],
+                                   cache)
             out[bi] = torch.tensor(res, dtype=torch.float64)
         out = out.to(self.device, dt).permute(0, 2, 1, 3)  # [B, T, L, 3]
         return out[..., 0], out[..., 1], out[..., 2]
@@ -756,13 +758,14 @@ class CostModel:
 
 
 
-def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect):
+def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect, cache=None):
     """Timeloop's access statistics of one mapping at the innermost loop of each level k, for
     the tile of level k + 1 (k = L - 1: the MACs' operand points), traced in Timeloop's order.
 
     ft, rt: [L][D] temporal ends and residual ends; fs2, rs2: [L][D][2] spatial (X, Y); order,
     sorder: [L][D] loop positions (smaller = outer); mesh_x: [L] each fan-out's mesh X; tensors:
-    per tensor its ranks, each a list of (dim, coef); imperfect: Timeloop's global flag.
+    per tensor its ranks, each a list of (dim, coef); imperfect: Timeloop's global flag; cache: a
+    dict shared by the mappings of one workload (element layouts and mesh neighbours).
 
     Timeloop simulates element 0 of every fan-out above the tile (the MAC fan-out's elements
     all); every other element's delta is element 0's, translated. Returns [L][T] triples (tot,
@@ -843,59 +846,86 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
                     return ((tuple(bl), tuple(be)), None)
         return ((lo, e), (ilo, ie))
 
-    layouts, pairs = {}, {}
+    cache = {} if cache is None else cache
+    layouts = cache.setdefault("layouts", {})
+    pairs = cache.setdefault("pairs", {})
+
+    # One integer per offset (and per step between offsets): ranks in mixed radix 2 x extent + 1.
+    radix = []
+    for ti in range(T):
+        rx, w_ = [], 1
+        for q in range(len(tensors[ti])):
+            rx.append(w_)
+            w_ *= 2 * sum(proj[ti][d][q] * (acc[d] - 1) for d in range(D)) + 3
+        if w_ >= 2 ** 62:
+            raise AccelmapError("a tensor is too large for the residual model's offset keys")
+        radix.append(np.asarray(rx, dtype=np.int64))
 
     def layout(fan, ends, st_of, ti):
-        """The elements that run at a fan-out (ends: each loop's end now): their offsets in the
-        tensor's coordinates by linear index, and how many distinct ones there are."""
-        key = (id(fan), ends, ti)
+        """The elements that run at a fan-out (ends: each loop's end now), by linear index: their
+        offsets' keys in the tensor's coordinates (one integer per offset), their offsets, and
+        how many distinct offsets there are."""
+        key = (fan, ends, st_of, ti)
         got = layouts.get(key)
         if got is None:
-            offs = {}
-            for flat in range(math.prod(ends)):
-                x, off = flat, [0] * D
-                for (d, f, r, ax), e in zip(reversed(fan), reversed(ends)):
-                    off[d] += (x % e) * st_of[d]
-                    x //= e
-                offs[flat] = tuple(sum(proj[ti][d][q] * off[d] for d in range(D)) for q in range(len(tensors[ti])))
-            got = layouts[key] = (offs, len(set(offs.values())))
+            n = math.prod(ends)
+            flat = np.arange(n, dtype=np.int64)
+            off = np.zeros((n, len(tensors[ti])), dtype=np.int64)
+            for (d, f, r, ax), e in zip(reversed(fan), reversed(ends)):
+                off += np.outer(flat % e, np.asarray(proj[ti][d], dtype=np.int64) * st_of[d])
+                flat //= e
+            keys = off @ radix[ti]
+            got = layouts[key] = (keys, off, len(np.unique(keys)))
         return got
 
     def neighbours(fan, ends, prev_ends, st_of, H, ti):
         """For each offset step u between an element and a mesh neighbour's element one call
-        before, the elements it would link (Timeloop's up, down, left and right links)."""
-        key = (id(fan), ends, prev_ends, ti)
+        before, the elements it would link (Timeloop's up, down, left and right links):
+        [(u, element indices)]."""
+        key = (fan, ends, prev_ends, st_of, H, ti)
         got = pairs.get(key)
         if got is None:
-            offs, _ = layout(fan, ends, st_of, ti)
-            poffs, _ = layout(fan, prev_ends, st_of, ti)
-            got = {}
-            for lin, o in offs.items():
-                h, v = lin % H, lin // H
-                for nh, nv in ((h - 1, v), (h + 1, v), (h, v - 1), (h, v + 1)):
-                    if 0 <= nh < H and nv >= 0:
-                        po = poffs.get(nv * H + nh)
-                        if po is not None:
-                            got.setdefault(tuple(a - b_ for a, b_ in zip(o, po)), set()).add(lin)
+            keys, off, _ = layout(fan, ends, st_of, ti)
+            pkeys, poff, _ = layout(fan, prev_ends, st_of, ti)
+            n, m = len(off), len(poff)
+            lin = np.arange(n)
+            h, v = lin % H, lin // H
+            src, dst = [], []
+            for dh, dv in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                nh, nv = h + dh, v + dv
+                nb = nv * H + nh
+                ok = (nh >= 0) & (nh < H) & (nv >= 0) & (nb < m)
+                src.append(lin[ok])
+                dst.append(nb[ok])
+            src, dst = np.concatenate(src), np.concatenate(dst)
+            got = []
+            if len(src):  # (a step's key is the difference of the keys: the radix holds negative steps too)
+                _, first, inv_ = np.unique(keys[src] - pkeys[dst], return_index=True, return_inverse=True)
+                inv_ = inv_.reshape(-1)
+                got = [(tuple(int(x) for x in off[src[i0]] - poff[dst[i0]]), src[inv_ == i]) for i, i0 in enumerate(first)]
             pairs[key] = got
         return got
 
     def spatial_stats(words, cn, prev, fan, ends, st_of, H, ti):
         """(tot, wt, link, new link state) of one call at a fan-out: element 0's delta of size
         words and form cn at every element that runs; links from the neighbours' previous deltas."""
-        offs, without = layout(fan, ends, st_of, ti)
+        keys, _, without = layout(fan, ends, st_of, ti)
         if words == 0:
             return 0.0, 0.0, 0.0, (cn, ends)
-        best = (words * without, words * len(offs), 0.0)
+        n = len(keys)
+        best = (words * without, words * n, 0.0)
         if prev is not None and prev[0] is not None:
-            linked = set()
-            for u, lins in neighbours(fan, ends, prev[1], st_of, H, ti).items():
+            linked = None
+            for u, lins in neighbours(fan, ends, prev[1], st_of, H, ti):
                 if shift_canon(cn, u) == prev[0]:
-                    linked |= lins
-            if linked:
-                rest = {o for lin, o in offs.items() if lin not in linked}
-                if len(rest) < without:
-                    best = (words * len(rest), words * (len(offs) - len(linked)), words * len(linked))
+                    if linked is None:
+                        linked = np.zeros(n, dtype=bool)
+                    linked[lins] = True
+            if linked is not None:
+                n_l = int(linked.sum())
+                rest = len(np.unique(keys[~linked]))
+                if rest < without:
+                    best = (words * rest, words * (n - n_l), words * n_l)
         return best + ((cn, ends),)
 
     result = [[(0.0, 0.0, 0.0)] * T for _ in range(L)]
@@ -905,11 +935,12 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
         lp = [loops[i] for i in above]
         st = [stride[i] for i in above]
         J = len(lp)
-        fan = fans[k]
+        fan = tuple(fans[k])
         st_of = [0] * D
         for i, (l, d, f, r, sp) in enumerate(loops):
             if l == k and sp:
                 st_of[d] = stride[i]
+        st_of = tuple(st_of)
         nxl = math.prod(f for d, f, r, ax in fan if ax == 0)
         H = max(mesh_x[k], nxl)
         F, R = [1] * D, [1] * D  # b's tile: full and residual extents of the loops at and below b
