@@ -270,6 +270,9 @@ class CostModel:
         # Dims of bound 1 never make a non-trivial loop; leaving them out of the flattened
         # loop list shrinks the hot tensors (N=1 in every CNN layer, R=S=1 in pointwise ones).
         self.loop_dims = torch.tensor([i for i, b in enumerate(workload.bounds) if b > 1] or [0], device=dev)
+        # fan-out layouts and mesh neighbours of the residual path, kept across calls (a search
+        # meets the same fan-outs again); emptied when it grows large
+        self._trace_cache: dict = {}
 
     # ---- public entry points ------------------------------------------------------------------
     def __call__(self, batch: MappingBatch, hw: Hardware | None = None, detail: bool = True) -> Costs:
@@ -718,7 +721,9 @@ class CostModel:
         FT, RT, FS, RS, OR, SO = ii(ft), ii(rt), ii(fs2), ii(rs2), ii(order.to(torch.int64)), ii(sorder.to(torch.int64))
         mesh = _rows(hw.fanout, 2)[:, :, 0].round().to(torch.int64).cpu().tolist()
         imp = imperfect.cpu().tolist()
-        cache: dict = {}  # fan-out layouts and mesh neighbours, shared by the batch's mappings
+        cache = self._trace_cache
+        if sum(len(v) for v in cache.values()) > 50_000:
+            cache.clear()
         for bi in range(B):
             res = _element0_deltas(FT[bi], RT[bi], FS[bi], RS[bi], OR[bi], SO[bi], mesh[bi % len(mesh)], ranks, imp[bi],
                                    cache)
@@ -860,12 +865,14 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
         if w_ >= 2 ** 62:
             raise AccelmapError("a tensor is too large for the residual model's offset keys")
         radix.append(np.asarray(rx, dtype=np.int64))
+    # what a layout depends on besides the fan-out: the tensor's projection and its key radix
+    proj_key = [(tuple(map(tuple, proj[ti])), tuple(radix[ti].tolist())) for ti in range(T)]
 
     def layout(fan, ends, st_of, ti):
         """The elements that run at a fan-out (ends: each loop's end now), by linear index: their
         offsets' keys in the tensor's coordinates (one integer per offset), their offsets, and
         how many distinct offsets there are."""
-        key = (fan, ends, st_of, ti)
+        key = (fan, ends, st_of, proj_key[ti])
         got = layouts.get(key)
         if got is None:
             n = math.prod(ends)
@@ -882,7 +889,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
         """For each offset step u between an element and a mesh neighbour's element one call
         before, the elements it would link (Timeloop's up, down, left and right links):
         [(u, element indices)]."""
-        key = (fan, ends, prev_ends, st_of, H, ti)
+        key = (fan, ends, prev_ends, st_of, H, proj_key[ti])
         got = pairs.get(key)
         if got is None:
             keys, off, _ = layout(fan, ends, st_of, ti)
