@@ -660,8 +660,10 @@ class CostModel:
     def _evaluate_residual(self, batch: MappingBatch, hw: Hardware) -> Costs:
         """The model for a batch with residual ends (Timeloop's ``P=8,5``), exact as Timeloop
         v3.0.3 counts them (see the module docstring): tiles, MACs and compute cycles in closed
-        form, access counts from element 0's trace (``_level_stats``), then Timeloop's partition
-        sizes, parent shares and masking of bypassing levels, batched over the mappings."""
+        form, each mapping's access statistics from element 0's trace (``_level_stats``, plain
+        Python: about 50-70 mappings/s on one core for conv layers on eyeriss_like and
+        simple_pe16x16, far below the perfect kernel), then Timeloop's partition sizes, parent
+        shares and masking of bypassing levels as tensor operations over the batch."""
         dt, dev = self.dtype, self.device
         ft, fs2 = batch.temporal.to(dt), batch.spatial.to(dt)
         rt_, rs2_ = batch.residual_ends()
