@@ -806,6 +806,18 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
     def shift_box(box, sh):
         return None if box is None else (tuple(v + h for v, h in zip(box[0], sh)), box[1])
 
+    def moved_equal(cn, u, pcn):
+        """cn moved by u is pcn (two deltas in canonical form; None: empty)."""
+        if cn is None or pcn is None:
+            return False
+        (bl, be), hole = cn
+        (pbl, pbe), phole = pcn
+        if be != pbe or any(a + x != c for a, x, c in zip(bl, u, pbl)):
+            return False
+        if hole is None or phole is None:
+            return hole is None and phole is None
+        return hole[1] == phole[1] and all(a + x == c for a, x, c in zip(hole[0], u, phole[0]))
+
     def shift_canon(cn, sh):
         return None if cn is None else (shift_box(cn[0], sh), shift_box(cn[1], sh))
 
@@ -926,7 +938,7 @@ def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect
         if prev is not None and prev[0] is not None:
             linked = None
             for u, lins in neighbours(fan, ends, prev[1], st_of, H, ti):
-                if shift_canon(cn, u) == prev[0]:
+                if moved_equal(cn, u, prev[0]):
                     if linked is None:
                         linked = np.zeros(n, dtype=bool)
                     linked[lins] = True
