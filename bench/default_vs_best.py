@@ -91,55 +91,79 @@ def search(space, optimizer: str, budget: int, patience: int | None, seed: int) 
             "evaluations": r.evaluations, "seconds": time.perf_counter() - t0}
 
 
-def quality(args, rows: list[dict], save=lambda: None, log=print) -> list[dict]:
-    """Appends one row per (architecture, layer) to ``rows``, calling ``save`` after each."""
+def _pairs(args) -> list[tuple[str, str, int]]:
+    """(architecture spec, network, unique-layer index) of every pair to measure, in order."""
+    out = []
+    for spec in args.archs.split(","):
+        for net in args.networks.split(","):
+            idx = list(range(len(unique_layers(net))))
+            if args.max_layers:  # spread over the network, not just its first layers
+                step = max(1, len(idx) // args.max_layers)
+                idx = idx[::step][: args.max_layers]
+            out += [(spec, net, i) for i in idx]
+    return out
+
+
+def _pair(task: tuple) -> dict:
+    """One (architecture, layer) pair: the default, the old default at its budget, and every
+    best-of optimizer at ``factor`` x budget and patience over ``seeds`` seeds."""
     from accelmap.mapspace.space import MappingSpace
     from accelmap.search.base import OPTIMIZERS
+    from accelmap.search.executor import single_threaded
 
+    single_threaded()
+    (spec, net, li), args = task
     d = default_settings()
     names = args.best_optimizers.split(",") if args.best_optimizers else sorted(OPTIMIZERS)
-    for spec in args.archs.split(","):
-        aname, arch, cons = architecture(spec)
-        for net in args.networks.split(","):
-            layers = unique_layers(net)
-            if args.max_layers:  # spread over the network, not just its first layers
-                step = max(1, len(layers) // args.max_layers)
-                layers = layers[::step][: args.max_layers]
-            for layer in layers:
-                w = layer.workload
-                try:
-                    space = MappingSpace(w, arch, cons)
-                except Exception as exc:  # noqa: BLE001 - a layer the constraints cannot take is reported
-                    rows.append({"arch": aname, "network": net, "layer": w.name, "error": str(exc)})
-                    continue
-                dflt = search(space, d["optimizer"], d["budget"], d["patience"], 0)
-                if not math.isfinite(dflt.get("edp", math.inf)) and args.skip_unmapped:
-                    # no legal point in 100,000 draws: the long runs would spend their whole
-                    # budget finding none either (patience needs a legal point to count from)
-                    rows.append({"arch": aname, "network": net, "layer": w.name, "runs": [dflt],
-                                 "error": "the default found no legal mapping; best-of runs skipped"})
-                    save()
-                    continue
-                old = search(space, "annealing", d["budget"], d["patience"], 0)
-                runs = [dflt, old]
-                for name in names:
-                    for s in range(args.seeds):
-                        runs.append(search(space, name, d["budget"] * args.factor,
-                                           d["patience"] * args.factor if d["patience"] else None, s))
-                found = [r for r in runs if "edp" in r]
-                best = min(found, key=lambda r: r["edp"])
-                if not math.isfinite(best["edp"]):
-                    rows.append({"arch": aname, "network": net, "layer": w.name, "error": "no legal mapping found",
-                                 "runs": runs})
-                    continue
-                row = {"arch": aname, "network": net, "layer": w.name, "dims": dict(zip(w.dims, w.bounds)),
-                       "default": dflt, "annealing_default_budget": old, "best": best,
-                       "ratio": dflt["edp"] / best["edp"], "ratio_annealing": old["edp"] / best["edp"],
-                       "runs": runs}
-                rows.append(row)
-                log(f"{aname:<16}{net:<14}{w.name[:28]:<30}{row['ratio']:>8.4f}{row['ratio_annealing']:>9.4f}"
-                    f"  best {best['optimizer']}/{best['seed']}  default {dflt['seconds']:.1f} s")
-                save()
+    aname, arch, cons = architecture(spec)
+    w = unique_layers(net)[li].workload
+    try:
+        space = MappingSpace(w, arch, cons)
+    except Exception as exc:  # noqa: BLE001 - a layer the constraints cannot take is reported
+        return {"arch": aname, "network": net, "layer": w.name, "error": str(exc)}
+    dflt = search(space, d["optimizer"], d["budget"], d["patience"], 0)
+    if not math.isfinite(dflt.get("edp", math.inf)) and args.skip_unmapped:
+        # no legal point in 100,000 draws: the long runs would spend their whole budget
+        # finding none either (patience needs a legal point to count from)
+        return {"arch": aname, "network": net, "layer": w.name, "runs": [dflt],
+                "error": "the default found no legal mapping; best-of runs skipped"}
+    old = search(space, "annealing", d["budget"], d["patience"], 0)
+    runs = [dflt, old]
+    for name in names:
+        for s in range(args.seeds):
+            runs.append(search(space, name, d["budget"] * args.factor,
+                               d["patience"] * args.factor if d["patience"] else None, s))
+    found = [r for r in runs if "edp" in r]
+    best = min(found, key=lambda r: r["edp"])
+    if not math.isfinite(best["edp"]):
+        return {"arch": aname, "network": net, "layer": w.name, "error": "no legal mapping found", "runs": runs}
+    return {"arch": aname, "network": net, "layer": w.name, "dims": dict(zip(w.dims, w.bounds)),
+            "default": dflt, "annealing_default_budget": old, "best": best,
+            "ratio": dflt["edp"] / best["edp"], "ratio_annealing": old["edp"] / best["edp"], "runs": runs}
+
+
+def quality(args, rows: list[dict], save=lambda: None, log=print) -> list[dict]:
+    """Appends one row per (architecture, layer) to ``rows``, calling ``save`` after each;
+    ``args.jobs`` pairs at a time, each in its own single-threaded process."""
+    tasks = [(p, args) for p in _pairs(args)]
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork").Pool(args.jobs)
+        results = pool.imap_unordered(_pair, tasks)
+    else:
+        pool, results = None, map(_pair, tasks)
+    for row in results:
+        rows.append(row)
+        if "ratio" in row:
+            best, dflt = row["best"], row["default"]
+            log(f"{row['arch']:<16}{row['network']:<14}{row['layer'][:28]:<30}{row['ratio']:>8.4f}"
+                f"{row['ratio_annealing']:>9.4f}  best {best['optimizer']}/{best['seed']}  default {dflt['seconds']:.1f} s")
+        else:
+            log(f"{row['arch']:<16}{row['network']:<14}{row['layer'][:28]:<30}  {row['error'][:60]}")
+        save()
+    if pool is not None:
+        pool.close()
     return rows
 
 
@@ -230,6 +254,7 @@ def main(argv=None) -> int:
     ap.add_argument("--wall-network", default="resnet50")
     ap.add_argument("--wall-arch", default="eyeriss_like")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=1, help="pairs measured at a time, one process each")
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))

@@ -78,21 +78,6 @@ def factor_depths(space: MappingSpace) -> list[torch.Tensor]:
     return [(torch.log(t.double()) * level[None]).sum(1) for t in space.tables]
 
 
-def moved_neighbours(space: MappingSpace, genomes: torch.Tensor, generator: torch.Generator,
-                     tries: int = 3) -> torch.Tensor:
-    """:meth:`MappingSpace.neighbours`, with the moves that changed nothing (11-14% of them: no
-    factor to move, a swap of trivial loops) or overflow a mesh axis (5-17%) drawn again up to
-    ``tries`` times: both are known without evaluating them, and an evaluation spent on them
-    is lost (the same point, or an illegal one)."""
-    nb = space.neighbours(genomes, generator)
-    for _ in range(tries):
-        bad = ((nb == genomes).all(1) | ~fits_mesh(space, nb)).nonzero().flatten()
-        if not len(bad):
-            break
-        nb[bad] = space.neighbours(genomes[bad], generator)
-    return nb
-
-
 class _Population(Optimizer):
     """Shared start: draw random samples until ``size`` legal ones are found."""
 

@@ -30,13 +30,21 @@ class Genetic(_Population):
 
     def _children(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Crossover children [size, G] of the better half and which of them to mutate [size]."""
+        a, b = self._parents()
+        return self.space.crossover(a, b, self.gen), self._mutate()
+
+    def _parents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two parents [size, G] per child, drawn from the better half."""
         n = self.size
         order = torch.argsort(self.scores)
         parents = self.pop[order[: max(2, n // 2)]]  # the better half breeds
         ia = torch.randint(0, len(parents), (n,), generator=self.gen)
         ib = torch.randint(0, len(parents), (n,), generator=self.gen)
-        child = self.space.crossover(parents[ia], parents[ib], self.gen)
-        return child, torch.rand(n, generator=self.gen) < self.mutation_rate
+        return parents[ia], parents[ib]
+
+    def _mutate(self) -> torch.Tensor:
+        """Which children [size] to mutate."""
+        return torch.rand(self.size, generator=self.gen) < self.mutation_rate
 
     def tell(self, genomes, scores) -> None:
         if self._seeding():

@@ -1,5 +1,5 @@
 """The default search's legality-aware parts: patience over legal evaluations, the mesh check
-read off genomes, the outward seeding and the neighbour redraws."""
+read off genomes, the outward seeding; the islands' independence."""
 
 import torch
 
@@ -8,7 +8,7 @@ from accelmap.arch.load import preset
 from accelmap.mapspace.constraints import read_constraints
 from accelmap.mapspace.space import MappingSpace
 from accelmap.model.status import BAD_FANOUT
-from accelmap.search.base import OPTIMIZERS, Optimizer, fits_mesh, moved_neighbours, outward_sample
+from accelmap.search.base import OPTIMIZERS, Optimizer, fits_mesh, outward_sample
 from accelmap.search.loop import optimize
 from accelmap.workload.workload import conv2d
 
@@ -66,13 +66,24 @@ def test_outward_samples_are_table_rows_and_more_often_legal():
     assert outward > uniform
 
 
-def test_moved_neighbours_change_the_genome_and_fit_the_mesh():
+def test_portfolio_islands_share_nothing():
+    from accelmap.search.portfolio import Portfolio
+
     space = _space()
-    gen = torch.Generator().manual_seed(3)
-    g = space.sample_legal(1000, gen)
-    nb = moved_neighbours(space, g, gen, tries=8)
-    changed = ~(nb == g).all(1)
-    fits = fits_mesh(space, nb)
-    plain = space.neighbours(g, torch.Generator().manual_seed(3))
-    assert (changed & fits).float().mean() > ((~(plain == g).all(1)) & fits_mesh(space, plain)).float().mean()
-    assert (changed & fits).float().mean() > 0.97
+    gen = torch.Generator().manual_seed(4)
+    opt = Portfolio(space, gen, 100_000)
+    while opt._seeding():  # seed with the space's own scores
+        g = opt.ask()
+        opt.tell(g, torch.log(space.evaluate(g).edp).where(space.evaluate(g).valid, torch.tensor(float("inf"))))
+    k = opt.islands
+    order = torch.argsort(opt.scores)
+    for i, isl in enumerate(opt.isl):  # dealt by rank: island i holds ranks i, i + k, ...
+        assert torch.equal(isl.ann.scores, opt.scores[order[i::k]])
+        assert isl.best_s == float(opt.scores[order[i]])
+    g = opt.ask()
+    s = torch.full((len(g),), float("inf"))
+    s[0] = -1.0  # a new best in island 0's part of the batch only
+    before = [isl.best_s for isl in opt.isl]
+    opt.tell(g, s)
+    assert opt.isl[0].best_s == -1.0 and torch.equal(opt.isl[0].best_g, g[0])
+    assert [isl.best_s for isl in opt.isl[1:]] == before[1:]
