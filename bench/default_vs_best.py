@@ -21,7 +21,14 @@ and the default's whole-network wall time old vs new.
 
 (the committed results: a subset that 2 shared cores allow in half an hour; the issue's full
 set is the defaults: every unique layer, every optimizer, 10x budget, 3 seeds). Searches run
-single-threaded, as in ``accelmap map``'s workers.
+single-threaded, as in ``accelmap map``'s workers; ``--jobs N`` measures N pairs at a time,
+each in its own process. The key ``issue17`` holds the before/after comparison of issue 17
+(the tree before its changes run with ``PYTHONPATH=<that tree>``, this script unchanged, both
+on a 16-core machine side by side; best-of = the lowest EDP of every run of both):
+
+    python bench/default_vs_best.py --archs eyeriss_like,simple_pe16x16,random:0,random:1,random:2,random:3 \
+        --max-layers 1 --best-optimizers annealing,genetic,portfolio --factor 10 --seeds 3 \
+        --skip-unmapped --skip timeloop,wall --jobs 7
 
 writes bench/results/default_vs_best.json and prints the tables.
 """
