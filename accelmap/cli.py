@@ -93,8 +93,8 @@ def map_cmd(
     require: list[str] = typer.Option([], help="Constraints on results, e.g. 'utilization>=0.5', 'power<=150'."),
     optimizer: str = typer.Option("portfolio", help="A registered optimizer (accelmap optimizers)."),
     budget: int = typer.Option(100_000, help="Model evaluations per layer (at most)."),
-    patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
-                                              "(0: use the whole budget)."),
+    patience: int = typer.Option(10_000, help="Stop a layer after this many legal evaluations without "
+                                              "improvement, as Timeloop's victory condition (0: use the whole budget)."),
     seed: int = typer.Option(0, help="Random seed; the same seed gives the same mappings."),
     workers: int = typer.Option(2, help="Layers searched in parallel (processes)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Search the layers on a Ray cluster instead: 'auto' "
@@ -340,8 +340,8 @@ def sweep_cmd(
     objective: str = typer.Option("edp", help="What each layer's mapping search minimises (as in accelmap map)."),
     optimizer: str = typer.Option("portfolio", help="A registered optimizer (accelmap optimizers)."),
     budget: int = typer.Option(100_000, help="Model evaluations per layer and point (at most)."),
-    patience: int = typer.Option(10_000, help="Stop a layer after this many evaluations without improvement "
-                                              "(0: use the whole budget)."),
+    patience: int = typer.Option(10_000, help="Stop a layer after this many legal evaluations without "
+                                              "improvement, as Timeloop's victory condition (0: use the whole budget)."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same points and mappings."),
     workers: int = typer.Option(2, help="(point, layer) tasks searched in parallel (processes)."),
     ray: Optional[str] = typer.Option(None, "--ray", help="Run the tasks on a Ray cluster instead: 'auto' (the "
