@@ -10,10 +10,6 @@ with imperfect factors (:func:`accelmap.runs.map.map_layer_imperfect`, which reu
 result as its seed and keeps the better of the two, so the ratio is never above 1). Network
 totals sum energy x count and cycles x count over the layers both runs mapped; EDP = energy x
 cycles of those sums. Writes bench/results/imperfect.json and prints a table.
-
-The cost model refuses residual mappings until it counts them exactly
-(``accelmap.mapping.mapping.RESIDUALS_MODELLED``); this script sets the flag while it runs, as
-bench/timeloop_diff_imperfect.py does, and records that it did in the JSON (``flag_forced``).
 """
 
 from __future__ import annotations
@@ -25,7 +21,6 @@ import re
 import time
 from pathlib import Path
 
-import accelmap.mapping.mapping as mapping_mod
 from accelmap.arch.architecture import preset_constraints
 from accelmap.arch.load import preset
 from accelmap.mapspace.constraints import Constraints, read_constraints
@@ -62,41 +57,35 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
-    forced = not getattr(mapping_mod, "RESIDUALS_MODELLED", True)
-    saved = getattr(mapping_mod, "RESIDUALS_MODELLED", True)
-    mapping_mod.RESIDUALS_MODELLED = True  # restored below; recorded as flag_forced
     obj = Objective.parse("edp")
-    out = {"settings": vars(args) | {"flag_forced": forced}, "runs": []}
-    try:
-        for arch_name in args.archs:
-            arch, cons = preset(arch_name), constraints_for(arch_name)
-            for net_name in args.networks:
-                layers = list(load_network(net_name).unique_layers())
-                layers = layers[: args.layers] if args.layers else layers
-                rows = []
-                for i, layer in enumerate(layers):
-                    t0 = time.perf_counter()
-                    per = map_layer(i, layer, arch, cons, obj, args.optimizer, args.budget, args.seed,
-                                    args.patience or None)
-                    imp = map_layer_imperfect(i, layer, arch, cons, obj, args.optimizer, args.budget, args.seed,
-                                              args.patience or None, perfect=per)
-                    row = {"layer": layer.workload.name, "count": layer.count,
-                           "dims": dict(zip(layer.workload.dims, layer.workload.bounds)),
-                           "perfect": {k: getattr(per, k) for k in KEYS} | {"note": per.note},
-                           "imperfect": {k: getattr(imp, k) for k in KEYS} | {"note": imp.note,
-                                                                               "residual": bool(RESIDUAL.search(imp.mapping_yaml))},
-                           "wall_seconds": time.perf_counter() - t0}
-                    row["edp_ratio"] = (imp.edp / per.edp) if per.found and imp.found else None
-                    rows.append(row)
-                    print(f"{arch_name:15s} {net_name:13s} {layer.workload.name[:40]:40s} "
-                          + (f"EDP x{row['edp_ratio']:.3f}" if row["edp_ratio"] is not None else
-                             f"perfect {'ok' if per.found else 'none'}, imperfect {'ok' if imp.found else 'none'}")
-                          + f"  ({row['wall_seconds']:.0f} s)", flush=True)
-                tp, ti = totals(rows, "perfect"), totals(rows, "imperfect")
-                out["runs"].append({"arch": arch_name, "network": net_name, "layers": rows, "perfect": tp,
-                                    "imperfect": ti, "edp_ratio": ti["edp"] / tp["edp"] if tp["edp"] else None})
-    finally:
-        mapping_mod.RESIDUALS_MODELLED = saved
+    out = {"settings": vars(args), "runs": []}
+    for arch_name in args.archs:
+        arch, cons = preset(arch_name), constraints_for(arch_name)
+        for net_name in args.networks:
+            layers = list(load_network(net_name).unique_layers())
+            layers = layers[: args.layers] if args.layers else layers
+            rows = []
+            for i, layer in enumerate(layers):
+                t0 = time.perf_counter()
+                per = map_layer(i, layer, arch, cons, obj, args.optimizer, args.budget, args.seed,
+                                args.patience or None)
+                imp = map_layer_imperfect(i, layer, arch, cons, obj, args.optimizer, args.budget, args.seed,
+                                          args.patience or None, perfect=per)
+                row = {"layer": layer.workload.name, "count": layer.count,
+                       "dims": dict(zip(layer.workload.dims, layer.workload.bounds)),
+                       "perfect": {k: getattr(per, k) for k in KEYS} | {"note": per.note},
+                       "imperfect": {k: getattr(imp, k) for k in KEYS} | {"note": imp.note,
+                                                                           "residual": bool(RESIDUAL.search(imp.mapping_yaml))},
+                       "wall_seconds": time.perf_counter() - t0}
+                row["edp_ratio"] = (imp.edp / per.edp) if per.found and imp.found else None
+                rows.append(row)
+                print(f"{arch_name:15s} {net_name:13s} {layer.workload.name[:40]:40s} "
+                      + (f"EDP x{row['edp_ratio']:.3f}" if row["edp_ratio"] is not None else
+                         f"perfect {'ok' if per.found else 'none'}, imperfect {'ok' if imp.found else 'none'}")
+                      + f"  ({row['wall_seconds']:.0f} s)", flush=True)
+            tp, ti = totals(rows, "perfect"), totals(rows, "imperfect")
+            out["runs"].append({"arch": arch_name, "network": net_name, "layers": rows, "perfect": tp,
+                                "imperfect": ti, "edp_ratio": ti["edp"] / tp["edp"] if tp["edp"] else None})
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1, default=float))
     print()
@@ -125,7 +114,7 @@ def main() -> None:
         gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
         print(f"\nlayers: {len(ratios)}, geometric mean EDP ratio (imperfect / perfect) {gm:.3f}, "
               f"worst {max(ratios):.3f}, strictly better on {sum(x < 1 for x in ratios)}")
-    print(f"wrote {args.out}" + ("  (RESIDUALS_MODELLED forced True while running)" if forced else ""))
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

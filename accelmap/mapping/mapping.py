@@ -297,12 +297,6 @@ def parse_mapping(text: str, level_order: Sequence[str] | None = None) -> Mappin
 
 # ---- the batch ------------------------------------------------------------------------------
 
-# The cost model counts residual loops exactly as Timeloop v3.0.3 does (issue 16; cost_model.py's
-# residual path), so residual mappings are evaluated like any other. The name stays only because
-# accelmap.mapspace still reads it (its owner drops that check); nothing here refuses anything.
-RESIDUALS_MODELLED = True
-
-
 @dataclass(frozen=True)
 class MappingBatch:
     """B mappings of one workload on one architecture, as tensors.

@@ -112,10 +112,6 @@ class MappingSpace:
         self.imperfect = bool(imperfect)
         self.constraints = constraints or Constraints()
         if self.imperfect:
-            if not residuals_modelled():
-                raise AccelmapError("imperfect factors are not modelled yet: the cost model does not count "
-                                    "residual loops exactly (accelmap.mapping.mapping.RESIDUALS_MODELLED); "
-                                    "expected a perfect search (no --imperfect)", field="--imperfect")
             check_constraints(self.constraints, workload, arch, imperfect=True)
         else:
             self.constraints.check(workload, arch)
@@ -1030,14 +1026,6 @@ class MappingSpace:
         if tables is not None:
             return math.prod(len(t) for t in tables)
         return math.prod(self._dim_count(d) for d in range(self.layout.D))
-
-
-def residuals_modelled() -> bool:
-    """Whether the cost model counts residual loops exactly (the mapping module's flag, read at
-    call time; a module without the flag models them)."""
-    from accelmap.mapping import mapping as mapping_mod
-
-    return bool(getattr(mapping_mod, "RESIDUALS_MODELLED", True))
 
 
 def check_constraints(constraints: Constraints, workload: Workload, arch: Architecture,

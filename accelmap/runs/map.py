@@ -124,12 +124,6 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     if patience is not None and patience < 0:
         raise AccelmapError(f"patience must be 0 (off) or positive, got {patience}", field="--patience")
     get_optimizer(optimizer)
-    if imperfect:
-        from accelmap.mapspace.space import residuals_modelled
-
-        if not residuals_modelled():
-            raise AccelmapError("imperfect factors are not modelled yet: the cost model does not count residual "
-                                "loops exactly; expected a perfect search (no --imperfect)", field="--imperfect")
     dev = check_device(device)
     if dev != "cpu" and ray:
         raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",

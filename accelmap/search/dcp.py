@@ -85,16 +85,16 @@ class DCP(Optimizer):
     name = "dcp"
     summary = ("dataflow code propagation: gradient descent on codes through a learned cost predictor, "
                "then at most 200 true evaluations")
-    pool = 32768
+    pool = 16384
     starts = 128
-    steps = 60
+    steps = 40
     lr = 0.1
     first = 80  # verified after propagation
     rounds = 40  # verified per refinement round
-    refine_pool = 4096
+    refine_pool = 2048
     refine_from = 8  # verified mappings whose neighbours a refinement round screens
     walk_keep = 256  # predictor-only local search before propagation: the points it keeps,
-    walk_rounds = 4  # its rounds,
+    walk_rounds = 2  # its rounds,
     walk_width = 8  # neighbours per kept point per round (plus as many two-move ones / 2)
     per_group = 2  # first verification: at most this many per spatial unrolling before the rest
     polish_batch = 256  # true evaluations per polishing round

@@ -1,9 +1,5 @@
 """MappingSpace(imperfect=True): ends that need not divide, residual ends from Timeloop's bound
 rule, a superset of the perfect space, and every optimizer on it.
-
-``accelmap.mapping.mapping.RESIDUALS_MODELLED`` says whether the cost model counts residual loops
-exactly (an imperfect space and --imperfect are refused without it); the tests set it with
-monkeypatch, so that they check the space and the option wherever the flag stands.
 """
 
 import math
@@ -11,7 +7,6 @@ import math
 import pytest
 import torch
 
-import accelmap.mapping.mapping as mapping_mod
 from accelmap.arch.architecture import preset_constraints
 from accelmap.arch.load import preset
 from accelmap.errors import AccelmapError
@@ -25,11 +20,6 @@ EYE_C = read_constraints(preset_constraints("eyeriss_like"))
 PE16 = preset("simple_pe16x16")  # DRAM, GlobalBuffer (16 x 16 PEs), RegFile
 KEEP_ALL = Constraints(tuple(LevelConstraint(lv, keep=("Weights", "Inputs", "Outputs"))
                              for lv in ("GlobalBuffer", "RegFile")))
-
-
-@pytest.fixture(autouse=True)
-def residuals_modelled(monkeypatch):
-    monkeypatch.setattr(mapping_mod, "RESIDUALS_MODELLED", True)
 
 
 def _bound_rule_holds(space, genomes) -> bool:
@@ -174,12 +164,6 @@ def test_fixed_factor_that_does_not_divide():
     P = list(w.dims).index("P")
     assert bool((b.temporal[:, 2, P] == 8).all()) and b.has_residuals
     assert _bound_rule_holds(sp, sp.sample(300, torch.Generator().manual_seed(8)))
-
-
-def test_refused_while_the_model_does_not_count_residuals(monkeypatch):
-    monkeypatch.setattr(mapping_mod, "RESIDUALS_MODELLED", False)
-    with pytest.raises(AccelmapError, match="not modelled yet"):
-        MappingSpace(linear("t", in_features=2, out_features=2, tokens=5), PE16, KEEP_ALL, imperfect=True)
 
 
 def test_seeds_come_first():

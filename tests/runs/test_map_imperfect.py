@@ -1,9 +1,5 @@
 """accelmap map --imperfect: never worse than the perfect search, strictly better on a 197-token
 layer, Timeloop's P=8,5 in the written mappings, the option checked before any search.
-
-``accelmap.mapping.mapping.RESIDUALS_MODELLED`` says whether the cost model counts residual loops
-exactly (an imperfect space and --imperfect are refused without it); the tests set it with
-monkeypatch, so that they check the space and the option wherever the flag stands.
 """
 
 import json
@@ -14,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import accelmap.mapping.mapping as mapping_mod
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,12 +22,7 @@ def _problem(path: Path, w) -> Path:
     return path
 
 
-@pytest.fixture()
-def modelled(monkeypatch):
-    monkeypatch.setattr(mapping_mod, "RESIDUALS_MODELLED", True)
-
-
-def test_cli_imperfect_is_never_worse_and_evaluates_back(cli, tmp_path, modelled):
+def test_cli_imperfect_is_never_worse_and_evaluates_back(cli, tmp_path):
     from accelmap.workload.workload import linear
 
     net = tmp_path / "net"
@@ -60,7 +50,7 @@ def test_cli_imperfect_is_never_worse_and_evaluates_back(cli, tmp_path, modelled
         assert d["valid"] and d["cycles"] == i["cycles"] and d["energy_pJ"] == pytest.approx(i["energy_pJ"], rel=1e-9)
 
 
-def test_197_tokens_strictly_better(tmp_path, modelled):
+def test_197_tokens_strictly_better(tmp_path):
     """197 tokens (vit_b16's sequence, a prime) on simple_pe16x16 with its PEs given to the token
     loop only (C and K not spread): a perfect factorization can spread 1 or 197 tokens over a
     16-wide axis, so the perfect search leaves 255 of 256 PEs idle; ends of 16 and a residual use
@@ -85,7 +75,7 @@ def test_197_tokens_strictly_better(tmp_path, modelled):
     assert re.search(r"P=\d+,\d+", res[True].mapping_yaml)  # Timeloop's P=f,r
 
 
-def test_a_fixed_factor_that_does_not_divide_needs_imperfect(cli, tmp_path, modelled):
+def test_a_fixed_factor_that_does_not_divide_needs_imperfect(cli, tmp_path):
     from accelmap.workload.workload import linear
 
     p = _problem(tmp_path / "p.yaml", linear("p13", in_features=2, out_features=2, tokens=13))
@@ -100,7 +90,7 @@ def test_a_fixed_factor_that_does_not_divide_needs_imperfect(cli, tmp_path, mode
     assert "P=8,5" in m  # RegFile's fixed end 8 runs 5 on the last DRAM iteration: (2-1)*8 + 5 = 13
 
 
-def test_other_constraint_errors_still_stop_an_imperfect_run(cli, tmp_path, modelled):
+def test_other_constraint_errors_still_stop_an_imperfect_run(cli, tmp_path):
     from accelmap.workload.workload import linear
 
     p = _problem(tmp_path / "p.yaml", linear("p", in_features=2, out_features=2, tokens=13))
@@ -111,7 +101,7 @@ def test_other_constraint_errors_still_stop_an_imperfect_run(cli, tmp_path, mode
     assert code == 2 and "level 'accumulator'" in err and len(err.strip().splitlines()) == 1
 
 
-def test_patch_embedding_prints_the_reason(cli, tmp_path, modelled):
+def test_patch_embedding_prints_the_reason(cli, tmp_path):
     """vit_b16's conv_proj on eyeriss_like: the constraints put all of R=16 in weights_spad, so the
     Inputs tile is 16 words wide in the 12-word ifmap_spad with or without residual ends."""
     from accelmap.workload.workload import conv2d
@@ -123,23 +113,11 @@ def test_patch_embedding_prints_the_reason(cli, tmp_path, modelled):
 
 
 def _accelmap(*args) -> subprocess.CompletedProcess:
-    """The accelmap command in a fresh process (the module flag as committed)."""
+    """The accelmap command in a fresh process."""
     return subprocess.run([sys.executable, "-c", "from accelmap.cli import main; main()", *args], check=False,
                           capture_output=True, text=True, cwd=REPO, timeout=600)
 
 
-@pytest.mark.skipif(mapping_mod.RESIDUALS_MODELLED, reason="the cost model models residual loops")
-def test_cli_refuses_imperfect_while_residuals_are_not_modelled(tmp_path):
-    """One line, exit 2, before any search."""
-    from accelmap.workload.workload import linear
-
-    p = _problem(tmp_path / "p.yaml", linear("p", in_features=2, out_features=2, tokens=13))
-    r = _accelmap("map", str(p), "--imperfect", "--budget", "64", "--workers", "1", "--out", str(tmp_path / "r"))
-    assert r.returncode == 2 and "not modelled yet" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "r").exists()
-
-
-@pytest.mark.skipif(not mapping_mod.RESIDUALS_MODELLED, reason="the cost model does not model residual loops yet")
 def test_cli_subprocess_imperfect_is_not_worse(tmp_path):
     """`accelmap map NET --imperfect` from a fresh process on a two-layer network: every layer at
     least as good as `accelmap map NET` with the same seed and budget; a bad option still exits 2."""
