@@ -220,7 +220,7 @@ def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraint
     from accelmap.mapping.mapping import MappingBatch, parse_mapping
     from accelmap.mapspace.space import MappingSpace
     from accelmap.search.loop import optimize
-    from accelmap.search.network import map_layer
+    from accelmap.search.network import layer_outcome, map_layer
 
     w = layer.workload
     try:
@@ -240,6 +240,7 @@ def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraint
     spent = dict(evaluations=before + res.evaluations, legal=(perfect.legal if perfect else 0) + res.legal,
                  seconds=(perfect.seconds if perfect else 0.0) + res.seconds, trace=trace)
     found = res.costs is not None and bool(res.costs.valid[0])
+    note = ""
     if perfect is not None and perfect.found:
         s_perfect = float(objective.score(space.evaluate(seeds))[0])
         if not (found and res.score < s_perfect):
@@ -256,18 +257,5 @@ def map_layer_imperfect(index: int, layer: Layer, arch: Architecture, constraint
             space.sample_legal(1, torch.Generator().manual_seed(seed), max_draws=max(1024, budget))
         except AccelmapError as exc:
             note = str(exc)
-    from accelmap.mapspace.bounds import lower_bound
-    from accelmap.workload.workload import problem_to_dict
-    from accelmap.yamlio import dump_yaml
-
-    b = lower_bound(w, arch, constraints)
-    c = res.costs
-    nan = float("nan")
-    names = list(arch.level_names) + [arch.compute.name]
-    return LayerOutcome(
-        index=index, name=w.name, count=layer.count, dims=dict(zip(w.dims, w.bounds)), macs=w.macs, found=found,
-        energy_pJ=float(c.energy[0]) if found else nan, cycles=float(c.cycles[0]) if found else nan,
-        edp=float(c.edp[0]) if found else nan, utilization=float(c.utilization[0]) if found else nan,
-        energy_by_level=dict(zip(names, c.energy_by_level[0].tolist())) if found else {},
-        bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, mapping_yaml=res.mapping.to_yaml() if found else "",
-        problem_yaml=dump_yaml(problem_to_dict(w)), note="" if found else note, **spent)
+    return layer_outcome(index, layer, arch, constraints, res, found, note,
+                         res.mapping.to_yaml() if found else "", **spent)

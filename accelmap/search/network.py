@@ -69,9 +69,7 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
     w = layer.workload
     space = MappingSpace(w, arch, constraints, device=device)
     res = optimize(space, objective, optimizer, budget, seed=seed + index, patience=patience, options=options)
-    b = lower_bound(w, arch, constraints)
     found = res.costs is not None and bool(res.costs.valid[0])
-    c = res.costs
     note = ""
     if not found:
         from accelmap.errors import AccelmapError
@@ -81,6 +79,17 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
             note = "no legal mapping found within the budget"
         except AccelmapError as exc:
             note = str(exc)
+    return layer_outcome(index, layer, arch, constraints, res, found, note,
+                         res.mapping.to_yaml() if res.mapping else "", evaluations=res.evaluations,
+                         legal=res.legal, seconds=res.seconds, trace=[list(t) for t in res.trace])
+
+
+def layer_outcome(index: int, layer: Layer, arch: Architecture, constraints: Constraints, res, found: bool,
+                  note: str, mapping_yaml: str, **spent) -> LayerOutcome:
+    """The outcome of one layer's search ``res`` (a SearchResult); ``spent``: evaluations, legal,
+    seconds and trace as the caller counts them."""
+    w, c = layer.workload, res.costs
+    b = lower_bound(w, arch, constraints)
     nan = float("nan")
     names = list(arch.level_names) + [arch.compute.name]
     return LayerOutcome(
@@ -88,9 +97,8 @@ def map_layer(index: int, layer: Layer, arch: Architecture, constraints: Constra
         energy_pJ=float(c.energy[0]) if found else nan, cycles=float(c.cycles[0]) if found else nan,
         edp=float(c.edp[0]) if found else nan, utilization=float(c.utilization[0]) if found else nan,
         energy_by_level=dict(zip(names, c.energy_by_level[0].tolist())) if found else {},
-        bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, evaluations=res.evaluations, legal=res.legal,
-        seconds=res.seconds, mapping_yaml=res.mapping.to_yaml() if res.mapping else "",
-        problem_yaml=dump_yaml(problem_to_dict(w)), trace=[list(t) for t in res.trace], note=note)
+        bound_energy_pJ=b.energy_pJ, bound_cycles=b.cycles, mapping_yaml=mapping_yaml,
+        problem_yaml=dump_yaml(problem_to_dict(w)), note="" if found else note, **spent)
 
 
 def map_layers(layers: list[Layer], arch: Architecture, constraints: Constraints, objective: Objective,
