@@ -41,6 +41,30 @@ def _gcd(a, b):
     return a
 
 
+def _tile_offsets(pk, off, n, lf, lk, k0, k1):
+    """pk[off:off+n] = the tile offsets of n elements: a mixed-radix counter over loops k0..k1-1
+    (ends lf, offset steps lk), the innermost (k0) fastest."""
+    dig = np.zeros(k1, dtype=np.int64)
+    key = 0.0
+    for i in range(n):
+        pk[off + i] = key
+        for k in range(k0, k1):
+            dig[k] += 1
+            key += lk[k]
+            if dig[k] < int(lf[k]):
+                break
+            key -= lf[k] * lk[k]
+            dig[k] = 0
+
+
+def _hash_table(n):
+    """Empty slots and stamps of an open-addressing table for up to n keys (a power of two >= 2n)."""
+    size = 1
+    while size < 2 * n:
+        size *= 2
+    return np.empty(size), np.zeros(size, dtype=np.int64)
+
+
 def _link_counts(lf, lk, K, nx, sep, H, tl, nt, out_l, out_s, pk, tmp):
     """Timeloop's link transfers at one fanout for one tensor, counted over the PEs.
 
@@ -74,23 +98,8 @@ def _link_counts(lf, lk, K, nx, sep, H, tl, nt, out_l, out_s, pk, tmp):
         # and a Y loop (sep), distinct offsets over a product of X and Y sets multiply: the
         # count is over the row and the column, not over every PE.
         return _link_counts_sep(lf, lk, K, nx, nxp, nyp, tl, nt, out_l, out_s, pk, tmp)
-    # Tile offsets of every PE (a mixed-radix counter, innermost loop fastest).
-    dig = np.zeros(K, dtype=np.int64)
-    key = 0.0
-    for i in range(N):
-        pk[i] = key
-        for k in range(K):
-            dig[k] += 1
-            key += lk[k]
-            if dig[k] < int(lf[k]):
-                break
-            key -= lf[k] * lk[k]
-            dig[k] = 0
-    size = 1
-    while size < 2 * N:
-        size *= 2
-    slots = np.empty(size)
-    stamp = np.zeros(size, dtype=np.int64)
+    _tile_offsets(pk, 0, N, lf, lk, 0, K)  # of every PE
+    slots, stamp = _hash_table(N)
     n_all = -1.0
     for q in range(nt):
         t = tl[q]
@@ -129,23 +138,8 @@ def _link_counts_sep(lf, lk, K, nx, nxp, nyp, tl, nt, out_l, out_s, pk, tmp):
         k0 = 0 if a == 0 else nx
         k1 = nx if a == 0 else K
         off = 0 if a == 0 else nxp
-        n = nxp if a == 0 else nyp
-        key = 0.0
-        dig = np.zeros(K, dtype=np.int64)
-        for i in range(n):
-            pk[off + i] = key
-            for k in range(k0, k1):
-                dig[k] += 1
-                key += lk[k]
-                if dig[k] < int(lf[k]):
-                    break
-                key -= lf[k] * lk[k]
-                dig[k] = 0
-    size = 1
-    while size < 2 * (nxp + nyp):
-        size *= 2
-    slots = np.empty(size)
-    stamp = np.zeros(size, dtype=np.int64)
+        _tile_offsets(pk, off, nxp if a == 0 else nyp, lf, lk, k0, k1)
+    slots, stamp = _hash_table(nxp + nyp)
     dx = _distinct(pk, nxp, slots, stamp, 1)
     for i in range(nyp):
         tmp[i] = pk[nxp + i]
@@ -910,7 +904,7 @@ def _jit() -> None:
     """Import numba and wrap the kernel's functions, once per process: rebinding the module's
     globals, which the kernel resolves when numba compiles it (compiling itself happens on first
     call, or from numba's on-disk cache)."""
-    global _JITTED, prange, _distinct, _link_counts_sep, _link_counts, _gcd, _blocks
+    global _JITTED, prange, _distinct, _link_counts_sep, _link_counts, _gcd, _blocks, _tile_offsets, _hash_table
     global _evaluate_range_jit, _scratch_jit, _evaluate_batch, _evaluate_batch_serial
     if _JITTED or not HAVE_NUMBA:
         return
@@ -922,6 +916,8 @@ def _jit() -> None:
     _link_counts_sep = njit(cache=True, error_model="numpy")(_link_counts_sep)
     _link_counts = njit(cache=True, error_model="numpy")(_link_counts)
     _gcd = njit(cache=True, inline="always")(_gcd)
+    _tile_offsets = njit(cache=True, error_model="numpy")(_tile_offsets)
+    _hash_table = njit(cache=True)(_hash_table)
     _blocks = njit(cache=True, error_model="numpy", inline="always")(_blocks)
     _evaluate_range_jit = njit(cache=True, error_model="numpy")(_evaluate_range)
     _scratch_jit = njit(cache=True, error_model="numpy")(_scratch)
