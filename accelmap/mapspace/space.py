@@ -367,9 +367,21 @@ class MappingSpace:
         return out
 
     def evaluate(self, genomes: torch.Tensor, detail: bool = False):
+        """The exact costs of genomes [N, G] (Timeloop's numbers, residual ends included)."""
         if self.device == "cpu":
             return self.model(self.decode(genomes), detail=detail)
         return self.model(self.decode(genomes).to(self.device), detail=detail).to("cpu")
+
+    def screen(self, genomes: torch.Tensor):
+        """Costs of genomes [N, G] for ranking in a search: exact in a perfect space; in an
+        imperfect one the cost model's fast estimate of residual mappings (exact validity,
+        compute cycles and MACs; see ``CostModel.screen``), which searches verify with
+        :meth:`evaluate` before they report."""
+        if not self.imperfect:
+            return self.evaluate(genomes)
+        if self.device == "cpu":
+            return self.model.screen(self.decode(genomes))
+        return self.model.screen(self.decode(genomes).to(self.device)).to("cpu")
 
     def sample_legal(self, n: int, generator: torch.Generator, max_draws: int = 2_000_000) -> torch.Tensor:
         """n legal genomes by rejection (uniform over the legal space); an error naming the
@@ -380,7 +392,7 @@ class MappingSpace:
         while have < n and drawn < max_draws:
             k = min(max(4 * (n - have), 1024), 65536)
             g = self.sample(k, generator)
-            c = self.evaluate(g)
+            c = self.screen(g)  # (validity is exact in the screen)
             drawn += k
             reasons += torch.bincount(c.reason, minlength=len(REASONS))
             ok = g[c.valid]

@@ -132,7 +132,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -290,6 +290,62 @@ class CostModel:
         b = batch.to(self.device)
         return self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
                               b.spatial_order, hw, True)
+
+    def screen(self, batch: MappingBatch, hw: Hardware | None = None) -> Costs:
+        """A fast estimate for searching residual mappings, exact where it is cheap (issue 16).
+
+        The exact residual path traces each mapping in Python (tens of mappings a second); a
+        search proposes tens of thousands. Here a batch with residual ends is evaluated as its
+        padded nest (each residual end taken as its loop's end: a perfect nest over dims rounded
+        up to the product of their ends) on the perfect path (the kernel where it runs), then
+        corrected where Timeloop's closed forms are cheap: validity (tiles at their largest
+        extent, fan-outs, keeps: the exact path's own checks), compute cycles (the product of the
+        temporal ends, as the padded nest has) and the MACs Timeloop charges. Accesses are the
+        padded nest's, an upper bound: energy and bandwidth-bound cycles are overestimated by at
+        most the padding (a few per cent where the padding is). Searches rank with this and
+        verify their best candidates with the exact model (``MappingSpace.evaluate``). A perfect
+        batch is evaluated exactly (without the per-level breakdown)."""
+        hw = hw or self.hw
+        if not batch.has_residuals:
+            return self(batch, hw, detail=False)
+        t_pad, s_pad = _padded_ends(batch)
+        padded = replace(batch, temporal=t_pad, spatial=s_pad, temporal_residual=None, spatial_residual=None)
+        if self._use_kernel(hw):
+            c = self._evaluate_kernel(padded, hw, detail=False)
+        else:
+            b = padded.to(self.device)
+            c = self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
+                               b.spatial_order, hw, True)
+        b = batch.to(self.device)
+        dt = self.dtype
+        ft, fs2 = b.temporal.to(dt), b.spatial.to(dt)
+        rt_, rs2_ = b.residual_ends()
+        fs, rs = fs2.prod(-1), rs2_.to(dt).prod(-1)
+        Fb, Rb, anyr, _, _, body0, V = self._residual_chains(ft, fs, rt_.to(dt), rs)
+        L = ft.shape[1]
+        keep = b.keep
+        tile = self._tiles(torch.where(anyr, Fb, Rb))[:, :, :L] * keep.permute(0, 2, 1).to(dt)  # [B, T, L]
+        cap_excess = tile.sum(1) - _rows(hw.capacity, 1).to(dt)
+        fan = _rows(hw.fanout, 2).to(dt)
+        fan_bad = ((fs2[..., 0].prod(-1) > fan[..., 0] * (1 + 1e-6)) | (fs2[..., 1].prod(-1) > fan[..., 1] * (1 + 1e-6))).any(1)
+        covered_bad = (Rb[:, 0] < self.bounds.to(dt) - 0.5).any(1)  # the bound rule (a malformed batch)
+        reason = torch.zeros(len(batch), dtype=torch.int64, device=self.device)
+        for code, bad in ((BAD_KEEP, ~keep[:, 0, :].all(-1)), (BAD_CAPACITY, (cap_excess > 0.5).any(1)),
+                          (BAD_FANOUT, fan_bad), (BAD_FACTORS, covered_bad)):
+            reason = torch.where(bad, torch.full_like(reason, code), reason)
+        reason = reason.to(c.energy.device)
+        computes = torch.floor(body0.prod(-1) / V.prod(-1) * fs.flatten(1).prod(-1) + 1e-9).to(c.energy.device)
+        mac_e = (self.macs * hw.mac_energy).to(c.energy)
+        # the padded nest's accesses shrunk by the share of its points the layer has (a residual
+        # end cuts each access count of its loop by about that share)
+        covered = t_pad.to(dt).prod(1) * s_pad.to(dt).prod(-1).prod(1)  # [B, D] the padded nest's extent
+        share = (self.bounds.to(dt) / covered.to(self.device)).prod(-1).to(c.energy)
+        energy = (c.energy - mac_e) * share + computes * hw.mac_energy.to(c.energy)
+        cc = ft.prod(-1).prod(-1).to(c.energy)
+        cycles = torch.maximum(cc, c.cycles * share)
+        util = computes / (cycles * hw.mac_instances.to(c.energy))
+        return replace(c, energy=energy, cycles=cycles, edp=energy * cycles, utilization=util, valid=reason == VALID,
+                       reason=reason, power=energy / cycles * hw.clock_ghz.to(c.energy))
 
     def _use_kernel(self, hw: Hardware) -> bool:
         if self.backend == "torch" or self.device.type != "cpu":
@@ -763,6 +819,22 @@ class CostModel:
         return torch.from_numpy(out)
 
 
+
+
+def _padded_ends(batch: MappingBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ends of the padded nest of ``CostModel.screen``: each loop's end, except the outermost
+    loop of each dim, which always runs its residual end (its dim is on its last iteration
+    outside it). Returns temporal [B, L, D] and spatial [B, L, D, 2] ends."""
+    ft, fs2 = batch.temporal, batch.spatial
+    rt, rs2 = batch.residual_ends()
+    B, L, D = ft.shape
+    # loops in Timeloop's tiling order: level l's temporal loop, then its spatial Y and X loops
+    e = torch.stack([ft, fs2[..., 1], fs2[..., 0]], 2).reshape(B, 3 * L, D)
+    r = torch.stack([rt, rs2[..., 1], rs2[..., 0]], 2).reshape(B, 3 * L, D)
+    live = e > 1
+    first = live & (torch.cumsum(live.to(torch.int64), 1) == 1)
+    e = torch.where(first, r, e).reshape(B, L, 3, D)
+    return e[:, :, 0].contiguous(), torch.stack([e[:, :, 2], e[:, :, 1]], -1).contiguous()
 
 
 def _element0_deltas(ft, rt, fs2, rs2, order, sorder, mesh_x, tensors, imperfect, cache=None):

@@ -41,13 +41,19 @@ class SearchResult:
 def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer: str = "annealing",
              budget: int = 100_000, seconds: float | None = None, seed: int = 0,
              patience: int | None = None, progress: Callable[[int, int], None] | None = None,
-             options: dict | None = None) -> SearchResult:
+             options: dict | None = None, verify: int = 64) -> SearchResult:
     """Search ``space`` for the mapping minimising ``objective``.
 
     ``budget`` caps model evaluations, ``seconds`` wall time, ``patience`` the legal evaluations
     without any improvement of the best (Timeloop's victory condition), whichever comes first.
     The same seed gives the same result: all randomness comes from one generator.
     ``options`` are keyword arguments of the optimizer's constructor (e.g. DCP's ``checkpoint``).
+
+    In an imperfect space the search ranks with the fast estimate (``MappingSpace.screen``:
+    the exact residual model traces each mapping in Python, about 10^4 times slower), keeps the
+    ``verify`` best distinct genomes it met, evaluates them exactly at the end and reports the
+    best by the exact costs; ``evaluations`` counts the search's, not these. A perfect space is
+    searched with the exact model throughout.
     """
     obj = Objective.parse(objective) if isinstance(objective, str) else objective
     if budget <= 0:
@@ -75,6 +81,7 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
     # steps of real progress
     last_gain = 0
     idle = 0  # consecutive empty asks
+    kept_g, kept_s = None, None  # the best distinct genomes met (imperfect spaces: verified at the end)
     while evals < budget and not opt.finished:
         if seconds is not None and time.perf_counter() - t0 > seconds:
             break
@@ -90,9 +97,11 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
             continue
         idle = 0
         g = g[: budget - evals]
-        costs = space.evaluate(g)
+        costs = space.screen(g)
         s = obj.score(costs)
         opt.tell(g, s)
+        if space.imperfect:
+            kept_g, kept_s = _keep_best(kept_g, kept_s, g, s, verify)
         evals += len(g)
         legal += int(costs.valid.sum())
         i = int(torch.argmin(s))
@@ -103,9 +112,30 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
         if progress:
             progress(evals, budget)
     mapping = costs_best = None
+    if kept_g is not None and math.isfinite(best_s):
+        exact = obj.score(space.evaluate(kept_g))
+        i = int(torch.argmin(exact))
+        best_s, best_g = float(exact[i]), kept_g[i].clone()
+        if not math.isfinite(best_s):
+            best_g = None  # (cannot happen: the screen's validity is exact)
     if best_g is not None:
         batch = space.decode(best_g[None])
         costs_best = space.model(batch, detail=True)
         mapping = batch.to_mappings(space.workload, space.arch)[0]
     return SearchResult(optimizer, obj.name, mapping, best_g, costs_best, best_s, evals, legal,
                         time.perf_counter() - t0, tuple(trace))
+
+
+def _keep_best(kept_g: torch.Tensor | None, kept_s: torch.Tensor | None, g: torch.Tensor, s: torch.Tensor,
+               k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best distinct legal genomes [<= k, G] and their scores among kept and new ones."""
+    ok = torch.isfinite(s)
+    g, s = g[ok], s[ok]
+    if kept_g is not None:
+        g, s = torch.cat([kept_g, g]), torch.cat([kept_s, s])
+    if len(g) == 0:
+        return kept_g, kept_s
+    g, inv = torch.unique(g, dim=0, return_inverse=True)
+    s = torch.full((len(g),), math.inf, dtype=s.dtype).scatter_reduce(0, inv, s, "amin")
+    top = torch.argsort(s)[:k]
+    return g[top], s[top]

@@ -208,6 +208,13 @@ def test_every_optimizer_runs_on_an_imperfect_space(name, monkeypatch):
     assert res.mapping is not None and bool(res.costs.valid[0]) and math.isfinite(res.score)
     res.mapping.check(sp.workload, sp.arch)  # the bound rule, residual ends within their ends
     assert res.evaluations <= budget
+    # the search ranked with the screen, but reports the exact costs of what it returns
+    from accelmap.mapping.mapping import MappingBatch
+    from accelmap.model.objective import Objective
+
+    exact = sp.model(MappingBatch.from_mappings([res.mapping], sp.workload, sp.arch))
+    assert res.score == pytest.approx(float(Objective.parse("edp").score(exact)[0]), rel=1e-12)
+    assert float(res.costs.edp[0]) == pytest.approx(float(exact.edp[0]), rel=1e-12)
     if name == "exhaustive":
         # the whole space was seen: its best is at least as good as the best perfect mapping
         per = MappingSpace(sp.workload, PE16, KEEP_ALL)
