@@ -198,7 +198,7 @@ def main(argv=None) -> int:
     from accelmap.model.reference import load_arch
     from accelmap.workload.load import read_problem_yaml
 
-    ref, timeloop = Path(args.reference), Path(args.timeloop)
+    ref, timeloop = Path(args.reference).resolve(), Path(args.timeloop).resolve()  # (Timeloop runs in the pair's folder)
     root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="vs_ruby_"))
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
     works = [_prepare(ref, a, ly, args.victory, args.timeout, root) for a, ly in pairs]
