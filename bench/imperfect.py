@@ -2,7 +2,8 @@
 of ``accelmap map`` without and with ``--imperfect`` (issue 16, item 4).
 
     python bench/imperfect.py [--networks vit_b16 mobilenet_v2 resnet50 bert_base]
-        [--archs eyeriss_like simple_pe16x16] [--layers N] [--budget 2000] [--optimizer portfolio]
+        [--archs eyeriss_like simple_pe16x16] [--layers N] [--budget 100000] [--patience 10000]
+        [--optimizer portfolio]
 
 Per (architecture, network), the first ``--layers`` unique layers (all by default) are searched
 as ``accelmap map`` does (:func:`accelmap.search.network.map_layer`, seed + layer index), then
@@ -15,6 +16,7 @@ cycles of those sums. Writes bench/results/imperfect.json and prints a table.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import re
@@ -25,7 +27,7 @@ from accelmap.arch.architecture import preset_constraints
 from accelmap.arch.load import preset
 from accelmap.mapspace.constraints import Constraints, read_constraints
 from accelmap.model.objective import Objective
-from accelmap.runs.map import map_layer_imperfect
+from accelmap.runs.map import map_layer_imperfect, plan_map
 from accelmap.search.network import map_layer
 from accelmap.workload.load import load_network
 
@@ -51,9 +53,10 @@ def main() -> None:
     ap.add_argument("--networks", nargs="+", default=["vit_b16", "mobilenet_v2", "resnet50", "bert_base"])
     ap.add_argument("--archs", nargs="+", default=["eyeriss_like", "simple_pe16x16"])
     ap.add_argument("--layers", type=int, default=0, help="the first N unique layers of each network (0: all)")
-    ap.add_argument("--budget", type=int, default=2000, help="evaluations per layer and search")
-    ap.add_argument("--optimizer", default="portfolio")
-    ap.add_argument("--patience", type=int, default=0, help="0: the whole budget")
+    d = inspect.signature(plan_map).parameters  # accelmap map's defaults, not restated
+    ap.add_argument("--budget", type=int, default=d["budget"].default, help="evaluations per layer and search")
+    ap.add_argument("--optimizer", default=d["optimizer"].default)
+    ap.add_argument("--patience", type=int, default=d["patience"].default or 0, help="0: the whole budget")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()

@@ -109,9 +109,11 @@ class Constraints:
     def write(self, path: str | Path) -> None:
         Path(path).write_text(self.to_yaml())
 
-    def check(self, workload: Workload, arch: Architecture) -> None:
+    def check(self, workload: Workload, arch: Architecture, divisible: bool = True) -> None:
         """Raise naming the constraint when it refers to a missing level, dim or tensor, or
-        when its fixed factors cannot multiply to a dimension's bound."""
+        (with ``divisible``: perfect factors) when its fixed factors cannot multiply to a
+        dimension's bound. Imperfect factors (``divisible=False``) cover any bound with residual
+        ends, so fixed ends need not divide it."""
         dims = set(workload.dims)
         tnames = {t.name for t in workload.tensors}
         for c in self.levels:
@@ -142,6 +144,8 @@ class Constraints:
                     raise AccelmapError(f"spatial factors at {c.level}, which has no fanout", file=self.source,
                                         field=where)
         for d, bound in zip(workload.dims, workload.bounds):
+            if not divisible:
+                break
             fixed = [(c, f) for c in self.levels for dd, f in c.temporal + c.spatial if dd == d and f > 0]
             prod = math.prod(f for _, f in fixed)
             if bound % prod:

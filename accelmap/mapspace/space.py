@@ -111,10 +111,9 @@ class MappingSpace:
         self.device = device
         self.imperfect = bool(imperfect)
         self.constraints = constraints or Constraints()
-        if self.imperfect:
-            check_constraints(self.constraints, workload, arch, imperfect=True)
-        else:
-            self.constraints.check(workload, arch)
+        # fixed ends need not divide a bound in an imperfect space (residual ends cover it); whether
+        # they still leave a covering is settled when the space builds its rows
+        self.constraints.check(workload, arch, divisible=not self.imperfect)
         dims, L = list(workload.dims), len(arch.levels)
         D, T = len(dims), len(workload.tensors)
         self.fan_levels = [l for l in range(L) if arch.fanout(l) != (1, 1)]
@@ -1038,16 +1037,3 @@ class MappingSpace:
         if tables is not None:
             return math.prod(len(t) for t in tables)
         return math.prod(self._dim_count(d) for d in range(self.layout.D))
-
-
-def check_constraints(constraints: Constraints, workload: Workload, arch: Architecture,
-                      imperfect: bool = False) -> None:
-    """``Constraints.check``; for an imperfect space every check but the one that fixed factors
-    divide each bound (residual ends cover any bound, so an end need not divide; whether the
-    fixed ends still leave a covering is settled when the space builds its rows)."""
-    try:
-        constraints.check(workload, arch)
-    except AccelmapError as exc:
-        # the divisibility refusal is the check's last, so every other check has passed
-        if not imperfect or "does not divide its bound" not in str(exc):
-            raise

@@ -133,14 +133,8 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     net = load_network(network, on_warning=on_warning)
     layers = tuple(net.unique_layers())
     cons = load_constraints(constraints, arch)
-    if imperfect:
-        from accelmap.mapspace.space import check_constraints
-
-        for layer in layers:  # fixed factors need not divide a bound: residual ends cover it
-            check_constraints(cons, layer.workload, a, imperfect=True)
-    else:
-        for layer in layers:
-            cons.check(layer.workload, a)
+    for layer in layers:  # with --imperfect fixed factors need not divide a bound: residual ends cover it
+        cons.check(layer.workload, a, divisible=not imperfect)
     run = prepare_run_dir(out, default_run_dir(net.name, a.name))
     is_file = arch.endswith((".yaml", ".yml"))
     settings = {"network": net.name, "arch": a.name, "constraints": cons.source,

@@ -67,6 +67,9 @@ def outward_sample(space: MappingSpace, n: int, generator: torch.Generator, dept
         deep = torch.where(drawn, depth[d][cand], torch.full(cand.shape, math.inf, dtype=torch.float64))
         fac[:, d] = table[cand.gather(1, deep.argmin(1, keepdim=True)).squeeze(1)]
     space._repair_axes(fac, axis)
+    if space.seeds is not None:  # the space's seeds stay first, as sample() returns them
+        k = min(n, len(space.seeds))
+        g[:k] = space.seeds[:k]
     return g
 
 

@@ -172,6 +172,10 @@ def test_seeds_come_first():
     seed = per.sample(2, torch.Generator().manual_seed(9))
     sp = MappingSpace(w, EYE, EYE_C, imperfect=True, seeds=seed)
     assert torch.equal(sp.sample(10, torch.Generator().manual_seed(0))[:2], seed)
+    # the default search's outward-biased seeding keeps them first too
+    from accelmap.search.base import outward_sample
+
+    assert torch.equal(outward_sample(sp, 10, torch.Generator().manual_seed(0))[:2], seed)
 
 
 def _tiny_spaces():
