@@ -60,6 +60,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
+    from accelmap.search.executor import single_threaded
+
+    single_threaded()  # as accelmap map's workers search (many small tensor ops)
     obj = Objective.parse("edp")
     out = {"settings": vars(args), "runs": []}
     for arch_name in args.archs:
