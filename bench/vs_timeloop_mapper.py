@@ -29,7 +29,9 @@ accelmap cannot take) are rows with ``error``, never a crash of this script.
 (the committed results: ``--cap 200`` on the 24 pairs (2 shared cores, an hour), then
 ``--cap 300 --redo --only random3/mobilenet_v2/features.0.0,random3/bert_base/pooler.dense,
 simple_pe16x16/mobilenet_v2/features.2.conv.1.0``: the pair whose first run failed and the two
-capped pairs nearest 1.0; each row keeps its ``cap_s``.)
+capped pairs nearest 1.0; then the same with ``--only random1/vit_b16/encoder.layers.0-11.\
+self_attention.scores,random3/resnet50/layer3.0.conv2,random1/resnet50/layer3.1-5.conv1``, three
+more capped ones; each row keeps its ``cap_s``.)
 
 prints the table and the summary (geomean, worst, pairs above 1.0) and writes
 bench/results/vs_timeloop_mapper.json. ``--diagnose`` then reruns accelmap on every pair above
@@ -126,7 +128,8 @@ def write_files(arch_name: str, workload, d: Path, ref: Path) -> dict[str, Path]
     d.mkdir(parents=True, exist_ok=True)
     if arch_name.startswith("random"):
         sys.path.insert(0, str(BENCH))
-        from timeloop_diff import _write_inputs, random_arch  # the differential tester's generator and writer
+        # the differential tester's generator and writer
+        from timeloop_diff import _write_inputs, random_arch
 
         k = int(arch_name[len("random"):])
         arch, _ = random_arch(random.Random(1000 + k), arch_name)
@@ -183,14 +186,15 @@ def run_timeloop(files: dict[str, Path], d: Path, cap: float, ref: Path, mapper:
         return {"error": f"timeloop-mapper (exit {p.returncode}) wrote no best mapping: {tail}"[:500],
                 "wall_s": wall, "capped": capped}
     text = stats.read_text()
-    e = re.search(r"^Energy: ([\d.e+]+) uJ", text, re.M)
-    c = re.search(r"^Cycles: (\d+)", text, re.M)
+    e = re.search(r"^Energy: ([\d.e+]+) uJ", text, re.MULTILINE)
+    c = re.search(r"^Cycles: (\d+)", text, re.MULTILINE)
     if not e or not c:
         tail = " | ".join(log.strip().splitlines()[-2:])
         return {"error": f"timeloop-mapper's stats.txt has no Energy/Cycles line: {tail}"[:500], "wall_s": wall,
                 "capped": capped}
     sys.path.insert(0, str(BENCH))
-    from timeloop_diff import parse_stats  # sums every 'Energy (total)' line, to 0.01 pJ each
+    # sums every 'Energy (total)' line, each printed to 0.01 pJ
+    from timeloop_diff import parse_stats
 
     energy_pJ = parse_stats(text)["energy_pJ"]
     return {"energy_uJ_printed": float(e.group(1)), "cycles_printed": int(c.group(1)), "energy_pJ_summed": energy_pJ,
@@ -368,10 +372,10 @@ def main(argv=None) -> int:
     ref_sigs = reference_signatures(Path(args.reference))
     # compile the kernel once, outside any timed search
     from accelmap.arch.load import preset
+    from accelmap.mapspace.constraints import Constraints
 
-    accelmap_search(find_layer("resnet50", "fc"), preset("simple_pe16x16"), __import__(
-        "accelmap.mapspace.constraints", fromlist=["Constraints"]).Constraints(), default_settings()["optimizer"],
-        2000, 500)
+    accelmap_search(find_layer("resnet50", "fc"), preset("simple_pe16x16"), Constraints(),
+                    default_settings()["optimizer"], 2000, 500)
     print(HEADER, flush=True)
     for r in rows:
         print(fmt_row(r), flush=True)
