@@ -93,9 +93,10 @@ def mapper_yaml(ref: Path, victory: int, timeout: int) -> str:
 def run_ruby(timeloop: Path, ref: Path, arch: str, work: Path, cap: float) -> dict:
     """Timeloop's ruby mapper in ``work`` (its input files there), stopped with Ctrl-C (SIGINT:
     Timeloop then reports its best) after ``cap`` seconds if it has not met its victory
-    condition by then."""
+    condition by then. (``--foreground``: one SIGINT to Timeloop alone; a second one, which plain
+    ``timeout`` sends to its process group too, makes Timeloop abandon its evaluations.)"""
     inp = ref / "inputs"
-    cmd = ["timeout", "-s", "INT", str(cap), str(timeloop / "bin" / "timeloop-mapper"), str(inp / "arch" / f"{arch}.yaml"),
+    cmd = ["timeout", "--foreground", "-s", "INT", str(cap), str(timeloop / "bin" / "timeloop-mapper"), str(inp / "arch" / f"{arch}.yaml"),
            str(inp / "ert" / f"{arch}.ERT.yaml"), str(inp / "ert" / f"{arch}.ART.yaml"),
            str(work / "problem.yaml"), str(work / "mapper.yaml"), str(work / "constraints.yaml")]
     env = {"LD_LIBRARY_PATH": str(timeloop / "lib"), "PATH": "/usr/bin:/bin"}
