@@ -23,7 +23,8 @@ MAX_IDLE_ASKS = 8
 class SearchResult:
     """The best mapping found and how the search went.
 
-    trace: (evaluations, best score, best EDP) after every ask/tell step.
+    trace: (evaluations, best score, best EDP) after every ask/tell step (in an imperfect space
+    the screen's estimates; ``score`` and ``costs`` are exact).
     """
 
     optimizer: str
