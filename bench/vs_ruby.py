@@ -35,7 +35,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +43,7 @@ from pathlib import Path
 import yaml
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))  # the Timeloop runner of vs_timeloop_mapper.py
 ROOT = BENCH.parent
 OUT = BENCH / "results" / "vs_ruby.json"
 
@@ -93,40 +93,30 @@ def mapper_yaml(ref: Path, victory: int, timeout: int) -> str:
 
 
 def run_ruby(timeloop: Path, ref: Path, arch: str, work: Path, cap: float) -> dict:
-    """Timeloop's ruby mapper in ``work`` (its input files there), stopped with Ctrl-C (SIGINT:
-    Timeloop then reports its best) after ``cap`` seconds if it has not met its victory
-    condition by then. (``--foreground``: one SIGINT to Timeloop alone; a second one, which plain
-    ``timeout`` sends to its process group too, makes Timeloop abandon its evaluations.)"""
+    """Timeloop's ruby mapper on the pair's files in ``work``, stopped with one SIGINT (Timeloop
+    then reports its best) after ``cap`` seconds if it has not met its victory condition by then
+    (``vs_timeloop_mapper.run_timeloop``)."""
+    from vs_timeloop_mapper import run_timeloop
+
     inp = ref / "inputs"
-    cmd = ["timeout", "--foreground", "-s", "INT", str(cap), str(timeloop / "bin" / "timeloop-mapper"), str(inp / "arch" / f"{arch}.yaml"),
-           str(inp / "ert" / f"{arch}.ERT.yaml"), str(inp / "ert" / f"{arch}.ART.yaml"),
-           str(work / "problem.yaml"), str(work / "mapper.yaml"), str(work / "constraints.yaml")]
-    env = {"LD_LIBRARY_PATH": str(timeloop / "lib"), "PATH": "/usr/bin:/bin"}
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    capped = p.returncode == 124
-    stats = work / "timeloop-mapper.stats.txt"
-    if p.returncode not in (0, 124) or not stats.exists():
-        return {"error": f"timeloop-mapper exit {p.returncode}: {(p.stdout + p.stderr)[-400:]}", "seconds": wall}
-    text = stats.read_text()
-    e, c = re.search(r"^Energy: ([\d.e+]+) uJ", text, re.M), re.search(r"^Cycles: (\d+)", text, re.M)
-    if not (e and c):  # (seen once: the stats of its best cut off, its summary never written)
-        return {"error": f"timeloop-mapper wrote no summary of its best mapping (exit {p.returncode})", "seconds": wall}
-    energy, cycles = float(e.group(1)) * 1e6, float(c.group(1))
-    return {"seconds": wall, "capped": capped, "timeloop_energy_pJ": energy, "timeloop_cycles": cycles,
-            "map_txt": (work / "timeloop-mapper.map.txt").read_text()}
+    files = {"arch": inp / "arch" / f"{arch}.yaml", "problem": work / "problem.yaml",
+             "constraints": work / "constraints.yaml", "ert": inp / "ert" / f"{arch}.ERT.yaml",
+             "art": inp / "ert" / f"{arch}.ART.yaml"}
+    tl = run_timeloop(files, work, cap, ref, timeloop / "bin" / "timeloop-mapper",
+                      mapper_text=(work / "mapper.yaml").read_text())
+    if "error" in tl:
+        return {"error": tl["error"], "seconds": tl["wall_s"]}
+    return {"seconds": tl["wall_s"], "capped": tl["capped"], "timeloop_energy_pJ": tl["energy_uJ_printed"] * 1e6,
+            "timeloop_cycles": float(tl["cycles_printed"]), "map_txt": tl["map_txt"]}
 
 
 def evaluate_map_txt(arch_obj, w, text: str) -> dict:
-    from accelmap.mapping.loop_nest import parse_map_txt
-    from accelmap.mapping.mapping import MappingBatch
-    from accelmap.model.cost_model import CostModel
+    """Timeloop's best re-scored with accelmap's model (``vs_timeloop_mapper.reevaluate``)."""
+    from vs_timeloop_mapper import reevaluate
 
-    m = parse_map_txt(text, arch_obj, w, source="timeloop-mapper.map.txt")
-    c = CostModel(w, arch_obj)(MappingBatch.from_mappings([m], w, arch_obj))
-    return {"edp": float(c.edp[0]), "energy_pJ": float(c.energy[0]), "cycles": float(c.cycles[0]),
-            "valid": bool(c.valid[0]), "residual": m.is_imperfect, "utilization": float(c.utilization[0])}
+    out = reevaluate(text, w, arch_obj)
+    out.pop("mapping_yaml")
+    return out
 
 
 def run_accelmap(arch_obj, w, cons) -> dict:

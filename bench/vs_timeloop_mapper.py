@@ -150,9 +150,11 @@ def mapper_yaml(ref: Path) -> str:
     return dump_yaml(doc)
 
 
-def run_timeloop(files: dict[str, Path], d: Path, cap: float, ref: Path, mapper: Path) -> dict:
-    """One long ``timeloop-mapper`` run in ``d``: its printed energy/cycles and map.txt, or an error."""
-    (d / "mapper.yaml").write_text(mapper_yaml(ref))
+def run_timeloop(files: dict[str, Path], d: Path, cap: float, ref: Path, mapper: Path,
+                 mapper_text: str | None = None) -> dict:
+    """One long ``timeloop-mapper`` run in ``d``: its printed energy/cycles and map.txt, or an error.
+    ``mapper_text``: the mapper input (default: the reference settings with ``LONG_RUN``)."""
+    (d / "mapper.yaml").write_text(mapper_text or mapper_yaml(ref))
     for f in d.glob("timeloop-mapper.*"):
         f.unlink()
     inputs = [files["arch"], files["problem"], d / "mapper.yaml"]
@@ -211,7 +213,8 @@ def reevaluate(map_txt: str, w, arch) -> dict:
     m = parse_map_txt(map_txt, arch, w, "timeloop-mapper.map.txt")
     c = CostModel(w, arch)(MappingBatch.from_mappings([m], w, arch))
     return {"valid": bool(c.valid[0]), "energy_pJ": float(c.energy[0]), "cycles": float(c.cycles[0]),
-            "edp": float(c.edp[0]), "mapping_yaml": m.to_yaml()}
+            "edp": float(c.edp[0]), "utilization": float(c.utilization[0]), "residual": m.is_imperfect,
+            "mapping_yaml": m.to_yaml()}
 
 
 def accelmap_search(w, arch, cons, optimizer: str, budget: int, patience: int | None, seed: int = 0) -> dict:
