@@ -137,10 +137,6 @@ def run_accelmap(arch_obj, w, cons) -> dict:
             "settings": {"optimizer": optimizer, "budget": budget, "patience": patience}}
 
 
-def geomean(xs):
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
-
-
 def _prepare(ref: Path, arch: str, layer: str, victory: int, timeout: int, root: Path) -> Path:
     """The pair's folder with the three files both tools read."""
     from accelmap.model.reference import load_arch
@@ -187,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args(argv)
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from vs_timeloop_mapper import geomean
 
     from accelmap.model.reference import load_arch
     from accelmap.workload.load import read_problem_yaml
