@@ -39,6 +39,7 @@ import torch
 from accelmap.arch.architecture import Architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapping.mapping import MappingBatch
+from accelmap.mapspace import moves
 from accelmap.mapspace.constraints import Constraints
 from accelmap.mapspace.sampling import prime_factors
 from accelmap.model.cost_model import CostModel
@@ -206,6 +207,9 @@ class MappingSpace:
                                         file=self.constraints.source, field=c.source or lv.name)
                 self.keep_fixed[li, tnames.index(t)] = 0
         self._model: CostModel | None = None
+        self._fan_t = torch.tensor([arch.fanout(li) for li in self.fan_levels], dtype=torch.int64).reshape(F, 2)
+        self._fan = self._fan_t.numpy()
+        self._fan_levels_t = torch.tensor(self.fan_levels, dtype=torch.int64)
         max_v = max(workload.bounds) + 1
         spf = list(range(max_v))
         for i in range(2, int(max_v**0.5) + 1):
@@ -284,6 +288,16 @@ class MappingSpace:
                 t_res, s_res = self.place(res, axis, 1)
                 return MappingBatch(temporal, order, spatial, keep.bool(), temporal_residual=t_res,
                                     spatial_residual=s_res)
+        if moves.use():  # the same arrays, in one compiled pass (decoding is in every search step)
+            N, (L, D), T = len(genomes), (self.layout.L, self.layout.D), self.layout.T
+            temporal = torch.empty(N, L, D, dtype=MappingBatch.FACTOR_DTYPE)
+            spatial = torch.empty(N, L, D, 2, dtype=MappingBatch.FACTOR_DTYPE)
+            order8 = torch.empty(N, L, D, dtype=MappingBatch.ORDER_DTYPE)
+            sorder = torch.empty(N, L, D, dtype=MappingBatch.ORDER_DTYPE)
+            keep_b = torch.empty(N, L, T, dtype=torch.bool)
+            moves._decode(fac.numpy(), order.numpy(), axis.numpy(), keep.numpy(), self._fan_levels_t.numpy(),
+                          temporal.numpy(), spatial.numpy(), order8.numpy(), sorder.numpy(), keep_b.numpy())
+            return MappingBatch(temporal, order8, spatial, keep_b, sorder)
         temporal, spatial = self.place(fac, axis, 1)
         return MappingBatch(temporal, order, spatial, keep.bool())
 
@@ -322,6 +336,11 @@ class MappingSpace:
     def _repair_axes(self, fac: torch.Tensor, axis: torch.Tensor) -> None:
         """Where the X (or Y) product overflows the mesh, reassign axes greedily, largest first."""
         lay = self.layout
+        if not lay.F or not len(fac):
+            return
+        if moves.use():
+            moves._repair(fac.numpy(), axis.numpy(), lay.L, self._fan, self.axis_fixed.numpy())
+            return
         for f, li in enumerate(self.fan_levels):
             fx, fy = self.arch.fanout(li)
             val = fac[:, :, lay.L + f]
@@ -462,6 +481,13 @@ class MappingSpace:
         if not len(rows):
             return
         n = len(rows)
+        if moves.use():  # the same draws, the rest compiled
+            r0 = torch.rand(n, lay.D, generator=generator)
+            r, r2 = torch.rand(n, lay.S, generator=generator), torch.rand(n, lay.S, generator=generator)
+            big = torch.rand(n, generator=generator) < 0.5
+            moves._move_factor(fac.numpy(), rows.numpy(), self.free_slots.numpy(), self.free_slots.sum(1).numpy(),
+                               self._spf.numpy(), self._lpf.numpy(), r0.numpy(), r.numpy(), r2.numpy(), big.numpy())
+            return
         # pick a dim that has a factor to move and somewhere to move it
         movable = ((self.free_slots[None] & (fac[rows] > 1)).any(2) & (self.free_slots.sum(1) >= 2)[None])
         r0 = torch.rand(n, lay.D, generator=generator)
@@ -497,8 +523,22 @@ class MappingSpace:
             return
         n, L = len(rows), lay.L
         ar = torch.arange(n)
-        fan = torch.tensor([self.arch.fanout(li) for li in self.fan_levels], dtype=torch.int64)  # [F, 2]
+        fan = self._fan_t
         f = torch.randint(0, lay.F, (n,), generator=generator)
+        if moves.use():  # the same draws, the rest compiled
+            own = self._fan_levels_t[f]
+            r_drop = torch.rand(n, lay.D, generator=generator)
+            u_drop = torch.rand(n, generator=generator) < 0.5
+            rt_a = torch.rand(n, L, generator=generator)
+            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
+            ax_draw = torch.randint(0, 2, (n,), generator=generator)
+            r_fill = torch.rand(n, lay.D, generator=generator)
+            rt_b = torch.rand(n, L, generator=generator)
+            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+            moves._fill_mesh(fac.numpy(), axis.numpy(), rows.numpy(), L, self._fan, self.free_slots.numpy(),
+                             self.axis_fixed.numpy(), self._divisor_table(int(fan.max())).numpy(), f.numpy(),
+                             r_drop.numpy(), u_drop.numpy(), rt_a.numpy(), r_fill.numpy(), ax_draw.numpy(), rt_b.numpy())
+            return
         s = L + f
         fr, ax_r = fac[rows], axis[rows, f]  # [n, D, S], [n, D]
         sp = fr[ar, :, s]  # [n, D] spatial factors at the chosen fan level
@@ -567,6 +607,10 @@ class MappingSpace:
         free_dim = torch.ones(lay.L, lay.D, dtype=torch.bool)
         for li, inner in enumerate(self.fixed_inner):
             free_dim[li, inner] = False
+        if moves.use():  # the same draws, the rest compiled
+            r0, r = torch.rand(n, lay.L, generator=generator), torch.rand(n, lay.D, generator=generator)
+            moves._swap_loops(fac.numpy(), order.numpy(), rows.numpy(), free_dim.numpy(), r0.numpy(), r.numpy())
+            return
         swappable = (fac[rows, :, : lay.L].transpose(1, 2) > 1) & free_dim[None]  # [n, L, D]
         r0 = torch.rand(n, lay.L, generator=generator)
         lvl = torch.where(swappable.sum(2) >= 2, r0, torch.full_like(r0, -1.0)).argmax(1)

@@ -77,13 +77,14 @@ def test_portfolio_islands_share_nothing():
         opt.tell(g, torch.log(space.evaluate(g).edp).where(space.evaluate(g).valid, torch.tensor(float("inf"))))
     k = opt.islands
     order = torch.argsort(opt.scores)
-    for i, isl in enumerate(opt.isl):  # dealt by rank: island i holds ranks i, i + k, ...
-        assert torch.equal(isl.ann.scores, opt.scores[order[i::k]])
-        assert isl.best_s == float(opt.scores[order[i]])
+    for i in range(k):  # dealt by rank: island i holds ranks i, i + k, ...
+        assert torch.equal(opt.ann_s[i], opt.scores[order[i::k]])
+        assert float(opt.best_s[i]) == float(opt.scores[order[i]])
     g = opt.ask()
     s = torch.full((len(g),), float("inf"))
     s[0] = -1.0  # a new best in island 0's part of the batch only
-    before = [isl.best_s for isl in opt.isl]
+    before = opt.best_s.clone()
     opt.tell(g, s)
-    assert opt.isl[0].best_s == -1.0 and torch.equal(opt.isl[0].best_g, g[0])
-    assert [isl.best_s for isl in opt.isl[1:]] == before[1:]
+    assert float(opt.best_s[0]) == -1.0 and torch.equal(opt.best_g[0], g[0])
+    assert torch.equal(opt.best_s[1:], before[1:])
+    assert (opt.loc_s[0, ::2] == -1.0).all() and (opt.loc_s[1:] > -1.0).all()  # walkers of island 0 only
