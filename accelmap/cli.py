@@ -129,12 +129,12 @@ def _run_map(network: str, arch: str, **kwargs) -> None:
     require_positive(kwargs["workers"], "--workers", "at least 1")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.runs.map import in_process, plan_executor, plan_map, run_map
+    from accelmap.search.compile import compile_search, needs_compile
 
     plan = plan_map(network, arch, on_warning=_warn, **kwargs)
     parallel = in_process(plan)
-    _compile_step(kernel_needs_compile(plan.device, parallel), lambda: compile_kernel(parallel))
+    _compile_step(needs_compile(plan.device, parallel), lambda: compile_search(parallel))
     executor = plan_executor(plan)
     if plan.ray:
         console.print(f"mapping on {executor.describe()}")
@@ -172,16 +172,17 @@ def _process_start() -> float:
 
 
 def _compile_step(needed: bool, compile_fn) -> None:
-    """The kernel's one-off compilation as its own step on screen, not charged to any layer."""
+    """The one-off compilation (cost kernel, search moves) as its own step on screen, not charged
+    to any layer."""
     if not needed:
         return
     try:
-        with console.status("compiling the cost kernel, once after install (about 12-30 s on 2 idle cores)"):
+        with console.status("compiling the cost kernel and search moves, once after install (about 15-35 s on 2 idle cores)"):
             seconds = compile_fn()
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted while compiling the cost kernel: nothing was searched yet[/]")
+        console.print("[yellow]interrupted while compiling: nothing was searched yet[/]")
         raise typer.Exit(130) from None
-    console.print(f"compiled the cost kernel in {seconds:.0f} s (cached for later runs)")
+    console.print(f"compiled the cost kernel and search moves in {seconds:.0f} s (cached for later runs)")
 
 
 def _print_map_table(outcomes, tot, arch, obj, wall, n_layers: int, startup: float = 0.0) -> None:
@@ -255,9 +256,9 @@ def codesign(
                 "budgets": {k: v for k, v in budgets.__dict__.items() if v is not None}, "method": method,
                 "seconds": seconds, "designs": designs, "seed": seed}
     make = inputs.problem
-    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
+    from accelmap.search.compile import compile_search, needs_compile
 
-    _compile_step(kernel_needs_compile("cpu", True), lambda: compile_kernel(True))  # not search time
+    _compile_step(needs_compile("cpu", True), lambda: compile_search(True))  # not search time
     if pareto:
         names = tuple(x.strip() for x in pareto.split(","))
         if len(names) != 2 or any(n not in FRONT_METRICS for n in names) or names[0] == names[1]:
@@ -359,10 +360,10 @@ def sweep_cmd(
     from accelmap.arch.space import read_hardware_space, resolve_space
     from accelmap.codesign.sweep import run_sweep, write_sweep_run
     from accelmap.mapspace.load import load_constraints
-    from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
     from accelmap.model.objective import Objective
     from accelmap.runs.rundir import prepare_run_dir
     from accelmap.search.base import get_optimizer
+    from accelmap.search.compile import compile_search, needs_compile
     from accelmap.search.executor import make_executor
     from accelmap.workload.load import load_network
 
@@ -374,7 +375,7 @@ def sweep_cmd(
     cons = load_constraints(constraints, space.base.name)
     run_dir = prepare_run_dir(out, Path("runs") / f"sweep_{net_name}_{time.strftime('%Y%m%d-%H%M%S')}")
     one = workers == 1 or points * len(layers) == 1  # tasks in this process: the kernel runs multi-threaded
-    _compile_step(kernel_needs_compile("cpu", one) and not ray, lambda: compile_kernel(one))
+    _compile_step(needs_compile("cpu", one) and not ray, lambda: compile_search(one))
     settings = {"network": net_name, "arch_space": space.source, "points": points, "constraints": cons.source,
                 "objective": obj.name, "optimizer": optimizer, "budget": budget, "patience": patience, "seed": seed,
                 "workers": workers, "ray": ray}

@@ -65,7 +65,7 @@ def main() -> None:
         if code != 0:
             raise SystemExit(f"cold map: exit {code}\n{out[-2000:]}")
         cold.append(s)
-        line = next((ln for ln in out.splitlines() if ln.startswith("compiled the cost kernel in")), None)
+        line = next((ln for ln in out.splitlines() if ln.startswith("compiled the cost kernel")), None)
         if line is None:
             raise SystemExit("the cold run did not show the compile step:\n" + out[-2000:])
         compile_s.append(float(line.split(" in ")[1].split(" s")[0]))

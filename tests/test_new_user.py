@@ -91,15 +91,15 @@ def test_unmapped_layers_are_named_beside_partial_totals(cli, tmp_path):
 
 
 def test_compile_is_its_own_step(cli, tmp_path, monkeypatch):
-    """The one-off kernel compile is shown on its own, before the layers' searches start."""
-    from accelmap.model import cost_model
+    """The one-off compile (kernel and moves) is shown on its own, before the layers' searches start."""
+    from accelmap.search import compile as search_compile
 
     calls = []
-    monkeypatch.setattr(cost_model, "kernel_needs_compile", lambda *args: not calls)
-    monkeypatch.setattr(cost_model, "compile_kernel", lambda *args: calls.append(1) or 12.0)
+    monkeypatch.setattr(search_compile, "needs_compile", lambda *args: not calls)
+    monkeypatch.setattr(search_compile, "compile_search", lambda *args: calls.append(1) or 12.0)
     code, out, err = cli("map", LAYER, "--budget", "50", "--workers", "1", "--out", str(tmp_path / "run"))
     assert code == 0, err
-    assert calls == [1] and "compiled the cost kernel in 12 s" in out
+    assert calls == [1] and "compiled the cost kernel and search moves in 12 s" in out
 
 
 

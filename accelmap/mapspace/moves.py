@@ -236,19 +236,45 @@ def _decode(fac, order, axis, keep, fan_levels, temporal, spatial, order8, sorde
                 sorder[n, li, d] = d + D * (spatial[n, li, d, 0] > 1)
 
 
-def _jit() -> None:
-    """Compile (or load from numba's cache) the moves, once per process."""
-    global _JITTED, _argmax_masked, _repair, _move_factor, _fill_mesh, _swap_loops, _decode
-    if _JITTED or not HAVE_NUMBA:
+# One signature per function, arrays of any layout ('A'): genome views are strided, but a batch of
+# one genome is contiguous to numba, and each layout would otherwise compile once more mid-search.
+_I3, _F2 = "int64[:, :, :]", "float32[:, :]"
+SIGNATURES = {
+    "_repair": f"void({_I3}, {_I3}, int64, int64[:, :], int64[:, :])",
+    "_move_factor": f"void({_I3}, int64[:], boolean[:, :], int64[:], int64[:], int64[:], {_F2}, {_F2}, {_F2}, boolean[:])",
+    "_fill_mesh": (f"void({_I3}, {_I3}, int64[:], int64, int64[:, :], boolean[:, :], int64[:, :], int64[:, :], "
+                   f"int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2})"),
+    "_swap_loops": f"void({_I3}, {_I3}, int64[:], boolean[:, :], {_F2}, {_F2})",
+    "_decode": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64[:], int32[:, :, :], int32[:, :, :, :], int8[:, :, :], "
+                "int8[:, :, :], boolean[:, :, :])"),
+}
+_WRAPPED = False
+
+
+def _wrap() -> None:
+    """Wrap the moves as (not yet compiled) numba functions, once per process."""
+    global _WRAPPED, _argmax_masked, _repair, _move_factor, _fill_mesh, _swap_loops, _decode
+    if _WRAPPED:
         return
     from numba import njit
 
     _argmax_masked = njit(cache=True, inline="always")(_argmax_masked)
-    _repair = njit(cache=True)(_repair)
-    _move_factor = njit(cache=True)(_move_factor)
-    _fill_mesh = njit(cache=True)(_fill_mesh)
-    _swap_loops = njit(cache=True)(_swap_loops)
-    _decode = njit(cache=True)(_decode)
+    _repair, _move_factor, _fill_mesh, _swap_loops, _decode = (
+        njit(cache=True)(f) for f in (_repair, _move_factor, _fill_mesh, _swap_loops, _decode))
+    _WRAPPED = True
+
+
+def _jit() -> None:
+    """Compile the moves (or load them from numba's cache) for their one signature each, once per
+    process; any other argument types are then an error, not a compilation in the middle of a search."""
+    global _JITTED
+    if _JITTED or not HAVE_NUMBA:
+        return
+    _wrap()
+    for name, sig in SIGNATURES.items():
+        f = globals()[name]
+        f.compile(sig)
+        f.disable_compile()
     _JITTED = True
 
 
@@ -258,3 +284,21 @@ def use() -> bool:
         return False
     _jit()
     return True
+
+
+def is_compiled() -> bool:
+    """Whether the moves' machine code is in numba's on-disk cache (or loaded), read through
+    numba's private cache index as :func:`accelmap.model.kernel.is_compiled` does."""
+    if not HAVE_NUMBA:
+        return True
+    _wrap()
+    try:
+        return all(globals()[name].signatures or bool(globals()[name]._cache._cache_file._load_index())
+                   for name in SIGNATURES)
+    except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
+        return False
+
+
+def compile_here() -> None:
+    """Compile the moves into numba's on-disk cache (the search's one-off compile step)."""
+    _jit()

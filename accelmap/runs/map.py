@@ -13,9 +13,9 @@ from accelmap.arch.architecture import Architecture
 from accelmap.errors import AccelmapError
 from accelmap.mapspace.bounds import LOWER_BOUND_NOTE
 from accelmap.mapspace.constraints import Constraints
-from accelmap.model.cost_model import compile_kernel, kernel_needs_compile
 from accelmap.model.objective import Objective
 from accelmap.options import check_device, require_positive
+from accelmap.search.compile import compile_search, needs_compile
 from accelmap.search.executor import Executor, make_executor
 from accelmap.search.network import (
     DEFAULT_BUDGET,
@@ -168,8 +168,8 @@ def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None
     (``time.time()``; the CLI passes its process start, default now): the time from it to the
     search is reported as start-up, apart from the search time."""
     started = time.time() if started is None else started
-    if kernel_needs_compile(plan.device, in_process(plan)):
-        compile_kernel(in_process(plan))  # once, before the workers start: they load it, not compile it
+    if needs_compile(plan.device, in_process(plan)):
+        compile_search(in_process(plan))  # once, before the workers start: they load it, not compile it
     ex = executor or plan_executor(plan)
     t0 = time.perf_counter()
     startup = time.time() - started

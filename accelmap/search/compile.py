@@ -1,0 +1,44 @@
+"""The one-off compilation a search needs, done before it starts: the cost model's kernel and the
+mapping space's moves (numba, cached on disk after the first run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+
+def needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
+    """True when searching on ``device`` would first compile something (once after install): the
+    CPU kernel (see :func:`accelmap.model.cost_model.kernel_needs_compile`; not on CUDA) or the
+    moves, which run on the CPU whatever the device."""
+    from accelmap.mapspace import moves
+    from accelmap.model.cost_model import kernel_needs_compile
+
+    return kernel_needs_compile(device, parallel) or not moves.is_compiled()
+
+
+def compile_search(parallel: bool = False) -> float:
+    """Compile the kernel and the moves into numba's cache in a child process (a child, because
+    compiling the kernel's parallel loop starts threads after which this process could not fork
+    its workers; see :func:`accelmap.model.cost_model.compile_kernel_in_child`). Returns seconds."""
+    t0 = time.perf_counter()
+    code = f"from accelmap.search.compile import _compile_here; _compile_here({bool(parallel)})"
+    # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        child.communicate()
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    return time.perf_counter() - t0
+
+
+def _compile_here(parallel: bool) -> None:
+    from accelmap.mapspace import moves
+    from accelmap.model.cost_model import _compile_kernel_here
+
+    _compile_kernel_here(parallel)
+    moves.compile_here()
