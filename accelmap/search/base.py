@@ -24,6 +24,9 @@ get_optimizer = OPTIMIZERS.get
 class Optimizer:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # whether ask/tell use autograd (gradient descent on relaxed mappings); the others run under
+    # torch.inference_mode, which skips autograd's bookkeeping on every small tensor operation
+    needs_grad: ClassVar[bool] = False
 
     def __init__(self, space: MappingSpace, generator: torch.Generator, budget: int,
                  objective: Objective | None = None):

@@ -83,6 +83,7 @@ def _count(value, name: str, low: int) -> int:
 @register
 class DCP(Optimizer):
     name = "dcp"
+    needs_grad = True
     summary = ("dataflow code propagation: gradient descent on codes through a learned cost predictor, "
                "then at most 200 true evaluations")
     pool = 16384

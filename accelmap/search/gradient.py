@@ -22,6 +22,7 @@ class Gradient(_Population):
     """
 
     name = "gradient"
+    needs_grad = True
     summary = "relaxed-model gradient descent on log tile factors, rounding, then parallel local search"
     size = 64
     steps = 150

@@ -72,6 +72,13 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
                             f"{[k for k in accepted if k not in ('self', 'space', 'generator', 'budget', 'objective')] or 'none'}",
                             field="options")
     opt = cls(space, gen, budget, objective=obj, **(options or {}))
+    space.model  # noqa: B018 - built here, not in inference mode: later differentiable searches reuse it
+    with torch.inference_mode(not cls.needs_grad):
+        return _run(space, obj, opt, budget, seconds, patience, progress, verify, optimizer)
+
+
+def _run(space: MappingSpace, obj: Objective, opt, budget: int, seconds: float | None, patience: int | None,
+         progress: Callable[[int, int], None] | None, verify: int, name: str) -> SearchResult:
     t0 = time.perf_counter()
     evals, legal = 0, 0
     best_s, best_g, best_edp = math.inf, None, math.inf
@@ -120,10 +127,12 @@ def optimize(space: MappingSpace, objective: Objective | str = "edp", optimizer:
         if not math.isfinite(best_s):
             best_g = None  # (cannot happen: the screen's validity is exact)
     if best_g is not None:
-        batch = space.decode(best_g[None])
-        costs_best = space.model(batch, detail=True)
+        with torch.inference_mode(False):  # plain tensors for the caller (inference ones refuse in-place edits)
+            best_g = best_g.clone()
+            batch = space.decode(best_g[None])
+            costs_best = space.model(batch, detail=True)
         mapping = batch.to_mappings(space.workload, space.arch)[0]
-    return SearchResult(optimizer, obj.name, mapping, best_g, costs_best, best_s, evals, legal,
+    return SearchResult(name, obj.name, mapping, best_g, costs_best, best_s, evals, legal,
                         time.perf_counter() - t0, tuple(trace))
 
 
