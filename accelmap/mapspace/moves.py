@@ -236,6 +236,48 @@ def _decode(fac, order, axis, keep, fan_levels, temporal, spatial, order8, sorde
                 sorder[n, li, d] = d + D * (spatial[n, li, d, 0] > 1)
 
 
+def _neighbours(fac, order, axis, keep, L, fan, free_slots, n_free, spf, lpf, axis_fixed, divisors, free_dim,
+                free_keep, rows1, r0, r1, r2, big, rows2, f_draw, r_drop, u_drop, rt_a, r_fill, ax_draw, rt_b,
+                rows3, s0, s1, flip_rows, f8, d8, keep_rows, pick):
+    """Every move of one neighbours step in one call (the draws made by the caller, in the tensor
+    code's order): prime-factor moves, mesh refills, loop swaps, axis flips, bypass toggles, then
+    the axis repair of every genome."""
+    _move_factor(fac, rows1, free_slots, n_free, spf, lpf, r0, r1, r2, big)
+    _fill_mesh(fac, axis, rows2, L, fan, free_slots, axis_fixed, divisors, f_draw, r_drop, u_drop, rt_a, r_fill,
+               ax_draw, rt_b)
+    _swap_loops(fac, order, rows3, free_dim, s0, s1)
+    for k in range(flip_rows.shape[0]):
+        n = flip_rows[k]
+        f, d = f8[n], d8[n]
+        if axis_fixed[f, d] < 0:
+            axis[n, f, d] = 1 - axis[n, f, d]
+    for k in range(keep_rows.shape[0]):
+        n = keep_rows[k]
+        li, t = free_keep[pick[n], 0], free_keep[pick[n], 1]
+        keep[n, li, t] = 1 - keep[n, li, t]
+    _repair(fac, axis, L, fan, axis_fixed)
+
+
+def _crossover(a, b, D, S, L, F, T, pick_d, pick_l, pick_k, child):
+    """Children [n, G] taking each dim's slots and axes, each level's loop order and each level's
+    bypass from parent a where the pick is true, else from b (the mesh repair comes after)."""
+    o, x, k = D * S, D * S + L * D, D * S + L * D + F * D
+    for n in range(a.shape[0]):
+        for d in range(D):
+            src = a if pick_d[n, d] else b
+            for s in range(S):
+                child[n, d * S + s] = src[n, d * S + s]
+            for f in range(F):
+                child[n, x + f * D + d] = src[n, x + f * D + d]
+        for li in range(L):
+            src = a if pick_l[n, li] else b
+            for d in range(D):
+                child[n, o + li * D + d] = src[n, o + li * D + d]
+            src = a if pick_k[n, li] else b
+            for t in range(T):
+                child[n, k + li * T + t] = src[n, k + li * T + t]
+
+
 # One signature per function, arrays of any layout ('A'): genome views are strided, but a batch of
 # one genome is contiguous to numba, and each layout would otherwise compile once more mid-search.
 _I3, _F2 = "int64[:, :, :]", "float32[:, :]"
@@ -245,6 +287,12 @@ SIGNATURES = {
     "_fill_mesh": (f"void({_I3}, {_I3}, int64[:], int64, int64[:, :], boolean[:, :], int64[:, :], int64[:, :], "
                    f"int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2})"),
     "_swap_loops": f"void({_I3}, {_I3}, int64[:], boolean[:, :], {_F2}, {_F2})",
+    "_neighbours": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64, int64[:, :], boolean[:, :], int64[:], int64[:], int64[:], "
+                    f"int64[:, :], int64[:, :], boolean[:, :], int64[:, :], int64[:], {_F2}, {_F2}, {_F2}, boolean[:], "
+                    f"int64[:], int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2}, int64[:], {_F2}, {_F2}, "
+                    "int64[:], int64[:], int64[:], int64[:], int64[:])"),
+    "_crossover": ("void(int64[:, :], int64[:, :], int64, int64, int64, int64, int64, boolean[:, :], boolean[:, :], "
+                   "boolean[:, :], int64[:, :])"),
     "_decode": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64[:], int32[:, :, :], int32[:, :, :, :], int8[:, :, :], "
                 "int8[:, :, :], boolean[:, :, :])"),
 }
@@ -253,14 +301,14 @@ _WRAPPED = False
 
 def _wrap() -> None:
     """Wrap the moves as (not yet compiled) numba functions, once per process."""
-    global _WRAPPED, _argmax_masked, _repair, _move_factor, _fill_mesh, _swap_loops, _decode
+    global _WRAPPED, _argmax_masked, _repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover
     if _WRAPPED:
         return
     from numba import njit
 
     _argmax_masked = njit(cache=True, inline="always")(_argmax_masked)
-    _repair, _move_factor, _fill_mesh, _swap_loops, _decode = (
-        njit(cache=True)(f) for f in (_repair, _move_factor, _fill_mesh, _swap_loops, _decode))
+    _repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover = (
+        njit(cache=True)(f) for f in (_repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover))
     _WRAPPED = True
 
 

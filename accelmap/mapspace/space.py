@@ -210,6 +210,12 @@ class MappingSpace:
         self._fan_t = torch.tensor([arch.fanout(li) for li in self.fan_levels], dtype=torch.int64).reshape(F, 2)
         self._fan = self._fan_t.numpy()
         self._fan_levels_t = torch.tensor(self.fan_levels, dtype=torch.int64)
+        self._n_free = self.free_slots.sum(1).numpy()
+        self._free_keep = (self.keep_fixed < 0).nonzero()  # [K, 2] (level, tensor) of each free bypass choice
+        free_dim = torch.ones(L, D, dtype=torch.bool)  # loops a permutation constraint does not pin
+        for li, inner in enumerate(self.fixed_inner):
+            free_dim[li, inner] = False
+        self._free_dim = free_dim.numpy()
         max_v = max(workload.bounds) + 1
         spf = list(range(max_v))
         for i in range(2, int(max_v**0.5) + 1):
@@ -437,6 +443,11 @@ class MappingSpace:
         fac, order, axis, keep = lay.split(out)
         kind = torch.randint(0, 11, (N,), generator=generator)
         # 0-5: factor move (the most useful move), 6-7: swap, 8: axis, 9: keep, 10: refill the mesh
+        if moves.use():
+            self._compiled_moves(kind, fac, order, axis, keep, generator)
+            if self.imperfect:
+                self._imperfect_neighbours(genomes, out, generator)
+            return out
         self._move_factor(fac, kind <= 5, generator)
         self._fill_mesh(fac, axis, kind == 10, generator)
         self._swap_loops(fac, order, (kind == 6) | (kind == 7), generator)
@@ -458,6 +469,60 @@ class MappingSpace:
         if self.imperfect:  # ends that need not divide: drawn after every perfect move's draws
             self._imperfect_neighbours(genomes, out, generator)
         return out
+
+    def _compiled_moves(self, kind: torch.Tensor, fac, order, axis, keep, generator: torch.Generator) -> None:
+        """:meth:`neighbours`' moves in one compiled call, from the same draws in the same order."""
+        lay = self.layout
+        N, L, D, S = len(kind), lay.L, lay.D, lay.S
+        f32 = lambda *shape: torch.empty(shape, dtype=torch.float32)  # noqa: E731 - a move not drawn this step
+        i64 = lambda n=0: torch.empty(n, dtype=torch.int64)  # noqa: E731
+        no = torch.empty(0, dtype=torch.bool)
+        rows1 = (kind <= 5).nonzero().flatten()
+        n = len(rows1)
+        if n:
+            r0, r1, r2 = (torch.rand(n, D, generator=generator), torch.rand(n, S, generator=generator),
+                          torch.rand(n, S, generator=generator))
+            big = torch.rand(n, generator=generator) < 0.5
+        else:
+            r0, r1, r2, big = f32(0, D), f32(0, S), f32(0, S), no
+        rows2 = (kind == 10).nonzero().flatten()
+        n = len(rows2)
+        if n and lay.F:
+            ar = torch.arange(n)
+            f = torch.randint(0, lay.F, (n,), generator=generator)
+            own = self._fan_levels_t[f]
+            r_drop = torch.rand(n, D, generator=generator)
+            u_drop = torch.rand(n, generator=generator) < 0.5
+            rt_a = torch.rand(n, L, generator=generator)
+            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
+            ax_draw = torch.randint(0, 2, (n,), generator=generator)
+            r_fill = torch.rand(n, D, generator=generator)
+            rt_b = torch.rand(n, L, generator=generator)
+            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+        else:
+            rows2, f, r_drop, u_drop, rt_a, ax_draw, r_fill, rt_b = i64(), i64(), f32(0, D), no, f32(0, L), i64(), f32(0, D), f32(0, L)
+        rows3 = ((kind == 6) | (kind == 7)).nonzero().flatten()
+        n = len(rows3)
+        s0, s1 = (torch.rand(n, L, generator=generator), torch.rand(n, D, generator=generator)) if n else (f32(0, L), f32(0, D))
+        m = kind == 8
+        if m.any() and lay.F:
+            f8, d8 = torch.randint(0, lay.F, (N,), generator=generator), torch.randint(0, D, (N,), generator=generator)
+            flip_rows = m.nonzero().flatten()
+        else:
+            f8, d8, flip_rows = i64(), i64(), i64()
+        m = kind == 9
+        if m.any() and len(self._free_keep):
+            pick = torch.randint(0, len(self._free_keep), (N,), generator=generator)
+            keep_rows = m.nonzero().flatten()
+        else:
+            pick, keep_rows = i64(), i64()
+        moves._neighbours(fac.numpy(), order.numpy(), axis.numpy(), keep.numpy(), L, self._fan, self.free_slots.numpy(),
+                          self._n_free, self._spf.numpy(), self._lpf.numpy(), self.axis_fixed.numpy(),
+                          self._divisor_table(int(self._fan_t.max()) if lay.F else 1).numpy(), self._free_dim,
+                          self._free_keep.numpy(), rows1.numpy(), r0.numpy(), r1.numpy(), r2.numpy(), big.numpy(),
+                          rows2.numpy(), f.numpy(), r_drop.numpy(), u_drop.numpy(), rt_a.numpy(), r_fill.numpy(),
+                          ax_draw.numpy(), rt_b.numpy(), rows3.numpy(), s0.numpy(), s1.numpy(), flip_rows.numpy(),
+                          f8.numpy(), d8.numpy(), keep_rows.numpy(), pick.numpy())
 
     def refill_meshes(self, genomes: torch.Tensor, generator: torch.Generator, moves: int = 2) -> torch.Tensor:
         """Copies of genomes [N, G] after ``moves`` mesh refills each (the neighbourhood's refill
@@ -631,6 +696,16 @@ class MappingSpace:
         one parent or the other."""
         lay = self.layout
         n = a.shape[0]
+        if moves.use():  # the same draws, the rest compiled
+            pick_d = torch.rand(n, lay.D, generator=generator) < 0.5
+            pick_l = torch.rand(n, lay.L, generator=generator) < 0.5
+            pick_k = torch.rand(n, lay.L, generator=generator) < 0.5
+            child = torch.empty(n, lay.size, dtype=torch.int64)
+            moves._crossover(a.contiguous().numpy(), b.contiguous().numpy(), lay.D, lay.S, lay.L, lay.F, lay.T,
+                             pick_d.numpy(), pick_l.numpy(), pick_k.numpy(), child.numpy())
+            fac, _, axis, _ = lay.split(child)
+            self._repair_axes(fac, axis)
+            return child
         fa, oa, xa, ka = lay.split(a)
         fb, ob, xb, kb = lay.split(b)
         pick_d = torch.rand(n, lay.D, 1, generator=generator) < 0.5
