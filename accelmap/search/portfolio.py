@@ -62,6 +62,7 @@ class Portfolio(_Population):
         self.spent = 0  # evaluations of each island's annealing chains
         self._depth: list | None = None
         self._asked: torch.Tensor | None = None
+        self._gen_order: torch.Tensor | None = None  # ask's ranking of each genetic population
         # per island i: annealing chains ann_g[i] [a, G] and their own best; a genetic population
         # gen_g[i] [g, G]; walkers loc_g[i] [w, G]; the island's best best_g[i] [G] (set by start)
         self.ann_g = self.ann_s = self.ann_best_g = self.ann_best_s = None
@@ -89,7 +90,8 @@ class Portfolio(_Population):
         # crossover children of each island's better genetic half, some of them mutated: one
         # crossover and one neighbour call for all islands and members (their cost is mostly per call)
         half = max(2, g // 2)
-        better = torch.argsort(self.gen_s, dim=1)[:, :half]  # [k, half]
+        self._gen_order = torch.argsort(self.gen_s, dim=1)  # tell's elite too: the population is unchanged until then
+        better = self._gen_order[:, :half]  # [k, half]
         pick = torch.randint(0, half, (k, 2, g), generator=self.gen)  # both parents of each child
         pa, pb = self.gen_g[rows, better.gather(1, pick[:, 0])], self.gen_g[rows, better.gather(1, pick[:, 1])]
         child = self.space.crossover(pa.reshape(k * g, G), pb.reshape(k * g, G), self.gen).reshape(k, g, G)
@@ -157,7 +159,7 @@ class Portfolio(_Population):
             self.ann_g[rows[:, None], worst] = self.ann_best_g[:, None]
             self.ann_s[rows[:, None], worst] = self.ann_best_s[:, None]
         # genetic: the elite and this step's children, the best g of them survive
-        elite = torch.argsort(self.gen_s, dim=1)[:, :max(1, int(self.elite_frac * g))]
+        elite = self._gen_order[:, :max(1, int(self.elite_frac * g))]
         cg = torch.cat([self.gen_g[rows[:, None], elite], gc], 1)
         cs = torch.cat([self.gen_s.gather(1, elite), sc], 1)
         keep = torch.argsort(cs, dim=1)[:, :g]
