@@ -1,5 +1,6 @@
-"""The one-off compilation a search needs, done before it starts: the cost model's kernel and the
-mapping space's moves (numba, cached on disk after the first run)."""
+"""The one-off compilation a search needs, done before it starts: the cost model's kernel, the
+mapping space's moves and the default search's island updates (numba, cached on disk after the
+first run)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ def needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
     moves, which run on the CPU whatever the device."""
     from accelmap.mapspace import moves
     from accelmap.model.cost_model import kernel_needs_compile
+    from accelmap.search import islands
 
-    return kernel_needs_compile(device, parallel) or not moves.is_compiled()
+    return kernel_needs_compile(device, parallel) or not moves.is_compiled() or not islands.is_compiled()
 
 
 def compile_search(parallel: bool = False) -> float:
@@ -39,6 +41,8 @@ def compile_search(parallel: bool = False) -> float:
 def _compile_here(parallel: bool) -> None:
     from accelmap.mapspace import moves
     from accelmap.model.cost_model import _compile_kernel_here
+    from accelmap.search import islands
 
     _compile_kernel_here(parallel)
     moves.compile_here()
+    islands._jit()

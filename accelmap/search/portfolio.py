@@ -8,6 +8,7 @@ import math
 import torch
 
 from accelmap.search.annealing import Annealing
+from accelmap.search import islands
 from accelmap.search.base import _Population, factor_depths, fits_mesh, outward_sample, register
 from accelmap.search.genetic import Genetic
 
@@ -84,24 +85,27 @@ class Portfolio(_Population):
     def ask(self) -> torch.Tensor:
         if self._seeding():
             return self._seed_ask()
+        islands._jit()
         k, a, g, w = self.islands, self.a, self.g, self.w
         G = self.ann_g.shape[2]
-        rows = torch.arange(k)[:, None]
         # crossover children of each island's better genetic half, some of them mutated: one
         # crossover and one neighbour call for all islands and members (their cost is mostly per call)
         half = max(2, g // 2)
         self._gen_order = torch.argsort(self.gen_s, dim=1)  # tell's elite too: the population is unchanged until then
-        better = self._gen_order[:, :half]  # [k, half]
-        pick = torch.randint(0, half, (k, 2, g), generator=self.gen)  # both parents of each child
-        pa, pb = self.gen_g[rows, better.gather(1, pick[:, 0])], self.gen_g[rows, better.gather(1, pick[:, 1])]
-        child = self.space.crossover(pa.reshape(k * g, G), pb.reshape(k * g, G), self.gen).reshape(k, g, G)
+        pick = torch.randint(0, half, (k, 2, g), generator=self.gen)  # ranks of both parents of each child
+        pa, pb = torch.empty(k * g, G, dtype=torch.int64), torch.empty(k * g, G, dtype=torch.int64)
+        islands._parents(self.gen_g.numpy(), self._gen_order.numpy(), pick.numpy(), pa.numpy(), pb.numpy())
+        child = self.space.crossover(pa, pb, self.gen).reshape(k, g, G)
         mut = torch.rand(k, g, generator=self.gen) < self.mutation_rate
         # island by island: its chains, children, walkers; neighbours of all but the unmutated children
-        out = torch.cat([self.ann_g, child, self.loc_g], 1)
-        moved = torch.cat([torch.ones(k, a, dtype=torch.bool), mut, torch.ones(k, w, dtype=torch.bool)], 1)
+        out = torch.empty(k * (a + g + w), G, dtype=torch.int64)
+        moved = torch.empty(len(out), dtype=torch.int64)
+        m = islands._assemble(self.ann_g.numpy(), child.numpy(), self.loc_g.numpy(), mut.numpy(), out.numpy(),
+                              moved.numpy())
+        moved = moved[:m]
         out[moved] = self.space.neighbours(out[moved], self.gen)
-        self._asked = out.reshape(k * (a + g + w), G)
-        return self._asked
+        self._asked = out
+        return out
 
     def start(self, pop: torch.Tensor, scores: torch.Tensor) -> None:
         """Deal the seeded points out by rank (island i: ranks i, i + k, ...), each island a mix:
@@ -129,7 +133,7 @@ class Portfolio(_Population):
         if self._seeding():
             self._seed_tell(genomes, scores)
             if not self._seeding():
-                self.start(self.pop, self.scores)
+                self.start(self.pop, self.scores.double())
             return
         k, a, g, w = self.islands, self.a, self.g, self.w
         n = len(scores)
@@ -137,48 +141,27 @@ class Portfolio(_Population):
             genomes = self._asked
             scores = torch.cat([scores, torch.full((len(genomes) - n,), math.inf, dtype=scores.dtype)])
         G = genomes.shape[1]
-        rows = torch.arange(k)
-        gk, sk = genomes.reshape(k, a + g + w, G), scores.reshape(k, a + g + w)  # island by island
-        ga, gc, gl = gk.split([a, g, w], 1)
-        sa, sc, sl = sk.split([a, g, w], 1)
+        u = torch.rand(k, a, generator=self.gen, dtype=scores.dtype)
+        scores, u = scores.double(), u.double()  # (searches score in float64 already)
+        gk, sk = genomes.reshape(k, a + g + w, G).contiguous(), scores.reshape(k, a + g + w)  # island by island
+        ga, gc, gl = (x.contiguous() for x in gk.split([a, g, w], 1))
+        sa, sc, sl = (x.contiguous() for x in sk.split([a, g, w], 1))
         # annealing: Metropolis acceptance, then the worst chains restart from the best their
         # island's chains have met (rarely: restart_frac)
         self.spent += a
-        t = self.temperature()
-        u = torch.rand(k, a, generator=self.gen, dtype=scores.dtype)
-        accept = torch.isfinite(sa) & ((sa <= self.ann_s) | (u < torch.exp(-(sa - self.ann_s).clamp(min=0) / t)))
-        self.ann_g = torch.where(accept[..., None], ga, self.ann_g)
-        self.ann_s = torch.where(accept, sa, self.ann_s)
-        mn, i = self.ann_s.min(1)
-        up = mn < self.ann_best_s
-        self.ann_best_g = torch.where(up[:, None], self.ann_g[rows, i], self.ann_best_g)
-        self.ann_best_s = torch.where(up, mn, self.ann_best_s)
-        r = int(a * self.restart_frac)
-        if r:
-            worst = torch.argsort(self.ann_s, dim=1, descending=True)[:, :r]
-            self.ann_g[rows[:, None], worst] = self.ann_best_g[:, None]
-            self.ann_s[rows[:, None], worst] = self.ann_best_s[:, None]
+        p = torch.exp(-(sa - self.ann_s).clamp(min=0) / self.temperature())
+        islands._accept(ga.numpy(), sa.numpy(), u.numpy(), p.numpy(), self.ann_g.numpy(), self.ann_s.numpy(),
+                        self.ann_best_g.numpy(), self.ann_best_s.numpy())
+        worst = torch.argsort(self.ann_s, dim=1, descending=True)[:, :int(a * self.restart_frac)].contiguous()
         # genetic: the elite and this step's children, the best g of them survive
-        elite = self._gen_order[:, :max(1, int(self.elite_frac * g))]
-        cg = torch.cat([self.gen_g[rows[:, None], elite], gc], 1)
-        cs = torch.cat([self.gen_s.gather(1, elite), sc], 1)
-        keep = torch.argsort(cs, dim=1)[:, :g]
-        self.gen_g, self.gen_s = cg[rows[:, None], keep], cs.gather(1, keep)
-        # walkers: greedy
-        better = sl < self.loc_s
-        self.loc_g = torch.where(better[..., None], gl, self.loc_g)
-        self.loc_s = torch.where(better, sl, self.loc_s)
-        # a new island best restarts half the island's walkers there; the island's best replaces
-        # its genetic worst while it is better than the whole population
-        mn, i = sk.min(1)
-        up = mn < self.best_s
-        if up.any():
-            self.best_g = torch.where(up[:, None], gk[rows, i], self.best_g)
-            self.best_s = torch.where(up, mn, self.best_s)
-            self.loc_g[up, ::2] = self.best_g[up, None]
-            self.loc_s[up, ::2] = self.best_s[up, None]
-        rep = self.best_s < self.gen_s.min(1).values
-        if rep.any():
-            wi = self.gen_s.argmax(1)
-            self.gen_g[rows[rep], wi[rep]] = self.best_g[rep]
-            self.gen_s[rows[rep], wi[rep]] = self.best_s[rep]
+        ne = max(1, int(self.elite_frac * g))
+        cg, cs = torch.empty(k, ne + g, G, dtype=torch.int64), torch.empty(k, ne + g, dtype=torch.float64)
+        islands._restart_elite(worst.numpy(), self.ann_g.numpy(), self.ann_s.numpy(), self.ann_best_g.numpy(),
+                               self.ann_best_s.numpy(), self.gen_g.numpy(), self.gen_s.numpy(), self._gen_order.numpy(),
+                               gc.numpy(), sc.numpy(), cg.numpy(), cs.numpy())
+        keep = torch.argsort(cs, dim=1)[:, :g].contiguous()
+        # then greedy walkers; a new island best restarts half the island's walkers there, and
+        # replaces the island's genetic worst while it is better than the whole population
+        islands._survive(cg.numpy(), cs.numpy(), keep.numpy(), self.gen_g.numpy(), self.gen_s.numpy(), gl.numpy(),
+                         sl.numpy(), self.loc_g.numpy(), self.loc_s.numpy(), gk.numpy(), sk.numpy(),
+                         self.best_g.numpy(), self.best_s.numpy())
