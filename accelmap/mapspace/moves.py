@@ -278,6 +278,40 @@ def _crossover(a, b, D, S, L, F, T, pick_d, pick_l, pick_k, child):
                 child[n, k + li * T + t] = src[n, k + li * T + t]
 
 
+def _ranks(x, out):
+    """The position of each entry of x [N, L, D] in its row's ascending order, ties in index
+    order: torch's ``argsort(argsort(x))`` for rows of at most 16 (which torch sorts stably)."""
+    N, L, D = x.shape
+    for n in range(N):
+        for li in range(L):
+            for i in range(D):
+                v = x[n, li, i]
+                r = 0
+                for j in range(D):
+                    w = x[n, li, j]
+                    if w < v or (w == v and j < i):
+                        r += 1
+                out[n, li, i] = r
+
+
+def _outward(fac, table, off, depth, cand, drawn):
+    """Each genome's factorization of dim d: of its drawn candidate rows cand[d, n, :] (the first
+    k, ``drawn``), the one of least depth (first on ties). ``table``/``depth``: every dim's rows
+    one after another, dim d's from off[d]."""
+    D, N, K = cand.shape
+    S = fac.shape[2]
+    for d in range(D):
+        for n in range(N):
+            best, bj = np.inf, 0
+            for j in range(K):
+                v = depth[off[d] + cand[d, n, j]] if drawn[n, j] else np.inf
+                if v < best:
+                    best, bj = v, j
+            row = off[d] + cand[d, n, bj]
+            for s in range(S):
+                fac[n, d, s] = table[row, s]
+
+
 # One signature per function, arrays of any layout ('A'): genome views are strided, but a batch of
 # one genome is contiguous to numba, and each layout would otherwise compile once more mid-search.
 _I3, _F2 = "int64[:, :, :]", "float32[:, :]"
@@ -293,6 +327,8 @@ SIGNATURES = {
                     "int64[:], int64[:], int64[:], int64[:], int64[:])"),
     "_crossover": ("void(int64[:, :], int64[:, :], int64, int64, int64, int64, int64, boolean[:, :], boolean[:, :], "
                    "boolean[:, :], int64[:, :])"),
+    "_ranks": "void(float32[:, :, :], int64[:, :, :])",
+    "_outward": f"void({_I3}, int64[:, :], int64[:], float64[:], {_I3}, boolean[:, :])",
     "_decode": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64[:], int32[:, :, :], int32[:, :, :, :], int8[:, :, :], "
                 "int8[:, :, :], boolean[:, :, :])"),
 }
@@ -301,14 +337,14 @@ _WRAPPED = False
 
 def _wrap() -> None:
     """Wrap the moves as (not yet compiled) numba functions, once per process."""
-    global _WRAPPED, _argmax_masked, _repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover
+    global _WRAPPED, _argmax_masked
     if _WRAPPED:
         return
     from numba import njit
 
     _argmax_masked = njit(cache=True, inline="always")(_argmax_masked)
-    _repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover = (
-        njit(cache=True)(f) for f in (_repair, _move_factor, _fill_mesh, _swap_loops, _decode, _neighbours, _crossover))
+    for name in SIGNATURES:
+        globals()[name] = njit(cache=True)(globals()[name])
     _WRAPPED = True
 
 

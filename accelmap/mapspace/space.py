@@ -232,6 +232,9 @@ class MappingSpace:
         self._enum: list[torch.Tensor] | None = None
         if self.imperfect:
             self._setup_imperfect()
+        # every dim's table rows one after another (the outward seeding's compiled pick reads them)
+        self._table_off = torch.tensor([0] + [len(t) for t in self.tables]).cumsum(0)
+        self._table_cat = torch.cat(self.tables)
 
     # ---- size, model --------------------------------------------------------------------
     @property
@@ -376,8 +379,12 @@ class MappingSpace:
         lay = self.layout
         tables = self._perfect_tables if self.imperfect else self.tables
         fac = torch.stack([t[torch.randint(len(t), (n,), generator=generator)] for t in tables], 1)
-        order = torch.argsort(torch.rand(n, lay.L, lay.D, generator=generator), dim=-1)
-        order = torch.argsort(order, dim=-1)  # a random permutation's positions
+        keys = torch.rand(n, lay.L, lay.D, generator=generator)
+        if lay.D <= 16 and moves.use():  # the same positions (torch sorts rows of <= 16 stably), compiled
+            order = torch.empty(n, lay.L, lay.D, dtype=torch.int64)
+            moves._ranks(keys.numpy(), order.numpy())
+        else:
+            order = torch.argsort(torch.argsort(keys, dim=-1), dim=-1)  # a random permutation's positions
         axis = torch.randint(0, 2, (n, lay.F, lay.D), generator=generator)
         keep = torch.randint(0, 2, (n, lay.L, lay.T), generator=generator)
         if self.imperfect:  # after every draw of the perfect space, which it leaves as they are

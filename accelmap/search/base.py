@@ -12,6 +12,7 @@ from typing import ClassVar
 
 import torch
 
+from accelmap.mapspace import moves
 from accelmap.mapspace.space import MappingSpace
 from accelmap.model.objective import Objective
 from accelmap.registry import Registry
@@ -65,13 +66,22 @@ def outward_sample(space: MappingSpace, n: int, generator: torch.Generator, dept
     fac, _, axis, _ = space.layout.split(g)
     k = 2 ** torch.randint(0, 4, (n,), generator=generator)
     drawn = torch.arange(8)[None] < k[:, None]  # [n, 8]
+    if moves.use():  # the same draws, the picks compiled
+        cand = torch.stack([torch.randint(len(t), (n, 8), generator=generator) for t in space.tables])
+        moves._outward(fac.numpy(), space._table_cat.numpy(), space._table_off.numpy(), torch.cat(depth).numpy(),
+                       cand.numpy(), drawn.numpy())
+        return _finish_outward(space, g, fac, axis)
     for d, table in enumerate(space.tables):
         cand = torch.randint(len(table), (n, 8), generator=generator)
         deep = torch.where(drawn, depth[d][cand], torch.full(cand.shape, math.inf, dtype=torch.float64))
         fac[:, d] = table[cand.gather(1, deep.argmin(1, keepdim=True)).squeeze(1)]
+    return _finish_outward(space, g, fac, axis)
+
+
+def _finish_outward(space: MappingSpace, g: torch.Tensor, fac: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
     space._repair_axes(fac, axis)
     if space.seeds is not None:  # the space's seeds stay first, as sample() returns them
-        k = min(n, len(space.seeds))
+        k = min(len(g), len(space.seeds))
         g[:k] = space.seeds[:k]
     return g
 

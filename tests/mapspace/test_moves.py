@@ -90,3 +90,21 @@ def test_compiled_decode_equals_tensor_decode(key, monkeypatch):
     for name in ("temporal", "spatial", "order", "keep", "spatial_order"):
         a, b = getattr(fast, name), getattr(slow, name)
         assert a.dtype == b.dtype and torch.equal(a, b), name
+
+
+def test_compiled_ranks_are_torchs_double_argsort():
+    """With ties (integer keys), as torch's stable sort of short rows orders them."""
+    x = torch.randint(0, 4, (500, 5, 7), generator=torch.Generator().manual_seed(4)).float()
+    out = torch.empty(500, 5, 7, dtype=torch.int64)
+    moves.use()
+    moves._ranks(x.numpy(), out.numpy())
+    assert torch.equal(out, torch.argsort(torch.argsort(x, dim=-1), dim=-1))
+
+
+@pytest.mark.parametrize("key", sorted(SPACES)[::3])
+def test_compiled_outward_seeding_equals_tensor_seeding(key, monkeypatch):
+    from accelmap.search.base import outward_sample
+
+    space = SPACES[key]
+    fast, slow = _both(monkeypatch, lambda: outward_sample(space, 500, torch.Generator().manual_seed(5)))
+    assert torch.equal(fast, slow)
