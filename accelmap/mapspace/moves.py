@@ -282,16 +282,19 @@ def _ranks(x, out):
     """The position of each entry of x [N, L, D] in its row's ascending order, ties in index
     order: torch's ``argsort(argsort(x))`` for rows of at most 16 (which torch sorts stably)."""
     N, L, D = x.shape
+    idx = np.empty(D, dtype=np.int64)
+    v = np.empty(D, dtype=np.float32)
     for n in range(N):
         for li in range(L):
-            for i in range(D):
-                v = x[n, li, i]
-                r = 0
-                for j in range(D):
-                    w = x[n, li, j]
-                    if w < v or (w == v and j < i):
-                        r += 1
-                out[n, li, i] = r
+            for i in range(D):  # a stable insertion sort of the row's indices
+                v[i] = x[n, li, i]
+                j = i
+                while j > 0 and v[idx[j - 1]] > v[i]:
+                    idx[j] = idx[j - 1]
+                    j -= 1
+                idx[j] = i
+            for p in range(D):
+                out[n, li, idx[p]] = p
 
 
 def _outward(fac, table, off, depth, cand, drawn):
@@ -317,10 +320,6 @@ def _outward(fac, table, off, depth, cand, drawn):
 _I3, _F2 = "int64[:, :, :]", "float32[:, :]"
 SIGNATURES = {
     "_repair": f"void({_I3}, {_I3}, int64, int64[:, :], int64[:, :])",
-    "_move_factor": f"void({_I3}, int64[:], boolean[:, :], int64[:], int64[:], int64[:], {_F2}, {_F2}, {_F2}, boolean[:])",
-    "_fill_mesh": (f"void({_I3}, {_I3}, int64[:], int64, int64[:, :], boolean[:, :], int64[:, :], int64[:, :], "
-                   f"int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2})"),
-    "_swap_loops": f"void({_I3}, {_I3}, int64[:], boolean[:, :], {_F2}, {_F2})",
     "_neighbours": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64, int64[:, :], boolean[:, :], int64[:], int64[:], int64[:], "
                     f"int64[:, :], int64[:, :], boolean[:, :], int64[:, :], int64[:], {_F2}, {_F2}, {_F2}, boolean[:], "
                     f"int64[:], int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2}, int64[:], {_F2}, {_F2}, "
@@ -343,7 +342,7 @@ def _wrap() -> None:
     from numba import njit
 
     _argmax_masked = njit(cache=True, inline="always")(_argmax_masked)
-    for name in SIGNATURES:
+    for name in ("_move_factor", "_fill_mesh", "_swap_loops") + tuple(SIGNATURES):  # the first three: inside _neighbours
         globals()[name] = njit(cache=True)(globals()[name])
     _WRAPPED = True
 

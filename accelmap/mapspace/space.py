@@ -553,13 +553,6 @@ class MappingSpace:
         if not len(rows):
             return
         n = len(rows)
-        if moves.use():  # the same draws, the rest compiled
-            r0 = torch.rand(n, lay.D, generator=generator)
-            r, r2 = torch.rand(n, lay.S, generator=generator), torch.rand(n, lay.S, generator=generator)
-            big = torch.rand(n, generator=generator) < 0.5
-            moves._move_factor(fac.numpy(), rows.numpy(), self.free_slots.numpy(), self.free_slots.sum(1).numpy(),
-                               self._spf.numpy(), self._lpf.numpy(), r0.numpy(), r.numpy(), r2.numpy(), big.numpy())
-            return
         # pick a dim that has a factor to move and somewhere to move it
         movable = ((self.free_slots[None] & (fac[rows] > 1)).any(2) & (self.free_slots.sum(1) >= 2)[None])
         r0 = torch.rand(n, lay.D, generator=generator)
@@ -597,20 +590,6 @@ class MappingSpace:
         ar = torch.arange(n)
         fan = self._fan_t
         f = torch.randint(0, lay.F, (n,), generator=generator)
-        if moves.use():  # the same draws, the rest compiled
-            own = self._fan_levels_t[f]
-            r_drop = torch.rand(n, lay.D, generator=generator)
-            u_drop = torch.rand(n, generator=generator) < 0.5
-            rt_a = torch.rand(n, L, generator=generator)
-            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
-            ax_draw = torch.randint(0, 2, (n,), generator=generator)
-            r_fill = torch.rand(n, lay.D, generator=generator)
-            rt_b = torch.rand(n, L, generator=generator)
-            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
-            moves._fill_mesh(fac.numpy(), axis.numpy(), rows.numpy(), L, self._fan, self.free_slots.numpy(),
-                             self.axis_fixed.numpy(), self._divisor_table(int(fan.max())).numpy(), f.numpy(),
-                             r_drop.numpy(), u_drop.numpy(), rt_a.numpy(), r_fill.numpy(), ax_draw.numpy(), rt_b.numpy())
-            return
         s = L + f
         fr, ax_r = fac[rows], axis[rows, f]  # [n, D, S], [n, D]
         sp = fr[ar, :, s]  # [n, D] spatial factors at the chosen fan level
@@ -679,10 +658,6 @@ class MappingSpace:
         free_dim = torch.ones(lay.L, lay.D, dtype=torch.bool)
         for li, inner in enumerate(self.fixed_inner):
             free_dim[li, inner] = False
-        if moves.use():  # the same draws, the rest compiled
-            r0, r = torch.rand(n, lay.L, generator=generator), torch.rand(n, lay.D, generator=generator)
-            moves._swap_loops(fac.numpy(), order.numpy(), rows.numpy(), free_dim.numpy(), r0.numpy(), r.numpy())
-            return
         swappable = (fac[rows, :, : lay.L].transpose(1, 2) > 1) & free_dim[None]  # [n, L, D]
         r0 = torch.rand(n, lay.L, generator=generator)
         lvl = torch.where(swappable.sum(2) >= 2, r0, torch.full_like(r0, -1.0)).argmax(1)
