@@ -273,9 +273,16 @@ def main(argv=None) -> int:
     res: dict = {"settings": vars(args), "default": default_settings()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # the parts not run this time keep their last results (each part's settings are in "settings"
+    # of the run that wrote it: kept per part below)
+    kept = json.loads(out.read_text()) if out.exists() else {}
 
     def save() -> None:  # after every part, so a long run keeps what it measured
-        out.write_text(json.dumps(res, indent=1, default=float))
+        merged = dict(kept)
+        merged.update(res)
+        merged.setdefault("settings_by_part", {}).update({part: vars(args) for part in ("timeloop", "wall", "quality")
+                                                          if part in res})
+        out.write_text(json.dumps(merged, indent=1, default=float))
 
     if "timeloop" not in skip:
         print(f"{'arch':<16}{'layer':<26}{'ours/TL':>8}")
