@@ -318,8 +318,10 @@ def _outward(fac, table, off, depth, cand, drawn):
 # One signature per function, arrays of any layout ('A'): genome views are strided, but a batch of
 # one genome is contiguous to numba, and each layout would otherwise compile once more mid-search.
 _I3, _F2 = "int64[:, :, :]", "float32[:, :]"
-SIGNATURES = {
+SIGNATURES = {  # callees before their callers (each is cached once, as its own entry point)
     "_repair": f"void({_I3}, {_I3}, int64, int64[:, :], int64[:, :])",
+    "_fill_mesh": (f"void({_I3}, {_I3}, int64[:], int64, int64[:, :], boolean[:, :], int64[:, :], int64[:, :], "
+                   f"int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2})"),
     "_neighbours": (f"void({_I3}, {_I3}, {_I3}, {_I3}, int64, int64[:, :], boolean[:, :], int64[:], int64[:], int64[:], "
                     f"int64[:, :], int64[:, :], boolean[:, :], int64[:, :], int64[:], {_F2}, {_F2}, {_F2}, boolean[:], "
                     f"int64[:], int64[:], {_F2}, boolean[:], {_F2}, {_F2}, int64[:], {_F2}, int64[:], {_F2}, {_F2}, "
@@ -342,7 +344,7 @@ def _wrap() -> None:
     from numba import njit
 
     _argmax_masked = njit(cache=True, inline="always")(_argmax_masked)
-    for name in ("_move_factor", "_fill_mesh", "_swap_loops") + tuple(SIGNATURES):  # the first three: inside _neighbours
+    for name in ("_move_factor", "_swap_loops") + tuple(SIGNATURES):  # the first two: inside _neighbours only
         globals()[name] = njit(cache=True)(globals()[name])
     _WRAPPED = True
 

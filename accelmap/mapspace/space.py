@@ -590,6 +590,20 @@ class MappingSpace:
         ar = torch.arange(n)
         fan = self._fan_t
         f = torch.randint(0, lay.F, (n,), generator=generator)
+        if moves.use():  # the same draws, the rest compiled (mesh refills outside neighbours: DCP's pools)
+            own = self._fan_levels_t[f]
+            r_drop = torch.rand(n, lay.D, generator=generator)
+            u_drop = torch.rand(n, generator=generator) < 0.5
+            rt_a = torch.rand(n, L, generator=generator)
+            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
+            ax_draw = torch.randint(0, 2, (n,), generator=generator)
+            r_fill = torch.rand(n, lay.D, generator=generator)
+            rt_b = torch.rand(n, L, generator=generator)
+            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+            moves._fill_mesh(fac.numpy(), axis.numpy(), rows.numpy(), L, self._fan, self.free_slots.numpy(),
+                             self.axis_fixed.numpy(), self._divisor_table(int(fan.max())).numpy(), f.numpy(),
+                             r_drop.numpy(), u_drop.numpy(), rt_a.numpy(), r_fill.numpy(), ax_draw.numpy(), rt_b.numpy())
+            return
         s = L + f
         fr, ax_r = fac[rows], axis[rows, f]  # [n, D, S], [n, D]
         sp = fr[ar, :, s]  # [n, D] spatial factors at the chosen fan level

@@ -21,28 +21,30 @@ def needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
 
 
 def compile_search(parallel: bool = False) -> float:
-    """Compile the kernel and the moves into numba's cache in a child process (a child, because
-    compiling the kernel's parallel loop starts threads after which this process could not fork
-    its workers; see :func:`accelmap.model.cost_model.compile_kernel_in_child`). Returns seconds."""
+    """Compile the kernel, and the moves and island updates, into numba's cache in two child
+    processes side by side (children, because compiling the kernel's parallel loop starts threads
+    after which this process could not fork its workers; see
+    :func:`accelmap.model.cost_model.compile_kernel_in_child`). Returns seconds."""
     t0 = time.perf_counter()
-    code = f"from accelmap.search.compile import _compile_here; _compile_here({bool(parallel)})"
-    # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, start_new_session=True)
+    codes = [f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})",
+             "from accelmap.search.compile import _compile_search_parts; _compile_search_parts()"]
+    # each in its own session: a Ctrl-C at the terminal reaches this process only, which stops them
+    children = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, start_new_session=True) for code in codes]
     try:
-        child.communicate()
+        for child in children:
+            child.communicate()
     except BaseException:
-        child.kill()
-        child.wait()
+        for child in children:
+            child.kill()
+            child.wait()
         raise
     return time.perf_counter() - t0
 
 
-def _compile_here(parallel: bool) -> None:
+def _compile_search_parts() -> None:
     from accelmap.mapspace import moves
-    from accelmap.model.cost_model import _compile_kernel_here
     from accelmap.search import islands
 
-    _compile_kernel_here(parallel)
     moves.compile_here()
     islands._jit()
