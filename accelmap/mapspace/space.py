@@ -669,9 +669,7 @@ class MappingSpace:
         if not len(rows):
             return
         n = len(rows)
-        free_dim = torch.ones(lay.L, lay.D, dtype=torch.bool)
-        for li, inner in enumerate(self.fixed_inner):
-            free_dim[li, inner] = False
+        free_dim = torch.from_numpy(self._free_dim)
         swappable = (fac[rows, :, : lay.L].transpose(1, 2) > 1) & free_dim[None]  # [n, L, D]
         r0 = torch.rand(n, lay.L, generator=generator)
         lvl = torch.where(swappable.sum(2) >= 2, r0, torch.full_like(r0, -1.0)).argmax(1)

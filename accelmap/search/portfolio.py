@@ -129,17 +129,25 @@ class Portfolio(_Population):
         frac = min(1.0, self.spent / self.ann_budget)
         return self.t_start * (self.t_end / self.t_start) ** frac
 
-    def tell(self, genomes, scores) -> None:
+    def _step(self, genomes: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """What :meth:`tell` steps the islands with: None while seeding (the seeding takes the
+        batch), else the asked genomes and their scores, the rows a budget cut left out at +inf."""
         if self._seeding():
             self._seed_tell(genomes, scores)
             if not self._seeding():
                 self.start(self.pop, self.scores.double())
-            return
-        k, a, g, w = self.islands, self.a, self.g, self.w
+            return None
         n = len(scores)
         if n < len(self._asked):  # the last step, cut short by the budget: the rest count as illegal
-            genomes = self._asked
-            scores = torch.cat([scores, torch.full((len(genomes) - n,), math.inf, dtype=scores.dtype)])
+            return self._asked, torch.cat([scores, torch.full((len(self._asked) - n,), math.inf, dtype=scores.dtype)])
+        return genomes, scores
+
+    def tell(self, genomes, scores) -> None:
+        step = self._step(genomes, scores)
+        if step is None:
+            return
+        genomes, scores = step
+        k, a, g, w = self.islands, self.a, self.g, self.w
         G = genomes.shape[1]
         u = torch.rand(k, a, generator=self.gen, dtype=scores.dtype)
         scores, u = scores.double(), u.double()  # (searches score in float64 already)

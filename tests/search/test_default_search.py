@@ -113,15 +113,11 @@ class _TensorPortfolio:
         return self._asked
 
     def tell(self, genomes, scores):
-        if self._seeding():
-            self._seed_tell(genomes, scores)
-            if not self._seeding():
-                self.start(self.pop, self.scores.double())
+        step = self._step(genomes, scores)
+        if step is None:
             return
+        genomes, scores = step
         k, a, g, w = self.islands, self.a, self.g, self.w
-        if len(scores) < len(self._asked):  # the last step, cut short by the budget
-            scores = torch.cat([scores, torch.full((len(self._asked) - len(scores),), float("inf"), dtype=scores.dtype)])
-            genomes = self._asked
         G, rows = genomes.shape[1], torch.arange(k)
         gk, sk = genomes.reshape(k, a + g + w, G), scores.reshape(k, a + g + w)
         ga, gc, gl = gk.split([a, g, w], 1)
