@@ -495,17 +495,7 @@ class MappingSpace:
         rows2 = (kind == 10).nonzero().flatten()
         n = len(rows2)
         if n and lay.F:
-            ar = torch.arange(n)
-            f = torch.randint(0, lay.F, (n,), generator=generator)
-            own = self._fan_levels_t[f]
-            r_drop = torch.rand(n, D, generator=generator)
-            u_drop = torch.rand(n, generator=generator) < 0.5
-            rt_a = torch.rand(n, L, generator=generator)
-            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
-            ax_draw = torch.randint(0, 2, (n,), generator=generator)
-            r_fill = torch.rand(n, D, generator=generator)
-            rt_b = torch.rand(n, L, generator=generator)
-            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+            f, r_drop, u_drop, rt_a, ax_draw, r_fill, rt_b = self._fill_draws(n, generator)
         else:
             rows2, f, r_drop, u_drop, rt_a, ax_draw, r_fill, rt_b = i64(), i64(), f32(0, D), no, f32(0, L), i64(), f32(0, D), f32(0, L)
         rows3 = ((kind == 6) | (kind == 7)).nonzero().flatten()
@@ -577,6 +567,23 @@ class MappingSpace:
         fac[rr, dd, src[ok]] //= p[ok]
         fac[rr, dd, dst[ok]] *= p[ok]
 
+    def _fill_draws(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """The draws of n mesh refills, in the tensor code's order (:meth:`_fill_mesh`), for the
+        compiled refill: fan level, drop choice and coin, temporal slot (own-level bonus added),
+        axis, fill choice, temporal slot."""
+        ar = torch.arange(n)
+        f = torch.randint(0, self.layout.F, (n,), generator=generator)
+        own = self._fan_levels_t[f]
+        r_drop = torch.rand(n, self.layout.D, generator=generator)
+        u_drop = torch.rand(n, generator=generator) < 0.5
+        rt_a = torch.rand(n, self.layout.L, generator=generator)
+        rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
+        ax_draw = torch.randint(0, 2, (n,), generator=generator)
+        r_fill = torch.rand(n, self.layout.D, generator=generator)
+        rt_b = torch.rand(n, self.layout.L, generator=generator)
+        rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+        return f, r_drop, u_drop, rt_a, ax_draw, r_fill, rt_b
+
     def _fill_mesh(self, fac: torch.Tensor, axis: torch.Tensor, mask: torch.Tensor, generator: torch.Generator) -> None:
         """Half the time drop one dim's spatial factor back into one of its temporal slots, then
         fill that mesh axis with the largest divisor of another dim's temporal factor that fits.
@@ -589,21 +596,13 @@ class MappingSpace:
         n, L = len(rows), lay.L
         ar = torch.arange(n)
         fan = self._fan_t
-        f = torch.randint(0, lay.F, (n,), generator=generator)
         if moves.use():  # the same draws, the rest compiled (mesh refills outside neighbours: DCP's pools)
-            own = self._fan_levels_t[f]
-            r_drop = torch.rand(n, lay.D, generator=generator)
-            u_drop = torch.rand(n, generator=generator) < 0.5
-            rt_a = torch.rand(n, L, generator=generator)
-            rt_a[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_a.dtype)
-            ax_draw = torch.randint(0, 2, (n,), generator=generator)
-            r_fill = torch.rand(n, lay.D, generator=generator)
-            rt_b = torch.rand(n, L, generator=generator)
-            rt_b[ar, own] += (torch.rand(n, generator=generator) < 0.5).to(rt_b.dtype)
+            f, r_drop, u_drop, rt_a, ax_draw, r_fill, rt_b = self._fill_draws(n, generator)
             moves._fill_mesh(fac.numpy(), axis.numpy(), rows.numpy(), L, self._fan, self.free_slots.numpy(),
                              self.axis_fixed.numpy(), self._divisor_table(int(fan.max())).numpy(), f.numpy(),
                              r_drop.numpy(), u_drop.numpy(), rt_a.numpy(), r_fill.numpy(), ax_draw.numpy(), rt_b.numpy())
             return
+        f = torch.randint(0, lay.F, (n,), generator=generator)
         s = L + f
         fr, ax_r = fac[rows], axis[rows, f]  # [n, D, S], [n, D]
         sp = fr[ar, :, s]  # [n, D] spatial factors at the chosen fan level
