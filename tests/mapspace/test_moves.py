@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not moves.HAVE_NUMBA, reason="numba is not insta
 def _spaces():
     conv = conv2d("c", C=64, K=96, P=28, R=3, stride=2)
     dw = conv2d("dw", C=32, K=32, P=56, R=3, groups=32)
-    lin = linear("l", in_features=768, out_features=2304, tokens=197)
+    lin = linear("l", in_features=192, out_features=320, tokens=197)  # (197 tokens: prime, residual ends)
     for name in ("eyeriss_like", "simple_pe16x16", "simba_like", "tpu_like", "gemmini_like"):
         arch = preset(name)
         for w in (conv, dw, lin):
