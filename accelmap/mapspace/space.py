@@ -397,19 +397,21 @@ class MappingSpace:
             out[:k] = self.seeds[:k]
         return out
 
-    def evaluate(self, genomes: torch.Tensor, detail: bool = False):
-        """The exact costs of genomes [N, G] (Timeloop's numbers, residual ends included)."""
+    def evaluate(self, genomes: torch.Tensor, detail: bool = False, invalid_costs: bool = True):
+        """The exact costs of genomes [N, G] (Timeloop's numbers, residual ends included);
+        ``invalid_costs=False``: an invalid genome's energy and cycles may be +inf (see CostModel)."""
         if self.device == "cpu":
-            return self.model(self.decode(genomes), detail=detail)
+            return self.model(self.decode(genomes), detail=detail, invalid_costs=invalid_costs)
         return self.model(self.decode(genomes).to(self.device), detail=detail).to("cpu")
 
-    def screen(self, genomes: torch.Tensor):
+    def screen(self, genomes: torch.Tensor, invalid_costs: bool = True):
         """Costs of genomes [N, G] for ranking in a search: exact in a perfect space; in an
         imperfect one the cost model's fast estimate of residual mappings (exact validity,
         compute cycles and MACs; see ``CostModel.screen``), which searches verify with
-        :meth:`evaluate` before they report."""
+        :meth:`evaluate` before they report. ``invalid_costs=False``: a search that scores
+        invalid genomes +inf may get +inf energy and cycles for them (cheaper)."""
         if not self.imperfect:
-            return self.evaluate(genomes)
+            return self.evaluate(genomes, invalid_costs=invalid_costs)
         if self.device == "cpu":
             return self.model.screen(self.decode(genomes))
         return self.model.screen(self.decode(genomes).to(self.device)).to("cpu")

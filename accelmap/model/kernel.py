@@ -365,10 +365,11 @@ def _scratch(m, p):
     return Scratch(slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_, lpf_, lpd_, lpm_, lhd_, lpk_, lpx_, lph_, saved, tl_, tw_, tz_, ql_, qs_, lk_, vd_, pk_, tmp_, upf_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
-def _evaluate_range(first, last, detail, m, p, o, s):
+def _evaluate_range(first, last, detail, invalid_costs, m, p, o, s):
     """Evaluate mappings ``first`` to ``last`` of ``m`` (:class:`Mappings`) with the constants
     ``p`` (:class:`Plan`) into ``o`` (:class:`Outputs`), using the scratch arrays ``s`` (one
-    set per thread, :class:`Scratch`)."""
+    set per thread, :class:`Scratch`). Without ``invalid_costs`` an invalid mapping gets its
+    reason and +inf energy and cycles, and nothing else is computed for it."""
     tf, sp, order, sorder, keep = m.tf, m.sp, m.order, m.sorder, m.keep
     coef, rank_live, key_coef, d1, d2, c1 = p.coef, p.rank_live, p.key_coef, p.d1, p.d2, p.c1
     c2, read_write, bounds, act, capacity, block = p.c2, p.read_write, p.bounds, p.act, p.capacity, p.block
@@ -423,6 +424,35 @@ def _evaluate_range(first, last, detail, m, p, o, s):
                     box[t, l, r] = s
                     prod *= s
                 full[t, l] = prod
+        if not invalid_costs:
+            # A search needs no costs of an invalid mapping (it scores it +inf): the validity
+            # checks of the end, on the same extents and tiles, end its evaluation here.
+            bad_fact = False
+            for d in range(D):
+                if abs(ext[0, d] - bounds[d]) > 1e-6 * bounds[d]:
+                    bad_fact = True
+            bad_fan = False
+            bad_cap = False
+            for l in range(L):
+                if pxl[l] > fanout[l, 0] * (1.0 + 1e-6) or pyl[l] > fanout[l, 1] * (1.0 + 1e-6):
+                    bad_fan = True
+                used = 0.0
+                for t in range(T):
+                    if keep[i, l, t]:
+                        used += full[t, l]
+                if used > capacity[l] + 0.5:
+                    bad_cap = True
+            bad_keep = False
+            for t in range(T):
+                if not keep[i, 0, t]:
+                    bad_keep = True
+            if bad_fact or bad_fan or bad_cap or bad_keep:
+                out_reason[i] = (BAD_FACTORS if bad_fact else BAD_FANOUT if bad_fan else BAD_CAPACITY if bad_cap
+                                 else BAD_KEEP)
+                out_energy[i] = math.inf
+                out_cycles[i] = math.inf
+                out_cc[i] = math.inf
+                continue
         # 2. non-trivial temporal loops, outermost first (levels outer to inner, then loop order)
         nb = 0
         for l in range(L):
@@ -883,11 +913,11 @@ _scratch_jit = _scratch
 _evaluate_batch = _evaluate_batch_serial = None
 
 
-def _batch_py(m, p, o, detail, chunk):
+def _batch_py(m, p, o, detail, invalid_costs, chunk):
     B = m.tf.shape[0]
     n_chunks = (B + chunk - 1) // chunk
     for c in prange(n_chunks):
-        _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, m, p, o, _scratch_jit(m, p))
+        _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, invalid_costs, m, p, o, _scratch_jit(m, p))
 
 
 def _renamed(fn, name: str):
@@ -930,7 +960,7 @@ def _jit() -> None:
 
 
 def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-                keep: np.ndarray, detail: bool, chunk: int) -> tuple[Outputs, tuple]:
+                keep: np.ndarray, detail: bool, chunk: int, invalid_costs: bool = True) -> tuple[Outputs, tuple]:
     """The output arrays of a batch and the whole argument tuple of :func:`_evaluate_batch`.
     Mapping arrays are cast to one set of dtypes, so numba compiles one signature only, whatever
     integer widths the caller's batch uses."""
@@ -957,18 +987,19 @@ def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np
         factor_error=np.empty((rows, D)),
         links=np.zeros((rows, 3, T, L)))
     out.links[:, 2] = 1.0
-    return out, (m, plan, out, detail, chunk)
+    return out, (m, plan, out, detail, invalid_costs, chunk)
 
 
 def evaluate(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-             keep: np.ndarray, detail: bool = True, chunk: int = 256) -> dict:
+             keep: np.ndarray, detail: bool = True, chunk: int = 256, invalid_costs: bool = True) -> dict:
     """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
     int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
-    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``)."""
+    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``). Without
+    ``invalid_costs``, invalid mappings get their reason and +inf energy and cycles only."""
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
     _jit()
-    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk)
+    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk, invalid_costs)
     (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
     return out._asdict()
 

@@ -105,7 +105,7 @@ def _run(space: MappingSpace, obj: Objective, opt, budget: int, seconds: float |
             continue
         idle = 0
         g = g[: budget - evals]
-        costs = space.screen(g)
+        costs = space.screen(g, invalid_costs=False)  # (scored +inf: their costs are not needed)
         s = obj.score(costs)
         opt.tell(g, s)
         if space.imperfect:

@@ -54,3 +54,23 @@ def test_search_mode_keeps_the_totals():
     full, fast = m(b), m(b, detail=False)
     assert torch.equal(full.energy, fast.energy) and torch.equal(full.cycles, fast.cycles)
     assert torch.equal(full.reason, fast.reason) and fast.reads.numel() == 0
+
+
+@pytest.mark.parametrize("arch_name", ["eyeriss_like", "simple_pe16x16"])
+def test_without_invalid_costs_only_invalid_mappings_change(arch_name):
+    """The early stop at an invalid mapping: the same reason for every mapping, the same energy
+    and cycles for every valid one, +inf for the invalid ones (of every reason)."""
+    arch = preset(arch_name)
+    for w in LAYERS[:4]:
+        g = torch.Generator().manual_seed(3)
+        b = random_batch(w, arch, 600, g)
+        keep = torch.rand(b.keep.shape, generator=g) < 0.6
+        keep[:450, 0] = True  # the rest mostly bypass a tensor at the outermost level (a reason of its own)
+        b = type(b)(b.temporal, b.order, b.spatial, keep, b.spatial_order)
+        m = CostModel(w, arch, backend="kernel")
+        full, fast = m(b, detail=False), m(b, detail=False, invalid_costs=False)
+        assert torch.equal(full.reason, fast.reason)
+        ok = full.valid
+        assert torch.equal(full.energy[ok], fast.energy[ok]) and torch.equal(full.cycles[ok], fast.cycles[ok])
+        assert torch.isinf(fast.energy[~ok]).all() and torch.isinf(fast.cycles[~ok]).all()
+        assert len(set(full.reason.tolist())) >= 3  # valid and at least two reasons of failure
