@@ -425,7 +425,7 @@ class MappingSpace:
         while have < n and drawn < max_draws:
             k = min(max(4 * (n - have), 1024), 65536)
             g = self.sample(k, generator)
-            c = self.screen(g)  # (validity is exact in the screen)
+            c = self.screen(g, invalid_costs=False)  # (validity and reasons are exact in the screen)
             drawn += k
             reasons += torch.bincount(c.reason, minlength=len(REASONS))
             ok = g[c.valid]
