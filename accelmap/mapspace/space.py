@@ -416,6 +416,15 @@ class MappingSpace:
             return self.model.screen(self.decode(genomes))
         return self.model.screen(self.decode(genomes).to(self.device)).to("cpu")
 
+    def reasons(self, genomes: torch.Tensor) -> torch.Tensor:
+        """[N] int64: why each genome is illegal (``accelmap.model.status`` codes; 0: legal), the
+        cost model's validity alone (the compiled kernel stops there, on the CPU)."""
+        if self.imperfect:
+            return self.screen(genomes).reason  # (validity is exact in the screen)
+        if self.device == "cpu":
+            return self.model(self.decode(genomes), detail=False, validity_only=True).reason
+        return self.evaluate(genomes).reason
+
     def sample_legal(self, n: int, generator: torch.Generator, max_draws: int = 2_000_000) -> torch.Tensor:
         """n legal genomes by rejection (uniform over the legal space); an error naming the
         commonest failure when no legal mapping turns up in ``max_draws`` samples."""
@@ -425,10 +434,10 @@ class MappingSpace:
         while have < n and drawn < max_draws:
             k = min(max(4 * (n - have), 1024), 65536)
             g = self.sample(k, generator)
-            c = self.screen(g, invalid_costs=False)  # (validity and reasons are exact in the screen)
+            why = self.reasons(g)
             drawn += k
-            reasons += torch.bincount(c.reason, minlength=len(REASONS))
-            ok = g[c.valid]
+            reasons += torch.bincount(why, minlength=len(REASONS))
+            ok = g[why == 0]
             if len(ok):
                 got.append(ok[: n - have])
                 have += len(got[-1])

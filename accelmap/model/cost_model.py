@@ -276,11 +276,13 @@ class CostModel:
 
     # ---- public entry points ------------------------------------------------------------------
     def __call__(self, batch: MappingBatch, hw: Hardware | None = None, detail: bool = True,
-                 invalid_costs: bool = True) -> Costs:
+                 invalid_costs: bool = True, validity_only: bool = False) -> Costs:
         """Evaluate a batch. With ``detail=False`` the kernel backend skips the per-level
         breakdown (reads, fills, tiles, ... are then empty) to save memory traffic in search.
         With ``invalid_costs=False`` it also stops at an invalid mapping's reason, whose energy
-        and cycles are then +inf (a search scores it +inf anyway); other backends ignore it."""
+        and cycles are then +inf (a search scores it +inf anyway); with ``validity_only`` at
+        every mapping's (``valid`` and ``reason`` exact, a valid mapping's energy and cycles
+        NaN). Other backends ignore both and compute everything."""
         hw = hw or self.hw
         # The one place that routes a batch: one with residual ends (Timeloop's P=8,5) always goes
         # to the exact residual path, whichever backend was asked for; the compiled kernel and the
@@ -289,7 +291,7 @@ class CostModel:
             b = batch.to(self.device)
             return self._evaluate_residual(b, hw)
         if self._use_kernel(hw):
-            return self._evaluate_kernel(batch, hw, detail, invalid_costs)
+            return self._evaluate_kernel(batch, hw, detail, 0 if validity_only else 1 if not invalid_costs else 2)
         b = batch.to(self.device)
         return self._evaluate(b.temporal.to(self.dtype), b.spatial.to(self.dtype), b.order, b.keep,
                               b.spatial_order, hw, True)
@@ -386,14 +388,13 @@ class CostModel:
             self._plan = plan
         return plan
 
-    def _evaluate_kernel(self, batch: MappingBatch, hw: Hardware, detail: bool = True,
-                         invalid_costs: bool = True) -> Costs:
+    def _evaluate_kernel(self, batch: MappingBatch, hw: Hardware, detail: bool = True, costs: int = 2) -> Costs:
         from accelmap.model import kernel
 
         plan = self.kernel_plan(hw)
         arr = lambda x: np.ascontiguousarray(x.detach().cpu().numpy())  # noqa: E731
         out = kernel.evaluate(plan, arr(batch.temporal), arr(batch.spatial), arr(batch.order), arr(batch.spatial_order),
-                              arr(batch.keep), detail, invalid_costs=invalid_costs)
+                              arr(batch.keep), detail, costs=costs)
         if not detail:
             out = {k: (v if v.shape[0] == len(batch) else v[:0]) for k, v in out.items()}
         t = {k: torch.from_numpy(v).to(self.dtype) if v.dtype == np.float64 else torch.from_numpy(v)

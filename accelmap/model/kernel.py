@@ -365,11 +365,12 @@ def _scratch(m, p):
     return Scratch(slot, fs, ext, box, full, n_, st_, dim_, lv_, cj_, kap, kcum, g, deltas, peer, content_b, distinct, part, spc, lastsp, cnt_, nsp_, hasp_, lpf_, lpd_, lpm_, lhd_, lpk_, lpx_, lph_, saved, tl_, tw_, tz_, ql_, qs_, lk_, vd_, pk_, tmp_, upf_, nxt, childof, pprod, par, pxl, pyl, lpl)
 
 
-def _evaluate_range(first, last, detail, invalid_costs, m, p, o, s):
+def _evaluate_range(first, last, detail, costs, m, p, o, s):
     """Evaluate mappings ``first`` to ``last`` of ``m`` (:class:`Mappings`) with the constants
     ``p`` (:class:`Plan`) into ``o`` (:class:`Outputs`), using the scratch arrays ``s`` (one
-    set per thread, :class:`Scratch`). Without ``invalid_costs`` an invalid mapping gets its
-    reason and +inf energy and cycles, and nothing else is computed for it."""
+    set per thread, :class:`Scratch`). ``costs``: 2 every mapping's costs; 1 only valid ones'
+    (an invalid mapping gets its reason and +inf energy and cycles, nothing else); 0 none
+    (validity and reasons only; a valid mapping's energy and cycles are NaN)."""
     tf, sp, order, sorder, keep = m.tf, m.sp, m.order, m.sorder, m.keep
     coef, rank_live, key_coef, d1, d2, c1 = p.coef, p.rank_live, p.key_coef, p.d1, p.d2, p.c1
     c2, read_write, bounds, act, capacity, block = p.c2, p.read_write, p.bounds, p.act, p.capacity, p.block
@@ -424,9 +425,10 @@ def _evaluate_range(first, last, detail, invalid_costs, m, p, o, s):
                     box[t, l, r] = s
                     prod *= s
                 full[t, l] = prod
-        if not invalid_costs:
-            # A search needs no costs of an invalid mapping (it scores it +inf): the validity
-            # checks of the end, on the same extents and tiles, end its evaluation here.
+        if costs < 2:
+            # A search needs no costs of an invalid mapping (it scores it +inf), a legality
+            # check none at all: the validity checks of the end, on the same extents and tiles,
+            # end the evaluation here.
             bad_fact = False
             for d in range(D):
                 if abs(ext[0, d] - bounds[d]) > 1e-6 * bounds[d]:
@@ -452,6 +454,11 @@ def _evaluate_range(first, last, detail, invalid_costs, m, p, o, s):
                 out_energy[i] = math.inf
                 out_cycles[i] = math.inf
                 out_cc[i] = math.inf
+                continue
+            if costs == 0:
+                out_energy[i] = math.nan
+                out_cycles[i] = math.nan
+                out_cc[i] = math.nan
                 continue
         # 2. non-trivial temporal loops, outermost first (levels outer to inner, then loop order)
         nb = 0
@@ -913,11 +920,11 @@ _scratch_jit = _scratch
 _evaluate_batch = _evaluate_batch_serial = None
 
 
-def _batch_py(m, p, o, detail, invalid_costs, chunk):
+def _batch_py(m, p, o, detail, costs, chunk):
     B = m.tf.shape[0]
     n_chunks = (B + chunk - 1) // chunk
     for c in prange(n_chunks):
-        _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, invalid_costs, m, p, o, _scratch_jit(m, p))
+        _evaluate_range_jit(c * chunk, min(B, (c + 1) * chunk), detail, costs, m, p, o, _scratch_jit(m, p))
 
 
 def _renamed(fn, name: str):
@@ -960,7 +967,7 @@ def _jit() -> None:
 
 
 def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-                keep: np.ndarray, detail: bool, chunk: int, invalid_costs: bool = True) -> tuple[Outputs, tuple]:
+                keep: np.ndarray, detail: bool, chunk: int, costs: int = 2) -> tuple[Outputs, tuple]:
     """The output arrays of a batch and the whole argument tuple of :func:`_evaluate_batch`.
     Mapping arrays are cast to one set of dtypes, so numba compiles one signature only, whatever
     integer widths the caller's batch uses."""
@@ -987,19 +994,19 @@ def _batch_args(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np
         factor_error=np.empty((rows, D)),
         links=np.zeros((rows, 3, T, L)))
     out.links[:, 2] = 1.0
-    return out, (m, plan, out, detail, invalid_costs, chunk)
+    return out, (m, plan, out, detail, int(costs), chunk)
 
 
 def evaluate(plan: Plan, temporal: np.ndarray, spatial: np.ndarray, order: np.ndarray, sorder: np.ndarray,
-             keep: np.ndarray, detail: bool = True, chunk: int = 256, invalid_costs: bool = True) -> dict:
+             keep: np.ndarray, detail: bool = True, chunk: int = 256, costs: int = 2) -> dict:
     """Evaluate a batch: temporal int64 [B, L, D], spatial int64 [B, L, D, 2], order and sorder
     int64 [B, L, D], keep bool [B, L, T]. ``plan`` holds the model's constants (see
-    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``). Without
-    ``invalid_costs``, invalid mappings get their reason and +inf energy and cycles only."""
+    CostModel.kernel_plan). Returns float64 arrays (int64 for ``reason``). ``costs``: 2 all;
+    1 valid mappings' only (invalid ones: reason, +inf energy and cycles); 0 reasons only."""
     if not HAVE_NUMBA:
         raise RuntimeError("numba is not installed")
     _jit()
-    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk, invalid_costs)
+    out, args = _batch_args(plan, temporal, spatial, order, sorder, keep, detail, chunk, costs)
     (_evaluate_batch_serial if len(temporal) <= chunk or _one_thread() else _evaluate_batch)(*args)
     return out._asdict()
 

@@ -172,7 +172,7 @@ class DCP(Optimizer):
 
     def _legal(self, genomes: torch.Tensor) -> torch.Tensor:
         self.legality_checks += len(genomes)
-        return self.space.screen(genomes, invalid_costs=False).valid  # (validity is exact in the screen)
+        return self.space.reasons(genomes) == 0
 
     def _unseen(self, genomes: torch.Tensor) -> tuple[torch.Tensor, list[bytes]]:
         """The rows never sent to the true model, each once, in their first order, with their keys."""

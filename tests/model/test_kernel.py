@@ -74,3 +74,4 @@ def test_without_invalid_costs_only_invalid_mappings_change(arch_name):
         assert torch.equal(full.energy[ok], fast.energy[ok]) and torch.equal(full.cycles[ok], fast.cycles[ok])
         assert torch.isinf(fast.energy[~ok]).all() and torch.isinf(fast.cycles[~ok]).all()
         assert len(set(full.reason.tolist())) >= 3  # valid and at least two reasons of failure
+        assert torch.equal(m(b, detail=False, validity_only=True).reason, full.reason)
