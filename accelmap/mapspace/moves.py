@@ -376,12 +376,10 @@ def is_compiled() -> bool:
     numba's private cache index as :func:`accelmap.model.kernel.is_compiled` does."""
     if not HAVE_NUMBA:
         return True
+    from accelmap.model.kernel import in_cache
+
     _wrap()
-    try:
-        return all(globals()[name].signatures or bool(globals()[name]._cache._cache_file._load_index())
-                   for name in SIGNATURES)
-    except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
-        return False
+    return in_cache(globals()[name] for name in SIGNATURES)
 
 
 def compile_here() -> None:

@@ -1204,21 +1204,28 @@ def compile_kernel_in_child(parallel: bool = False) -> bool:
     the kernel's parallel loop starts numba's OpenMP threads, after which this process could no
     longer fork its workers. Returns False if the child failed (the workers then compile for
     themselves, as before)."""
+    code = f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})"
+    return run_children([code])
+
+
+def run_children(codes: list[str]) -> bool:
+    """Run each Python snippet in a child process, all side by side, and wait for them; True if
+    every one succeeded. Each child has its own session: a Ctrl-C at the terminal reaches this
+    process only, which stops them quietly (numba would print its own tracebacks)."""
     import subprocess
     import sys
 
-    code = f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})"
-    # its own session: a Ctrl-C at the terminal reaches this process only, which stops the child
-    # quietly (numba would print its own traceback)
-    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, start_new_session=True)
+    children = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, start_new_session=True) for code in codes]
     try:
-        child.communicate()
+        for child in children:
+            child.communicate()
     except BaseException:
-        child.kill()
-        child.wait()
+        for child in children:
+            child.kill()
+            child.wait()
         raise
-    return child.returncode == 0
+    return all(child.returncode == 0 for child in children)
 
 
 def _compile_kernel_here(parallel: bool = False) -> None:

@@ -1049,8 +1049,14 @@ def is_compiled(parallel: bool = False) -> bool:
     if that changes, the answer is False and the caller merely shows a compile step that is quick."""
     if not HAVE_NUMBA:
         return True  # nothing to compile: the torch model is used
+    return in_cache(_dispatchers(parallel))
+
+
+def in_cache(dispatchers) -> bool:
+    """Whether every numba dispatcher has machine code loaded or in numba's on-disk cache (read
+    through numba's private cache index; if that changes, False: a compile step that is quick)."""
     try:
-        return all(f.signatures or bool(f._cache._cache_file._load_index()) for f in _dispatchers(parallel))
+        return all(f.signatures or bool(f._cache._cache_file._load_index()) for f in dispatchers)
     except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
         return False
 

@@ -4,15 +4,13 @@ first run)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 
 def needs_compile(device: str = "cpu", parallel: bool = False) -> bool:
     """True when searching on ``device`` would first compile something (once after install): the
-    CPU kernel (see :func:`accelmap.model.cost_model.kernel_needs_compile`; not on CUDA) or the
-    moves, which run on the CPU whatever the device."""
+    CPU kernel (see :func:`accelmap.model.cost_model.kernel_needs_compile`; not on CUDA), or the
+    moves and island updates, which run on the CPU whatever the device."""
     from accelmap.mapspace import moves
     from accelmap.model.cost_model import kernel_needs_compile
     from accelmap.search import islands
@@ -25,20 +23,11 @@ def compile_search(parallel: bool = False) -> float:
     processes side by side (children, because compiling the kernel's parallel loop starts threads
     after which this process could not fork its workers; see
     :func:`accelmap.model.cost_model.compile_kernel_in_child`). Returns seconds."""
+    from accelmap.model.cost_model import run_children
+
     t0 = time.perf_counter()
-    codes = [f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})",
-             "from accelmap.search.compile import _compile_search_parts; _compile_search_parts()"]
-    # each in its own session: a Ctrl-C at the terminal reaches this process only, which stops them
-    children = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.PIPE, start_new_session=True) for code in codes]
-    try:
-        for child in children:
-            child.communicate()
-    except BaseException:
-        for child in children:
-            child.kill()
-            child.wait()
-        raise
+    run_children([f"from accelmap.model.cost_model import _compile_kernel_here; _compile_kernel_here({bool(parallel)})",
+                  "from accelmap.search.compile import _compile_search_parts; _compile_search_parts()"])
     return time.perf_counter() - t0
 
 

@@ -158,10 +158,9 @@ def _jit() -> None:
 
 def is_compiled() -> bool:
     """Whether their machine code is in numba's on-disk cache (read as the kernel's is)."""
+    from accelmap.model.kernel import in_cache
+
     _wrap()
-    try:
-        return all(globals()[n].signatures or bool(globals()[n]._cache._cache_file._load_index()) for n in SIGNATURES)
-    except Exception:  # noqa: BLE001 - numba internals moved: assume a compile is due
-        return False
+    return in_cache(globals()[name] for name in SIGNATURES)
 
 
