@@ -16,7 +16,7 @@ from accelmap.mapspace.constraints import Constraints
 from accelmap.model.objective import Objective
 from accelmap.options import check_device, require_positive
 from accelmap.search.compile import compile_search, needs_compile
-from accelmap.search.executor import Executor, make_executor
+from accelmap.search.executor import Executor, PoolExecutor, can_fork, make_executor
 from accelmap.search.network import (
     DEFAULT_BUDGET,
     DEFAULT_OPTIMIZER,
@@ -28,9 +28,11 @@ from accelmap.search.network import (
 from accelmap.workload.network import Layer
 
 
-def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete: bool) -> None:
+def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete: bool,
+              plots_on: Executor | None = None) -> None:
     """summary.json, mappings/ and problems/ (Timeloop YAML, readable by accelmap evaluate),
-    trials.jsonl, and the plots."""
+    trials.jsonl, and the plots, drawn on ``plots_on`` (default this process; a pool draws them
+    side by side, each worker importing matplotlib at once), after every other file is written."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "mappings").mkdir(exist_ok=True)
     (out / "problems").mkdir(exist_ok=True)
@@ -53,12 +55,22 @@ def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete:
                "lower_bound": LOWER_BOUND_NOTE}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     try:
-        from accelmap.runs.plots import plot_convergence, plot_energy_by_level
-
-        plot_energy_by_level(outcomes, out / "energy_by_level.png")
-        plot_convergence(outcomes, out / "convergence.png")
+        pngs = (plots_on or Executor()).run(_plot, [(name, outcomes) for name in MAP_PLOTS])
+        for i, png in pngs.items():
+            if png is not None:
+                (out / MAP_PLOTS[i]).write_bytes(png)
     except Exception as exc:  # plots are a convenience; never lose a run over them
         (out / "plots_error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+
+
+MAP_PLOTS = ("energy_by_level.png", "convergence.png")
+
+
+def _plot(name: str, outcomes: list[LayerOutcome]) -> bytes | None:
+    # matplotlib is imported here, in whichever process draws, never by the one that only writes
+    from accelmap.runs.plots import convergence_png, energy_by_level_png
+
+    return {"energy_by_level.png": energy_by_level_png, "convergence.png": convergence_png}[name](outcomes)
 
 
 def default_run_dir(network: str, arch: str) -> Path:
@@ -185,7 +197,12 @@ def run_map(plan: MapPlan, on_done: Callable[[LayerOutcome], None] | None = None
                                   on_done=on_done, executor=ex, device=plan.device, options=plan.options)
         wall = time.perf_counter() - t0  # the search: the backend's start-up and shutdown left out
     complete = len(outcomes) == len(plan.layers)
-    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall, startup_seconds=startup), complete)
+    # Where the search ran on a local pool, the cores are free again: two forked processes draw
+    # the two plots side by side (a fork inherits every import but matplotlib's, which each does
+    # at once). After Ctrl-C, or where forking is not safe, this process draws them.
+    local = isinstance(ex, PoolExecutor) and complete and can_fork()
+    write_run(plan.run_dir, outcomes, dict(plan.settings, wall_seconds=wall, startup_seconds=startup), complete,
+              plots_on=PoolExecutor(len(MAP_PLOTS)) if local else None)
     return MapResult(outcomes, totals(outcomes), complete, wall, plan.run_dir, startup)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,31 +9,64 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 
-def plot_energy_by_level(outcomes, path: Path) -> None:
-    """Stacked bars: each layer's energy (one occurrence) split by storage level and MACs."""
+# The map command's two plots are drawn on plain Figures (no pyplot state) with margins set from
+# the label sizes, not by tight_layout: its extra layout pass was a third of their drawing time,
+# and they are drawn after every search, on the user's wait.
+
+def _text_inches(texts: list[str], size: float) -> float:
+    """The widest of ``texts`` at font ``size`` (points), in inches (the default font)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    prop, measure = FontProperties(size=size), TextToPath()
+    return max((measure.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0.0) / 72
+
+
+def _png(fig, dpi: int = 110) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def energy_by_level_png(outcomes) -> bytes | None:
+    """Stacked bars: each layer's energy (one occurrence) split by storage level and MACs; None
+    when no layer was mapped."""
+    import math
+
+    from matplotlib.figure import Figure
+
     ok = [o for o in outcomes if o.found]
     if not ok:
-        return
-    levels = list(ok[0].energy_by_level)
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(ok) + 2), 4.5))
+        return None
+    names = [o.name for o in ok]
+    # rotated tick labels hang below the axes by their width times sin(70 degrees)
+    below = _text_inches(names, 7) * math.sin(math.radians(70)) + 0.3
+    width, height = max(6, 0.45 * len(ok) + 2), 3.6 + below
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.85 / width, right=1 - 0.2 / width, bottom=below / height, top=1 - 0.4 / height)
+    ax = fig.add_subplot()
     bottom = [0.0] * len(ok)
-    for lv in levels:
+    for lv in ok[0].energy_by_level:
         vals = [o.energy_by_level[lv] / 1e6 for o in ok]
         ax.bar(range(len(ok)), vals, bottom=bottom, label=lv)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_xticks(range(len(ok)))
-    ax.set_xticklabels([o.name for o in ok], rotation=70, ha="right", fontsize=7)
+    ax.set_xticklabels(names, rotation=70, ha="right", fontsize=7)
     ax.set_ylabel("energy per occurrence (uJ)")
     ax.set_title("energy by level")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _png(fig)
 
 
-def plot_convergence(outcomes, path: Path) -> None:
+def convergence_png(outcomes) -> bytes:
     """Best EDP found (relative to the final best) against evaluations, one line per layer."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4.5))
+    fig.subplots_adjust(left=0.14, right=0.97, bottom=0.12, top=0.92)
+    ax = fig.add_subplot()
     for o in outcomes:
         if not o.trace or not o.found:
             continue
@@ -49,9 +80,7 @@ def plot_convergence(outcomes, path: Path) -> None:
     ax.set_title("search convergence")
     if len(outcomes) <= 12:
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return _png(fig)
 
 
 # ---- figures for accelmap report (returned as PNG bytes, embedded in the HTML page) ---------

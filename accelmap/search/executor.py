@@ -52,6 +52,11 @@ def _start_method() -> str:
     return "fork"
 
 
+def can_fork() -> bool:
+    """Whether a local pool starts by forking this process (cheap: workers inherit its imports)."""
+    return _start_method() == "fork"
+
+
 def _init_pool_worker() -> None:
     # Ctrl-C is the parent's to handle: it stops the pool and keeps the finished tasks.
     import signal

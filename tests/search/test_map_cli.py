@@ -41,6 +41,23 @@ def test_map_writes_a_run_that_evaluate_reads_back(cli, tmp_path, problem):
         (out / "mappings").glob("*.yaml").__next__().read_text()
 
 
+def test_map_on_a_pool_writes_both_plots(cli, tmp_path):
+    # with a local pool the plots are drawn by two forked processes; the files must be the same kind
+    from accelmap.workload.workload import conv2d, problem_to_dict
+    from accelmap.yamlio import dump_yaml
+
+    folder = tmp_path / "net"
+    folder.mkdir()
+    for name, k in (("a", 16), ("b_with_a_much_longer_layer_name_than_the_first", 32)):
+        (folder / f"{name}.yaml").write_text(dump_yaml(problem_to_dict(conv2d(name, C=8, K=k, P=7, R=3))))
+    out = tmp_path / "run"
+    code, _, err = cli("map", str(folder), "--budget", "2000", "--workers", "2", "--out", str(out))
+    assert code == 0, err
+    assert not (out / "plots_error.txt").exists()
+    for f in ("energy_by_level.png", "convergence.png"):
+        assert (out / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_optimizers_listed(cli):
     code, text, _ = cli("optimizers")
     assert code == 0 and all(n in text for n in ("annealing", "genetic", "random", "exhaustive"))
