@@ -22,14 +22,6 @@ def _text_inches(texts: list[str], size: float) -> float:
     return max((measure.get_text_width_height_descent(t, prop, ismath=False)[0] for t in texts), default=0.0) / 72
 
 
-def _png(fig, dpi: int = 110) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
 def energy_by_level_png(outcomes) -> bytes | None:
     """Stacked bars: each layer's energy (one occurrence) split by storage level and MACs; None
     when no layer was mapped."""
@@ -57,7 +49,7 @@ def energy_by_level_png(outcomes) -> bytes | None:
     ax.set_ylabel("energy per occurrence (uJ)")
     ax.set_title("energy by level")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig, dpi=110, tight=False)
 
 
 def convergence_png(outcomes) -> bytes:
@@ -80,17 +72,18 @@ def convergence_png(outcomes) -> bytes:
     ax.set_title("search convergence")
     if len(outcomes) <= 12:
         ax.legend(fontsize=6)
-    return _png(fig)
+    return figure_png(fig, dpi=110, tight=False)
 
 
 # ---- figures for accelmap report (returned as PNG bytes, embedded in the HTML page) ---------
 
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes; closes it."""
+def figure_png(fig, dpi: int = 100, tight: bool = True) -> bytes:
+    """The figure as PNG bytes, cropped to its contents with ``tight``; closes it (a pyplot
+    figure; a plain Figure needs no closing)."""
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+    fig.savefig(buf, format="png", dpi=dpi, **({"bbox_inches": "tight", "pad_inches": 0.12} if tight else {}))
     plt.close(fig)
     return buf.getvalue()
 
