@@ -107,8 +107,9 @@ def map_cmd(
                                                       "when no NETWORK is given."),
     imperfect: bool = typer.Option(False, "--imperfect", help="Also search imperfect factors (ends that need not "
                                                               "divide, Timeloop's P=8,5): each layer's perfect "
-                                                              "search, then the imperfect one seeded with it; "
-                                                              "never worse, about twice the time."),
+                                                              "search, then the imperfect one seeded with it, "
+                                                              "over the whole --budget; never worse, 4-15x the "
+                                                              "search time."),
 ) -> None:
     """Find the best mapping of every unique layer of a network; write a run directory."""
     if spec:
