@@ -16,7 +16,7 @@ from accelmap.mapspace.constraints import Constraints
 from accelmap.model.objective import Objective
 from accelmap.options import check_device, require_positive
 from accelmap.search.compile import compile_search, needs_compile
-from accelmap.search.executor import Executor, PoolExecutor, can_fork, make_executor
+from accelmap.search.executor import Executor, PoolExecutor, can_fork, check_ray, make_executor
 from accelmap.search.network import (
     DEFAULT_BUDGET,
     DEFAULT_OPTIMIZER,
@@ -140,6 +140,8 @@ def plan_map(network: str, arch: str = "eyeriss_like", *, ert: str | None = None
     if dev != "cpu" and ray:
         raise AccelmapError("--device cuda runs the layers in this process; it cannot be combined with --ray",
                             field="--device")
+    if ray:
+        check_ray()  # before the run directory is made: a mistake leaves no empty folder behind
     obj = Objective.parse(objective, list(require))
     a = load_architecture(arch, ert, art)
     net = load_network(network, on_warning=on_warning)

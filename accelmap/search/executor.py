@@ -140,12 +140,23 @@ class PoolExecutor(Executor):
         return done
 
 
+NO_RAY = "--ray needs Ray, which is not installed; pip install 'accelmap[ray]'"
+
+
+def check_ray() -> None:
+    """Raise the missing-Ray error now, without importing Ray (seconds): for checking options
+    before anything is created or searched."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise AccelmapError(NO_RAY, field="--ray")
+
+
 def _ray():
     try:
         import ray
     except ImportError:
-        raise AccelmapError("--ray needs Ray, which is not installed; pip install 'accelmap[ray]'",
-                            field="--ray") from None
+        raise AccelmapError(NO_RAY, field="--ray") from None
     return ray
 
 

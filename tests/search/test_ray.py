@@ -178,10 +178,12 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
         make_executor(2, "auto")
 
 
-def test_missing_ray_cli_one_line(monkeypatch, cli):
+def test_missing_ray_cli_one_line(monkeypatch, cli, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.chdir(tmp_path)
     code, _, err = cli("map", "resnet18", "--ray", "auto", "--budget", "10")
     assert code == 2 and "accelmap[ray]" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # the option is checked before the run directory is made
 
 
 def test_totals_incomplete_point_is_nan():
