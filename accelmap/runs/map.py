@@ -55,22 +55,23 @@ def write_run(out: Path, outcomes: list[LayerOutcome], settings: dict, complete:
                "lower_bound": LOWER_BOUND_NOTE}
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
     try:
-        pngs = (plots_on or Executor()).run(_plot, [(name, outcomes) for name in MAP_PLOTS])
+        names = list(MAP_PLOTS)
+        pngs = (plots_on or Executor()).run(_plot, [(name, outcomes) for name in names])
         for i, png in pngs.items():
             if png is not None:
-                (out / MAP_PLOTS[i]).write_bytes(png)
+                (out / names[i]).write_bytes(png)
     except Exception as exc:  # plots are a convenience; never lose a run over them
         (out / "plots_error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
 
 
-MAP_PLOTS = ("energy_by_level.png", "convergence.png")
+MAP_PLOTS = {"energy_by_level.png": "energy_by_level_png", "convergence.png": "convergence_png"}  # file: drawer
 
 
 def _plot(name: str, outcomes: list[LayerOutcome]) -> bytes | None:
     # matplotlib is imported here, in whichever process draws, never by the one that only writes
-    from accelmap.runs.plots import convergence_png, energy_by_level_png
+    from accelmap.runs import plots
 
-    return {"energy_by_level.png": energy_by_level_png, "convergence.png": convergence_png}[name](outcomes)
+    return getattr(plots, MAP_PLOTS[name])(outcomes)
 
 
 def default_run_dir(network: str, arch: str) -> Path:
